@@ -1,0 +1,1 @@
+"""Pipeline stages: one standalone script per DVC stage (`python -m stages.<name>`)."""

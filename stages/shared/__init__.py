@@ -1,0 +1,1 @@
+"""Code the stage scripts share, one module per concern."""

@@ -1,0 +1,64 @@
+"""Manifests: the CSV tables that say which file goes where, and atomic file writing.
+
+A manifest never copies images; it lists them. Classification rows: path, label, md5,
+split. Detection rows: path, present (0/1), x1, y1, x2, y2 (normalised), md5, split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stages.shared.cli import UserError
+
+COLUMNS = {
+    "classification": ["path", "label", "md5", "split"],
+    "detection": ["path", "present", "x1", "y1", "x2", "y2", "md5", "split"],
+}
+SPLITS = ("train", "val", "test")
+BOX = ["x1", "y1", "x2", "y2"]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so readers see the old content or the new, never half of it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON with stable key order and a trailing newline, atomically."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def write_manifest(path: Path, frame: pd.DataFrame, task: str) -> None:
+    """Write a manifest with the task's columns, in a byte-stable format."""
+    frame = frame[COLUMNS[task]]
+    atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+
+
+def read_manifest(path: Path, task: str) -> pd.DataFrame:
+    """Read and check a manifest written by `write_manifest`."""
+    try:
+        frame = pd.read_csv(path, dtype={"path": str, "label": str, "md5": str, "split": str})
+    except FileNotFoundError:
+        raise UserError(f"{path}: manifest not found — run `dvc repro` for its stage") from None
+    missing = [c for c in COLUMNS[task] if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing columns {missing} — re-run the stage that wrote it")
+    bad = sorted(set(frame["split"]) - set(SPLITS))
+    if bad:
+        raise UserError(f"{path}: unknown split values {bad}; valid: {', '.join(SPLITS)}")
+    return frame

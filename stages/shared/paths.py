@@ -1,0 +1,26 @@
+"""Paths every stage shares, relative to the project root (stages run from there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+SAMPLE_DIR = Path("data/sample")
+SPLIT_DIR = Path("data/split")
+AUGMENTED_DIR = Path("data/augmented")
+MODELS_DIR = Path("models")
+REPORTS_DIR = Path("reports")
+DATA_REPORTS_DIR = REPORTS_DIR / "data"
+WORK_DIR = Path(".work")  # git-ignored and outside every DVC output: survives a stage restart
+
+TASKS = ("classification", "detection")
+
+
+def split_manifest(task: str) -> Path:
+    """The split manifest of a task."""
+    return SPLIT_DIR / f"{task}.csv"
+
+
+def split_report(task: str) -> Path:
+    """The split report (counts, skipped files) of a task."""
+    return DATA_REPORTS_DIR / f"{task}.json"

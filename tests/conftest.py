@@ -1,0 +1,150 @@
+"""Shared fixtures: tiny datasets built on the fly, params files, and a project copy for DVC."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def write_image(path: Path, rng: np.random.Generator, size=(12, 10), mode="RGB", fmt=None) -> Path:
+    """Write a random image (distinct content per call) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    channels = {"RGB": 3, "RGBA": 4, "L": 1}[mode]
+    pixels = rng.integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
+    Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(path, format=fmt)
+    return path
+
+
+def labelme(points, width=40, height=30, shape_type="rectangle") -> dict:
+    """A minimal labelme document with one shape."""
+    return {
+        "version": "5.2.1",
+        "shapes": [{"label": "face", "points": points, "shape_type": shape_type}],
+        "imageWidth": width,
+        "imageHeight": height,
+        "imageData": None,
+    }
+
+
+def make_classification(root: Path, counts: dict[str, int], seed: int = 0) -> Path:
+    """`<root>/<class>/img_NN.png` with `counts[class]` distinct random images each."""
+    rng = np.random.default_rng(seed)
+    for label, count in counts.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            write_image(root / label / f"img_{i:02d}.png", rng)
+    return root
+
+
+def make_detection(root: Path, positives: int, negatives: int, beside: bool = False) -> Path:
+    """Images 40×30 with labelme JSON (in labels/ or beside), plus negatives without JSON."""
+    rng = np.random.default_rng(1)
+    images = root if beside else root / "images"
+    labels = root if beside else root / "labels"
+    labels.mkdir(parents=True, exist_ok=True)
+    for i in range(positives + negatives):
+        write_image(images / f"im_{i:02d}.jpg", rng, size=(40, 30))
+        if i < positives:
+            doc = labelme([[30, 20], [10, 5]])  # corners deliberately bottom-right first
+            (labels / f"im_{i:02d}.json").write_text(json.dumps(doc))
+    return root
+
+
+def write_params(directory: Path, **sections) -> Path:
+    """The project's params.yaml with sections (dicts, merged one level deep) overridden."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, values in sections.items():
+        params[name] = {**params.get(name, {}), **values}
+    path = directory / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """An empty project directory as the current directory, with the default params."""
+    monkeypatch.chdir(tmp_path)
+    write_params(tmp_path)
+    return tmp_path
+
+
+# --- end-to-end helpers: a copy of the project in a temporary git + DVC repository ---
+
+TINY_PARAMS = {
+    "sample": {
+        "classification": {"image_size": 16, "per_class": 8},
+        "detection": {
+            "frames": 24,
+            "negative_fraction": 0.2,
+            "frame_width": 64,
+            "frame_height": 48,
+            "face_min": 16,
+            "face_max": 32,
+        },
+    },
+}
+
+
+def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a CLI command with the test interpreter's environment; failures show stderr."""
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "DVC_NO_ANALYTICS": "1",
+        "TQDM_DISABLE": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {result.returncode}\n"
+            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
+        )
+    return result
+
+
+def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the real `dvc` CLI of this environment."""
+    return run_cli([sys.executable, "-m", "dvc", *args], cwd, check)
+
+
+def git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return run_cli(["git", *args], cwd)
+
+
+@pytest.fixture
+def dvc_project(tmp_path) -> Path:
+    """A fresh git + DVC repository holding the pipeline code and tiny params, committed."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copytree(
+        ROOT / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, project / name)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in TINY_PARAMS.items():
+        params[section].update(values)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git("init", "-q", "-b", "main", cwd=project)
+    dvc("init", "-q", cwd=project)
+    dvc("config", "core.analytics", "false", cwd=project)
+    dvc("config", "core.check_update", "false", cwd=project)
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", "pipeline", cwd=project)
+    return project

@@ -1,0 +1,50 @@
+"""images.py: decoding any common image file to upright RGB, and refusing broken ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.shared.images import ImageError, image_size, is_image_file, read_rgb
+
+
+def test_modes_all_become_uint8_rgb(tmp_path):
+    grey = np.full((6, 5), 100, np.uint8)
+    Image.fromarray(grey, "L").save(tmp_path / "grey.png")
+    Image.fromarray(np.zeros((6, 5, 4), np.uint8), "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(grey, "L").convert("P").save(tmp_path / "palette.gif")
+    Image.fromarray(np.full((6, 5), 65535, np.uint16)).save(tmp_path / "deep.png")
+    Image.new("CMYK", (5, 6), (0, 0, 0, 0)).save(tmp_path / "cmyk.jpg")
+    for name in ("grey.png", "rgba.png", "palette.gif", "deep.png", "cmyk.jpg"):
+        rgb = read_rgb(tmp_path / name)
+        assert rgb.shape == (6, 5, 3) and rgb.dtype == np.uint8, name
+    assert read_rgb(tmp_path / "grey.png")[0, 0].tolist() == [100, 100, 100]
+    assert read_rgb(tmp_path / "deep.png")[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_honoured(tmp_path):
+    img = Image.new("RGB", (8, 4))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90° clockwise on display
+    img.save(tmp_path / "rotated.jpg", exif=exif)
+    assert image_size(tmp_path / "rotated.jpg") == (4, 8)
+
+
+def test_broken_files_raise_with_a_reason(tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "page.png").write_text("<html><body>404</body></html>")
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "full.jpg")
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageError, match="not an image file"):
+        image_size(tmp_path / "empty.jpg")
+    with pytest.raises(ImageError, match="not an image file"):
+        image_size(tmp_path / "page.png")
+    with pytest.raises(ImageError, match=r"truncated or corrupt image \(Truncated File Read\)"):
+        image_size(tmp_path / "cut.jpg")
+
+
+def test_extensions_are_case_insensitive(tmp_path):
+    assert is_image_file(tmp_path / "A.JPG") and is_image_file(tmp_path / "b.Png")
+    assert not is_image_file(tmp_path / "notes.txt")

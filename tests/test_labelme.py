@@ -1,0 +1,131 @@
+"""labelme.py: finding label files and reading one normalised box from them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from stages.shared.labelme import LabelError, find_label, parse_label, read_label
+from tests.conftest import labelme
+
+
+def close(box):
+    """Boxes are stored rounded to 6 decimals."""
+    return pytest.approx(box, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "points",
+    [[[10, 5], [30, 20]], [[30, 20], [10, 5]], [[10, 20], [30, 5]], [[30, 5], [10, 20]]],
+)
+def test_corners_in_any_order_give_the_same_box(points):
+    label = parse_label(labelme(points), (40, 30))
+    assert label.box == close((0.25, 5 / 30, 0.75, 20 / 30))
+    assert label.notes == ()
+
+
+def test_no_shapes_is_a_negative():
+    assert parse_label({"shapes": []}, (40, 30)).box is None
+
+
+def test_points_outside_the_image_are_clipped_and_noted():
+    label = parse_label(labelme([[-5, -5], [50, 20]]), (40, 30))
+    assert label.box == close((0.0, 0.0, 1.0, 20 / 30))
+    assert "box outside the image: clipped" in label.notes
+
+
+def test_polygon_uses_its_bounding_box():
+    doc = labelme([[10, 5], [30, 10], [20, 20]], shape_type="polygon")
+    label = parse_label(doc, (40, 30))
+    assert label.box == close((0.25, 5 / 30, 0.75, 20 / 30))
+    assert "polygon: used its bounding box" in label.notes
+
+
+def test_several_rectangles_keep_the_largest():
+    doc = labelme([[0, 0], [4, 4]])
+    doc["shapes"].append({"points": [[10, 10], [30, 25]], "shape_type": "rectangle"})
+    label = parse_label(doc, (40, 30))
+    assert label.box == close((0.25, 1 / 3, 0.75, 25 / 30))
+    assert "several shapes: kept the largest" in label.notes
+
+
+def test_json_size_differing_from_file_scales_by_the_json():
+    label = parse_label(labelme([[10, 5], [30, 20]], width=40, height=30), (80, 60))
+    assert label.box == close((0.25, 5 / 30, 0.75, 20 / 30))
+    assert any("differ from the image file" in n for n in label.notes)
+
+
+def test_point_shapes_carry_no_box():
+    label = parse_label(labelme([[3, 3]], shape_type="point"), (40, 30))
+    assert label.box is None and label.notes == ("point shape ignored (no area)",)
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"flags": {}}, "no 'shapes' list"),
+        (labelme([[1, 1]]), r"'shapes\[0\]\.points' has 1 points, a rectangle needs 2"),
+        (labelme([[1, 1], ["a", 2]]), r"'shapes\[0\]\.points' is not a list of \[x, y\] pairs"),
+        (labelme([[5, 5], [5, 20]]), "box has no area"),
+        (labelme([[50, 40], [60, 50]]), "box has no area"),
+        ({"shapes": ["rect"]}, r"'shapes\[0\]' is not an object"),
+    ],
+)
+def test_unusable_labels_raise_with_the_reason(doc, message):
+    with pytest.raises(LabelError, match=message):
+        parse_label(doc, (40, 30))
+
+
+def test_invalid_json_file(tmp_path):
+    path = tmp_path / "a.json"
+    path.write_text("{not json")
+    with pytest.raises(LabelError, match=r"invalid JSON .* fix or delete the file"):
+        read_label(path, (40, 30))
+
+
+def test_find_label_beside_the_image_or_in_labels(tmp_path):
+    (tmp_path / "images" / "sub").mkdir(parents=True)
+    (tmp_path / "labels" / "sub").mkdir(parents=True)
+    image = tmp_path / "images" / "sub" / "a.jpg"
+    assert find_label(image, tmp_path) is None
+    mirrored = tmp_path / "labels" / "sub" / "a.json"
+    mirrored.write_text("{}")
+    assert find_label(image, tmp_path) == mirrored
+    beside = tmp_path / "images" / "sub" / "a.json"
+    beside.write_text("{}")
+    assert find_label(image, tmp_path) == beside
+
+
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**6), 10**6), st.text()
+)
+point = st.lists(numbers, min_size=0, max_size=3)
+shape = st.fixed_dictionaries(
+    {"points": st.one_of(st.lists(point, max_size=5), numbers)},
+    optional={
+        "shape_type": st.sampled_from(["rectangle", "polygon", "circle", "point", None, "line"])
+    },
+)
+documents = st.one_of(
+    st.fixed_dictionaries(
+        {"shapes": st.lists(shape, max_size=4)},
+        optional={"imageWidth": numbers, "imageHeight": numbers},
+    ),
+    st.dictionaries(st.text(max_size=5), numbers, max_size=3),
+)
+
+
+@given(doc=documents, size=st.tuples(st.integers(1, 2000), st.integers(1, 2000)))
+def test_any_document_gives_a_valid_box_a_negative_or_a_label_error(doc, size):
+    try:
+        label = parse_label(doc, size)
+    except LabelError as err:
+        assert str(err)
+        return
+    if label.box is not None:
+        x1, y1, x2, y2 = label.box
+        assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
+    json.dumps(label.notes)

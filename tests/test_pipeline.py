@@ -1,0 +1,59 @@
+"""End to end through the real `dvc` CLI in a temporary git repository (tiny data)."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tests.conftest import dvc, git
+
+pytestmark = pytest.mark.slow
+
+
+def ran_stages(output: str) -> list[str]:
+    """The stage names a `dvc repro` printed as run."""
+    return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
+
+
+def test_repro_then_nothing_to_do_then_a_split_param_reruns_only_split(dvc_project):
+    first = dvc("repro", cwd=dvc_project)
+    assert {"sample@classification", "split@detection"} <= set(ran_stages(first.stdout))
+    manifests = {
+        task: (dvc_project / f"data/split/{task}.csv").read_bytes()
+        for task in ("classification", "detection")
+    }
+    again = dvc("repro", cwd=dvc_project)
+    assert ran_stages(again.stdout) == [], again.stdout
+    assert "Data and pipelines are up to date" in again.stdout
+    status = dvc("status", "--json", cwd=dvc_project)
+    assert status.stdout.strip() == "{}"
+    git("add", "-A", cwd=dvc_project)
+    git("commit", "-q", "-m", "run", cwd=dvc_project)
+
+    forced = dvc("repro", "--force", "--single-item", "split@classification", cwd=dvc_project)
+    assert ran_stages(forced.stdout) == ["split@classification"]
+    assert (dvc_project / "data/split/classification.csv").read_bytes() == manifests[
+        "classification"
+    ]
+
+    params_path = dvc_project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["split"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    changed = dvc("repro", cwd=dvc_project)
+    assert sorted(ran_stages(changed.stdout)) == ["split@classification", "split@detection"]
+    for task, before in manifests.items():
+        assert (dvc_project / f"data/split/{task}.csv").read_bytes() != before
+
+
+def test_a_params_typo_stops_the_stage_with_one_line(dvc_project):
+    params_path = dvc_project / "params.yaml"
+    params = yaml.safe_load(params_path.read_text())
+    params["split"]["small_clases"] = params["split"].pop("small_classes")
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    result = dvc("repro", "split@classification", cwd=dvc_project, check=False)
+    assert result.returncode != 0
+    assert "error: params.yaml: split.small_clases: unknown key; valid keys: fractions," in (
+        result.stderr + result.stdout
+    )
+    assert "Traceback" not in result.stderr + result.stdout
