@@ -43,9 +43,9 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def write_manifest(path: Path, frame: pd.DataFrame, task: str) -> None:
-    """Write a manifest with the task's columns, in a byte-stable format."""
-    frame = frame[COLUMNS[task]]
+def write_manifest(path: Path, frame: pd.DataFrame, task: str, extra: tuple[str, ...] = ()) -> None:
+    """Write a manifest with the task's columns (+ `extra`), in a byte-stable format."""
+    frame = frame[COLUMNS[task] + list(extra)]
     atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
 
 

@@ -82,11 +82,30 @@ class SplitParams(Section):
     small_classes: Literal["error", "drop"]
 
 
+class AugmentClassification(Section):
+    copies: int = Field(ge=0, le=1000, description="augmented copies per training image")
+    keep_original: bool
+    size: int = Field(ge=8, le=1024, description="output side, pixels (square)")
+    format: Literal["png", "jpg"]
+    transforms: list[dict[str, Any]]
+
+
+class AugmentDetection(AugmentClassification):
+    min_visibility: float = Field(ge=0.0, le=1.0, description="box share that must survive")
+
+
+class AugmentParams(Section):
+    workers: int = Field(ge=0, description="processes; 0 = one per CPU core")
+    classification: AugmentClassification
+    detection: AugmentDetection
+
+
 SECTIONS: dict[str, type[Section]] = {
     "base": BaseParams,
     "data": DataParams,
     "sample": SampleParams,
     "split": SplitParams,
+    "augment": AugmentParams,
 }
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): run with `make bench`; each prints measured ratios and targets."""

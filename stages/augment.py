@@ -1,0 +1,79 @@
+"""Stage `augment@<task>`: offline augmentation of the train split with albumentations.
+
+In:  data/split/<task>.csv and the images it lists.
+Out: data/augmented/<task>/ (augmented train images + manifest.csv in the split manifest's
+     schema, plus a `source` column); val/test rows are carried over untouched, pointing at
+     the original files. reports/data/augment-<task>.json: copies written, boxes lost, speed.
+Params: base.seed, augment.<task> (augment.workers changes speed only, never the output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+
+import pandas as pd
+from tqdm import tqdm
+
+from stages.shared.augmentation import augment_rows, build_pipeline
+from stages.shared.cli import run_stage
+from stages.shared.manifest import read_manifest, write_json, write_manifest
+from stages.shared.params import load_params
+from stages.shared.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("task", choices=TASKS)
+    task = parser.parse_args(argv).task
+    base, params = load_params("base"), load_params("augment")
+    cfg = getattr(params, task)
+    where = f"augment.{task}.transforms"
+    with_boxes = task == "detection"
+    min_visibility = getattr(cfg, "min_visibility", 0.0)
+    # Check every transform before touching a single image.
+    build_pipeline(cfg.transforms, cfg.size, with_boxes, min_visibility, where)
+
+    frame = read_manifest(split_manifest(task), task)
+    frame["source"] = frame["path"]
+    out_dir = AUGMENTED_DIR / task
+    shutil.rmtree(out_dir, ignore_errors=True)
+    (out_dir / "images").mkdir(parents=True)
+
+    train = frame[frame["split"] == "train"]
+    keep = frame if cfg.keep_original or cfg.copies == 0 else frame[frame["split"] != "train"]
+    workers = params.workers or os.cpu_count() or 1
+    config = {
+        "transforms": cfg.transforms, "size": cfg.size, "with_boxes": with_boxes,
+        "min_visibility": min_visibility, "where": where, "seed": base.seed,
+        "copies": cfg.copies, "out_dir": (out_dir / "images").as_posix(), "format": cfg.format,
+    }  # fmt: skip
+    started = time.perf_counter()
+    copies: list[dict] = []
+    if cfg.copies:
+        rows = train.to_dict("records")
+        results = augment_rows(rows, config, workers)
+        for produced in tqdm(results, total=len(rows), desc=f"augment@{task}", unit="image"):
+            copies.extend(produced)
+    seconds = time.perf_counter() - started
+    out = pd.concat([keep, pd.DataFrame(copies, columns=[*frame.columns, "lost"])])
+    write_manifest(out_dir / "manifest.csv", out, task, extra=("source",))
+    report = {
+        "task": task,
+        "train_images": len(train),
+        "copies_written": len(copies),
+        "originals_kept": bool(cfg.keep_original or cfg.copies == 0),
+        "rows": {s: int((out["split"] == s).sum()) for s in ("train", "val", "test")},
+        "boxes_lost": int(sum(r.get("lost", 0) for r in copies)),
+        "workers": workers,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(len(copies) / seconds, 1) if copies else None,
+    }
+    write_json(DATA_REPORTS_DIR / f"augment-{task}.json", report)
+    print(f"augment@{task}: {len(copies)} copies of {len(train)} train images in {seconds:.1f}s")
+
+
+if __name__ == "__main__":
+    run_stage(main)

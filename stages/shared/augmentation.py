@@ -1,0 +1,187 @@
+"""Offline augmentation with albumentations: pipelines declared in params, checked, seeded.
+
+A pipeline is a list of `{name: <albumentations transform>, <argument>: <value>, ...}`.
+Names and arguments are checked against albumentations before any image is touched. Every
+(image, copy) pair gets its own seed derived from the global seed and the image's content
+hash, so the output does not depend on file order or on how many workers share the work.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import os
+import warnings
+from functools import cache
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network
+
+import albumentations as A
+import numpy as np
+
+from stages.shared.cli import UserError
+from stages.shared.seeding import derive_seed
+
+# Compositions and the final resize are ours to add; users list leaf transforms only.
+# Base classes are not transforms a user can list.
+EXCLUDED = frozenset({"BasicTransform", "DualTransform", "ImageOnlyTransform", "Transform3D"})
+
+
+@cache
+def transform_registry() -> dict[str, type]:
+    """Every public albumentations transform class, by name."""
+    return {
+        name: obj
+        for name, obj in vars(A).items()
+        if isinstance(obj, type)
+        and issubclass(obj, A.BasicTransform)
+        and not inspect.isabstract(obj)
+        and name not in EXCLUDED
+        and not name.startswith("_")
+    }
+
+
+def _close(word: str, choices: list[str]) -> str:
+    """'close matches: ...' for a misspelt name, else the choices (or a pointer to them)."""
+    matches = difflib.get_close_matches(word, choices, n=3, cutoff=0.6)
+    if matches:
+        return f"close matches: {', '.join(matches)}"
+    if len(choices) <= 20:
+        return f"choices: {', '.join(choices)}"
+    return f"no close match among {len(choices)} albumentations transforms (see its docs)"
+
+
+def build_transform(spec: dict[str, Any], where: str) -> A.BasicTransform:
+    """One transform from its params spec, or a UserError naming the entry and the fix."""
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise UserError(f"{where}: each transform needs a 'name', e.g. {{name: HorizontalFlip}}")
+    args = {k: v for k, v in spec.items() if k != "name"}
+    registry = transform_registry()
+    name = spec["name"]
+    if name not in registry:
+        raise UserError(
+            f"{where}: unknown transform {name!r}; {_close(str(name), sorted(registry))}"
+        )
+    cls = registry[name]
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self",)]
+    for key in args:
+        if key not in accepted:
+            raise UserError(f"{where}.{key}: not an argument of {name}; {_close(key, accepted)}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return cls(**args)
+    except (ValueError, TypeError) as err:
+        detail = " ".join(str(err).split())
+        raise UserError(f"{where}: invalid arguments for {name}: {detail}") from None
+
+
+def build_pipeline(
+    specs: list[dict[str, Any]], size: int, with_boxes: bool, min_visibility: float, where: str
+) -> A.Compose:
+    """The Compose for a params list, ending with a resize to size×size."""
+    transforms = [build_transform(spec, f"{where}[{i}]") for i, spec in enumerate(specs)]
+    transforms.append(A.Resize(size, size))
+    bbox_params = None
+    if with_boxes:
+        bbox_params = A.BboxParams(
+            format="albumentations", label_fields=["labels"], min_visibility=min_visibility
+        )
+    return A.Compose(transforms, bbox_params=bbox_params)
+
+
+def reseed(pipeline: A.Compose, seed: int) -> None:
+    """Seed a pipeline for one (image, copy).
+
+    `Compose.set_random_seed` hands the *same* seed to every child, so their first draws are
+    equal and `p=0.5` flips would always coincide with `p=0.5` colour changes. Each child gets
+    its own derived seed instead.
+    """
+    pipeline.set_random_seed(seed)
+    for index, transform in enumerate(pipeline.transforms):
+        transform.set_random_seed(derive_seed(seed, "transform", index))
+
+
+def augment(
+    pipeline: A.Compose, image: np.ndarray, box: tuple[float, ...] | None, seed: int
+) -> tuple[np.ndarray, tuple[float, ...] | None]:
+    """One augmented copy of an image (and its normalised box, None if absent or lost)."""
+    reseed(pipeline, seed)
+    if pipeline.processors.get("bboxes") is None:
+        return pipeline(image=image)["image"], None
+    boxes = [box] if box is not None else []
+    out = pipeline(image=image, bboxes=boxes, labels=[1] * len(boxes))
+    kept = out["bboxes"]
+    new_box = tuple(round(float(v), 6) for v in kept[0]) if len(kept) else None
+    return out["image"], new_box
+
+
+# --- running a pipeline over manifest rows, in worker processes ---
+
+_worker: dict[str, Any] = {}
+
+
+def _init_worker(config: dict[str, Any]) -> None:
+    """Build the pipeline once per process (albumentations objects are not shared)."""
+    _worker.clear()
+    _worker.update(config)
+    _worker["pipeline"] = build_pipeline(
+        config["transforms"], config["size"], config["with_boxes"], config["min_visibility"],
+        config["where"],
+    )  # fmt: skip
+
+
+def _augment_row(job: tuple[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Write every augmented copy of one training row; return their manifest rows."""
+    from stages.shared.images import read_rgb
+
+    index, row = job
+    cfg = _worker
+    image = read_rgb(row["path"])
+    try:
+        return _write_copies(index, row, image, cfg)
+    except UserError:
+        raise
+    except Exception as err:  # albumentations raises many types for args that misfit an image
+        height, width = image.shape[:2]
+        raise UserError(
+            f"{cfg['where']} failed on {row['path']} ({width}×{height} px): "
+            f"{type(err).__name__}: {' '.join(str(err).split())} — adjust the transform"
+            " arguments to fit images of this size (e.g. pad_if_needed: true on crops)"
+        ) from None
+
+
+def _write_copies(index: int, row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
+    """Augment, save and describe each copy of one image."""
+    from PIL import Image
+
+    from stages.shared.images import file_md5
+    from stages.shared.manifest import BOX
+
+    box = tuple(row[k] for k in BOX) if row.get("present") == 1 else None
+    out_rows = []
+    for copy in range(1, cfg["copies"] + 1):
+        seed = derive_seed(cfg["seed"], row["md5"], copy)
+        pixels, new_box = augment(cfg["pipeline"], image, box, seed)
+        path = f"{cfg['out_dir']}/{index:05d}_{copy:02d}.{cfg['format']}"
+        Image.fromarray(pixels).save(path, **({"quality": 95} if cfg["format"] == "jpg" else {}))
+        new = {**row, "path": path, "md5": file_md5(path), "source": row["path"]}
+        if cfg["with_boxes"]:
+            new.update(present=int(new_box is not None), lost=int(box is not None and not new_box))
+            new.update(zip(BOX, new_box or (0.0, 0.0, 0.0, 0.0), strict=True))
+        out_rows.append(new)
+    return out_rows
+
+
+def augment_rows(rows: list[dict[str, Any]], config: dict[str, Any], workers: int):
+    """Yield each row's augmented rows, in input order, using `workers` processes."""
+    jobs = list(enumerate(rows))
+    if workers <= 1:
+        _init_worker(config)
+        yield from map(_augment_row, jobs)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,)) as pool:
+        yield from pool.map(_augment_row, jobs, chunksize=8)

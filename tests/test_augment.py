@@ -1,0 +1,155 @@
+"""stages/augment.py and augmentation.py: checked pipelines, boxes in sync, reproducible."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from stages import augment, split
+from stages.shared.augmentation import augment as augment_one
+from stages.shared.augmentation import build_pipeline
+from stages.shared.cli import UserError
+from tests.conftest import make_classification, make_detection, write_params
+
+
+def set_augment(workdir, task: str, **values) -> None:
+    path = workdir / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    if "workers" in values:
+        params["augment"]["workers"] = values.pop("workers")
+    params["augment"][task].update(values)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.mark.parametrize(
+    ("specs", "message"),
+    [
+        (
+            [{"name": "HorizontalFlp"}],
+            r"\[0\]: unknown transform 'HorizontalFlp'; close matches: "
+            r"HorizontalFlip",
+        ),
+        ([{"name": "HorizontalFlip", "pp": 0.5}], r"\[0\]\.pp: not an argument of HorizontalFlip"),
+        ([{"p": 0.5}], r"\[0\]: each transform needs a 'name'"),
+        (
+            [{"name": "Blur"}, {"name": "RandomCrop", "height": "x", "width": 3}],
+            r"\[1\]: invalid arguments for RandomCrop: .*height",
+        ),
+        ([{"name": "Zzz"}], r"\[0\]: unknown transform 'Zzz'; no close match among"),
+    ],
+)
+def test_bad_transform_lists_raise_one_clear_line(specs, message):
+    with pytest.raises(UserError, match=r"augment\.detection\.transforms" + message) as err:
+        build_pipeline(specs, 32, True, 0.5, "augment.detection.transforms")
+    assert "\n" not in str(err.value)
+
+
+def synthetic(box_px=(10, 6, 22, 18), size=(40, 30)) -> tuple[np.ndarray, tuple]:
+    """Black image with one white rectangle, and its normalised box."""
+    image = np.zeros((size[1], size[0], 3), np.uint8)
+    x1, y1, x2, y2 = box_px
+    image[y1:y2, x1:x2] = 255
+    return image, (x1 / size[0], y1 / size[1], x2 / size[0], y2 / size[1])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_box_stays_on_the_object_under_flips_and_crops(seed):
+    specs = [
+        {"name": "RandomCrop", "height": 26, "width": 34},
+        {"name": "HorizontalFlip", "p": 0.5},
+        {"name": "VerticalFlip", "p": 0.5},
+    ]
+    pipeline = build_pipeline(specs, 64, True, 0.5, "t")
+    image, box = synthetic()
+    out, new_box = augment_one(pipeline, image, box, seed)
+    assert out.shape == (64, 64, 3) and new_box is not None
+    x1, y1, x2, y2 = (round(v * 64) for v in new_box)
+    inside = out[y1 + 2 : y2 - 2, x1 + 2 : x2 - 2].mean()
+    mask = np.ones((64, 64), bool)
+    mask[max(y1 - 2, 0) : y2 + 2, max(x1 - 2, 0) : x2 + 2] = False
+    assert inside > 240 and out[mask].mean() < 5
+
+
+def test_a_box_cropped_away_becomes_a_negative():
+    pipeline = build_pipeline([{"name": "Crop", "x_max": 8, "y_max": 5}], 16, True, 0.5, "t")
+    image, box = synthetic()
+    _, new_box = augment_one(pipeline, image, box, 0)
+    assert new_box is None
+
+
+def tree_digest(root) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def detection_split(workdir):
+    make_detection(workdir / "faces", positives=16, negatives=4)
+    write_params(workdir, data={"detection": "faces"})
+    split.main(["detection"])
+    set_augment(workdir, "detection", copies=3, size=32)
+    return workdir
+
+
+def test_a_transform_that_misfits_an_image_names_the_file_and_the_fix(detection_split):
+    crop = {"name": "RandomCrop", "height": 64, "width": 64, "pad_if_needed": False}
+    set_augment(detection_split, "detection", transforms=[crop])
+    expected = (
+        r"augment\.detection\.transforms failed on faces/images/im_\d+\.jpg \(40×30 px\): "
+        r"CropSizeError: .* pad_if_needed: true"
+    )
+    with pytest.raises(UserError, match=expected):
+        augment.main(["detection"])
+
+
+def test_outputs_are_byte_identical_with_one_or_two_workers(detection_split):
+    set_augment(detection_split, "detection", workers=1)
+    augment.main(["detection"])
+    first = tree_digest(detection_split / "data/augmented/detection")
+    set_augment(detection_split, "detection", workers=2)
+    augment.main(["detection"])
+    assert tree_digest(detection_split / "data/augmented/detection") == first
+
+
+def test_only_train_rows_are_augmented_and_lost_boxes_are_counted(detection_split):
+    set_augment(
+        detection_split, "detection",
+        transforms=[{"name": "RandomCrop", "height": 12, "width": 12, "p": 1.0}],
+    )  # fmt: skip
+    augment.main(["detection"])
+    source = pd.read_csv(detection_split / "data/split/detection.csv")
+    out = pd.read_csv(detection_split / "data/augmented/detection/manifest.csv")
+    report = json.loads((detection_split / "reports/data/augment-detection.json").read_text())
+    held_out = source[source["split"] != "train"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        out[out["split"] != "train"][held_out.columns].reset_index(drop=True), held_out
+    )
+    copies = out[out["path"].str.startswith("data/augmented/")]
+    assert set(copies["split"]) == {"train"}
+    assert len(copies) == 3 * (source["split"] == "train").sum() == report["copies_written"]
+    positives_in = copies["source"].map(source.set_index("path")["present"])
+    lost = int(((positives_in == 1) & (copies["present"] == 0)).sum())
+    assert lost > 0 and report["boxes_lost"] == lost
+    assert (copies.loc[copies["present"] == 0, ["x1", "x2"]] == 0).all().all()
+    with Image.open(copies["path"].iloc[0]) as img:
+        assert img.size == (32, 32)
+
+
+def test_zero_copies_passes_the_split_through(workdir):
+    make_classification(workdir / "ds", {"a": 10, "b": 10})
+    write_params(workdir, data={"classification": "ds"})
+    split.main(["classification"])
+    set_augment(workdir, "classification", copies=0, keep_original=False)
+    augment.main(["classification"])
+    source = pd.read_csv(workdir / "data/split/classification.csv")
+    out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
+    pd.testing.assert_frame_equal(out[source.columns], source)
+    assert list((workdir / "data/augmented/classification/images").iterdir()) == []
