@@ -7,9 +7,9 @@ import platform
 import time
 from pathlib import Path
 
-from bench import augment_throughput
+from bench import augment_throughput, input_pipeline
 
-BENCHMARKS = {"augment_throughput": augment_throughput.run}
+BENCHMARKS = {"augment_throughput": augment_throughput.run, "input_pipeline": input_pipeline.run}
 
 
 def main() -> None:

@@ -46,10 +46,16 @@ def main(argv: list[str]) -> None:
     keep = frame if cfg.keep_original or cfg.copies == 0 else frame[frame["split"] != "train"]
     workers = params.workers or os.cpu_count() or 1
     config = {
-        "transforms": cfg.transforms, "size": cfg.size, "with_boxes": with_boxes,
-        "min_visibility": min_visibility, "where": where, "seed": base.seed,
-        "copies": cfg.copies, "out_dir": (out_dir / "images").as_posix(), "format": cfg.format,
-    }  # fmt: skip
+        "transforms": cfg.transforms,
+        "size": cfg.size,
+        "with_boxes": with_boxes,
+        "min_visibility": min_visibility,
+        "where": where,
+        "seed": base.seed,
+        "copies": cfg.copies,
+        "out_dir": (out_dir / "images").as_posix(),
+        "format": cfg.format,
+    }
     started = time.perf_counter()
     copies: list[dict] = []
     if cfg.copies:

@@ -26,9 +26,22 @@ from stages.shared.paths import SAMPLE_DIR, TASKS
 from stages.shared.seeding import make_rng
 
 # Colour and texture backgrounds without faces (astronaut and camera show people).
-BACKGROUNDS = ("coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field",
-               "retina", "colorwheel", "coins", "moon", "page", "text", "grass", "gravel",
-               "brick")  # fmt: skip
+BACKGROUNDS = (
+    "coffee",
+    "chelsea",
+    "rocket",
+    "immunohistochemistry",
+    "hubble_deep_field",
+    "retina",
+    "colorwheel",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "grass",
+    "gravel",
+    "brick",
+)
 
 
 def write_digits(out: Path, per_class: int, size: int, seed: int) -> int:
@@ -79,11 +92,22 @@ def labelme_doc(image_name: str, box: tuple[int, int, int, int], size, rng) -> d
     """A labelme 5.x document with one `face` rectangle, corners in a random order."""
     x1, y1, x2, y2 = box
     corners = [[x1, y1], [x2, y2]] if rng.random() < 0.5 else [[x2, y2], [x1, y1]]
-    shape = {"label": "face", "points": corners, "group_id": None,
-             "shape_type": "rectangle", "flags": {}}  # fmt: skip
-    return {"version": "5.2.1", "flags": {}, "shapes": [shape],
-            "imagePath": f"../images/{image_name}", "imageData": None,
-            "imageHeight": size[1], "imageWidth": size[0]}  # fmt: skip
+    shape = {
+        "label": "face",
+        "points": corners,
+        "group_id": None,
+        "shape_type": "rectangle",
+        "flags": {},
+    }
+    return {
+        "version": "5.2.1",
+        "flags": {},
+        "shapes": [shape],
+        "imagePath": f"../images/{image_name}",
+        "imageData": None,
+        "imageHeight": size[1],
+        "imageWidth": size[0],
+    }
 
 
 def write_faces(out: Path, cfg, seed: int) -> int:

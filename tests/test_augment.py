@@ -121,9 +121,10 @@ def test_outputs_are_byte_identical_with_one_or_two_workers(detection_split):
 
 def test_only_train_rows_are_augmented_and_lost_boxes_are_counted(detection_split):
     set_augment(
-        detection_split, "detection",
+        detection_split,
+        "detection",
         transforms=[{"name": "RandomCrop", "height": 12, "width": 12, "p": 1.0}],
-    )  # fmt: skip
+    )
     augment.main(["detection"])
     source = pd.read_csv(detection_split / "data/split/detection.csv")
     out = pd.read_csv(detection_split / "data/augmented/detection/manifest.csv")

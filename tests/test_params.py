@@ -61,8 +61,11 @@ def test_out_of_range_and_choice_errors():
 
 def test_nested_unknown_key_lists_the_nested_keys(workdir):
     write_params(workdir, base={"image_size": {"classification": 32, "detection": 96, "x": 1}})
-    with pytest.raises(UserError, match=r"base\.image_size\.x: unknown key; valid keys: "
-                       r"classification, detection"):  # fmt: skip
+    with pytest.raises(
+        UserError,
+        match=r"base\.image_size\.x: unknown key; valid keys: "
+        r"classification, detection",
+    ):
         load_params("base")
 
 

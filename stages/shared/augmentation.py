@@ -127,9 +127,12 @@ def _init_worker(config: dict[str, Any]) -> None:
     _worker.clear()
     _worker.update(config)
     _worker["pipeline"] = build_pipeline(
-        config["transforms"], config["size"], config["with_boxes"], config["min_visibility"],
+        config["transforms"],
+        config["size"],
+        config["with_boxes"],
+        config["min_visibility"],
         config["where"],
-    )  # fmt: skip
+    )
 
 
 def _augment_row(job: tuple[int, dict[str, Any]]) -> list[dict[str, Any]]:

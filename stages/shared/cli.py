@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable
 
 log = logging.getLogger("pipeline")
-
-# Set before any third-party import so nothing phones home at run time.
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 class UserError(Exception):

@@ -100,12 +100,57 @@ class AugmentParams(Section):
     detection: AugmentDetection
 
 
+class InModelAugmentation(Section):
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"]
+    rotation: float = Field(ge=0.0, le=0.5, description="fraction of a full turn")
+    zoom: float = Field(ge=0.0, lt=1.0)
+
+
+class ReduceLR(Section):
+    patience: int = Field(ge=0, description="0 turns ReduceLROnPlateau off")
+    factor: float = Field(gt=0.0, lt=1.0)
+    min_lr: float = Field(ge=0.0)
+
+
+class FineTune(Section):
+    layers: int = Field(ge=0, description="top backbone layers to unfreeze; 0 = no phase 2")
+    epochs: int = Field(ge=0)
+    learning_rate: float = Field(gt=0.0, lt=1.0)
+
+
+class Training(Section):
+    """Knobs both training stages share."""
+
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"]
+    learning_rate: float = Field(gt=0.0, lt=1.0)
+    schedule: Literal["constant", "exponential", "cosine"]
+    decay_rate: float = Field(gt=0.0, le=1.0, description="per epoch, for `exponential`")
+    early_stopping_patience: int = Field(ge=1)
+    reduce_lr: ReduceLR
+    cache: Literal["auto", "memory", "none"]
+    deterministic: bool
+
+
+class TrainClassifierParams(Training):
+    architecture: Literal["simple_cnn", "mini_inception", "mobilenet_v2", "efficientnet_b0"]
+    weights: Literal["imagenet"] | None = Field(description="backbones only; null = from scratch")
+    width: int = Field(ge=1, le=64, description="mini_inception filter multiplier")
+    dropout: float = Field(ge=0.0, lt=1.0)
+    label_smoothing: float = Field(ge=0.0, lt=1.0)
+    class_weight: Literal["none", "balanced"]
+    in_model_augmentation: InModelAugmentation
+    fine_tune: FineTune
+
+
 SECTIONS: dict[str, type[Section]] = {
     "base": BaseParams,
     "data": DataParams,
     "sample": SampleParams,
     "split": SplitParams,
     "augment": AugmentParams,
+    "train_classifier": TrainClassifierParams,
 }
 
 

@@ -1,0 +1,138 @@
+"""What both training stages share: optimizers, schedules, callbacks, resumable work dirs,
+and saving a model with the metadata that produced it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import keras
+import pandas as pd
+
+from stages.shared.cli import UserError
+from stages.shared.manifest import write_json
+from stages.shared.paths import WORK_DIR
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adamw": keras.optimizers.AdamW,
+    "sgd": lambda learning_rate: keras.optimizers.SGD(learning_rate, momentum=0.9),
+    "rmsprop": keras.optimizers.RMSprop,
+}
+
+
+def make_schedule(name: str, rate: float, steps_per_epoch: int, epochs: int, decay: float):
+    """A learning rate or LearningRateSchedule (Keras 3 ignores the old `decay=` argument).
+
+    `exponential` multiplies the rate by `decay` once per epoch, smoothly per step;
+    `cosine` anneals it to zero over all epochs; `constant` leaves it to ReduceLROnPlateau.
+    """
+    schedules = keras.optimizers.schedules
+    if name == "constant":
+        return rate
+    if name == "exponential":
+        return schedules.ExponentialDecay(rate, decay_steps=steps_per_epoch, decay_rate=decay)
+    if name == "cosine":
+        return schedules.CosineDecay(rate, decay_steps=max(steps_per_epoch * epochs, 1))
+    raise UserError(f"unknown schedule {name!r}; choices: constant, exponential, cosine")
+
+
+def make_optimizer(name: str, learning_rate) -> keras.optimizers.Optimizer:
+    """Look up an optimizer by name."""
+    if name not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer {name!r}; choices: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](learning_rate=learning_rate)
+
+
+class LearningRateLogger(keras.callbacks.Callback):
+    """Put the current learning rate into the epoch logs (so DVCLive plots it)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(
+                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            )
+
+
+class AlignLiveStep(keras.callbacks.Callback):
+    """Keep DVCLive's step equal to the Keras epoch, also after a resume.
+
+    `Live(resume=True)` continues at the logged step + 1, except when that step is 0, where
+    it starts at 0 again and would log epoch 2 over epoch 1.
+    """
+
+    def __init__(self, live):
+        super().__init__()
+        self.live = live
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.live.step = epoch
+
+
+def work_dir(stage: str, *inputs: Any) -> Path:
+    """A git-ignored folder for resumable state, keyed by everything that shapes the run.
+
+    DVC deletes a stage's outputs before running it, so BackupAndRestore state and the best
+    checkpoint live here instead. A different params/data key means a fresh start.
+    """
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    return WORK_DIR / stage / key[:16]
+
+
+def best_so_far(live_dir: Path, monitor: str = "val_loss") -> float | None:
+    """The best (lowest) monitored value DVCLive logged before an interruption."""
+    name = monitor.replace("val_", "eval/") if monitor.startswith("val_") else f"train/{monitor}"
+    path = live_dir / "plots" / "metrics" / f"{name}.tsv"
+    if not path.exists():
+        return None
+    values = pd.read_csv(path, sep="\t")[name.split("/")[-1]]
+    return float(values.min()) if len(values) else None
+
+
+def make_callbacks(cfg, state: Path, live, tensorboard_dir: Path, schedule: str) -> list:
+    """The callbacks of one fit: backup, best checkpoint, early stop, LR, TensorBoard, DVCLive."""
+    from dvclive.keras import DVCLiveCallback
+
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(state / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(state / "best.keras"),
+            monitor="val_loss",
+            save_best_only=True,
+            initial_value_threshold=best_so_far(Path(live.dir)),
+        ),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+        ),
+    ]
+    if schedule == "constant" and cfg.reduce_lr.patience > 0:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss",
+                factor=cfg.reduce_lr.factor,
+                patience=cfg.reduce_lr.patience,
+                min_lr=cfg.reduce_lr.min_lr,
+            )
+        )
+    callbacks += [
+        LearningRateLogger(),
+        AlignLiveStep(live),
+        keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0, write_graph=False),
+        DVCLiveCallback(live=live),
+    ]
+    return callbacks
+
+
+def save_model(model: keras.Model, path: Path, metadata: dict[str, Any]) -> None:
+    """Save a model and, beside it, the JSON that says what produced it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    write_json(path.with_suffix(".json"), metadata)
+
+
+def finish(state: Path) -> None:
+    """Forget the resumable state of a run that completed."""
+    shutil.rmtree(state, ignore_errors=True)

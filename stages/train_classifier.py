@@ -1,0 +1,166 @@
+"""Stage `train-classifier`: train a Keras 3 classifier on the augmented classification data.
+
+In:  data/augmented/classification/manifest.csv (train + val rows) and the images it lists.
+Out: models/classifier.keras + models/classifier.json (classes, resolved params, best epoch);
+     reports/train/classifier/ (DVCLive: per-epoch loss, accuracy, learning rate, train/eval).
+     TensorBoard logs go to reports/tensorboard/classifier/ (git-ignored, not a DVC output).
+Params: base.seed, base.image_size.classification, train_classifier.*.
+A killed run resumes from its last completed epoch (state in .work/, outside DVC outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from stages.shared.cli import UserError, run_stage
+from stages.shared.images import file_md5
+from stages.shared.manifest import read_manifest
+from stages.shared.params import load_params
+from stages.shared.seeding import seed_everything
+
+DEFAULTS = {
+    "manifest": "data/augmented/classification/manifest.csv",
+    "model": "models/classifier.keras",
+    "live_dir": "reports/train/classifier",
+    "tensorboard": "reports/tensorboard/classifier",
+}
+
+
+def class_weights(labels: list[str], classes: list[str], mode: str) -> dict[int, float] | None:
+    """sklearn's 'balanced' weights by class index, or None."""
+    if mode == "none":
+        return None
+    from sklearn.utils.class_weight import compute_class_weight
+
+    weights = compute_class_weight("balanced", classes=np.array(classes), y=np.array(labels))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def fit_phase(model, data, cfg, state: Path, live, paths, epochs: int, initial_epoch=0):
+    """One `model.fit` with the standard callbacks and resumable state in `state`."""
+    from stages.shared.training import make_callbacks
+
+    callbacks = make_callbacks(cfg, state, live, Path(paths["tensorboard"]), cfg.schedule)
+    callbacks += paths.get("extra_callbacks", [])
+    return model.fit(
+        data["train"],
+        validation_data=data["val"],
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        class_weight=data["class_weight"],
+        shuffle=False,  # tf.data shuffles
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+
+
+def train(cfg, base, paths: dict) -> dict:
+    """Train (or resume) a classifier; save the best model with its metadata; return a summary."""
+    import keras
+    from dvclive import Live
+
+    from stages.shared import classifiers, tfdata, training
+
+    seed_everything(base.seed, cfg.deterministic)
+    frame = read_manifest(Path(paths["manifest"]), "classification")
+    classes = sorted(frame["label"].unique())
+    train_rows, val_rows = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
+    if val_rows.empty:
+        raise UserError(f"{paths['manifest']}: no val rows — set split.fractions.val above 0")
+    size = base.image_size.classification
+    data = {
+        "train": tfdata.make_dataset(
+            train_rows["path"],
+            tfdata.one_hot(train_rows["label"], classes),
+            size,
+            cfg.batch_size,
+            shuffle_seed=base.seed,
+            cache=cfg.cache,
+        ),
+        "val": tfdata.make_dataset(
+            val_rows["path"],
+            tfdata.one_hot(val_rows["label"], classes),
+            size,
+            cfg.batch_size,
+            cache=cfg.cache,
+        ),
+        "class_weight": class_weights(list(train_rows["label"]), classes, cfg.class_weight),
+    }
+    steps = math.ceil(len(train_rows) / cfg.batch_size)
+    aug = cfg.in_model_augmentation
+    model = classifiers.build_classifier(
+        cfg.architecture,
+        size=size,
+        num_classes=len(classes),
+        dropout=cfg.dropout,
+        aug=classifiers.augmentation_layers(aug.flip, aug.rotation, aug.zoom),
+        weights=cfg.weights,
+        width=cfg.width,
+    )
+    rate = training.make_schedule(
+        cfg.schedule, cfg.learning_rate, steps, cfg.epochs, cfg.decay_rate
+    )
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    model.compile(
+        optimizer=training.make_optimizer(cfg.optimizer, rate), loss=loss, metrics=["accuracy"]
+    )
+    manifest_md5 = file_md5(Path(paths["manifest"]))
+    state = training.work_dir("train_classifier", cfg.model_dump(), base.model_dump(), manifest_md5)
+    resuming = (state / "backup").exists() or (state / "phase1.keras").exists()
+    live = Live(paths["live_dir"], resume=resuming, dvcyaml=False, save_dvc_exp=False)
+    if not (state / "phase1.keras").exists():
+        fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
+        keras.models.load_model(state / "best.keras").save(state / "phase1.keras")
+    total = cfg.epochs
+    tune = cfg.fine_tune
+    if cfg.architecture in classifiers.BACKBONES and tune.layers and tune.epochs:
+        model = keras.models.load_model(state / "phase1.keras")
+        classifiers.unfreeze_top(model, tune.layers)
+        model.compile(
+            optimizer=training.make_optimizer(cfg.optimizer, tune.learning_rate),
+            loss=loss,
+            metrics=["accuracy"],
+        )
+        total += tune.epochs
+        fit_phase(model, data, cfg, state / "fine_tune", live, paths, total, cfg.epochs)
+    best = keras.models.load_model(state / "best.keras")
+    scores = best.evaluate(data["val"], verbose=0, return_dict=True)
+    summary = {"val_loss": round(scores["loss"], 4), "val_accuracy": round(scores["accuracy"], 4)}
+    live.summary["best"] = summary  # the saved model's scores, beside the last epoch's
+    live.make_summary()
+    training.save_model(
+        best,
+        Path(paths["model"]),
+        {
+            "task": "classification",
+            "classes": classes,
+            "image_size": size,
+            "architecture": cfg.architecture,
+            "params": cfg.model_dump(),
+            "seed": base.seed,
+            "manifest_md5": manifest_md5,
+            "epochs_run": total,
+            **summary,
+        },
+    )
+    training.finish(state)
+    return summary
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, default in DEFAULTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", default=default)
+    paths = vars(parser.parse_args(argv))
+    cfg, base = load_params("train_classifier"), load_params("base")
+    summary = train(cfg, base, paths)
+    print(f"train-classifier: best {summary} → {paths['model']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

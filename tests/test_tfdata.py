@@ -1,0 +1,66 @@
+"""tfdata.py: the input pipeline yields the right shapes, dtypes, pixels and labels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.shared.tfdata import load_image, make_dataset, one_hot, should_cache
+
+
+@pytest.fixture
+def mixed_files(tmp_path):
+    """Gray, RGB, RGBA and palette files of different sizes, each a flat known colour."""
+    specs = {
+        "grey.png": Image.new("L", (20, 10), 50),
+        "rgb.jpg": Image.new("RGB", (7, 9), (200, 10, 10)),
+        "rgba.png": Image.new("RGBA", (16, 16), (0, 0, 255, 128)),
+        "palette.gif": Image.new("RGB", (30, 12), (0, 255, 0)).convert("P"),
+        "bitmap.bmp": Image.new("RGB", (5, 5), (255, 255, 255)),
+    }
+    for name, img in specs.items():
+        img.save(tmp_path / name)
+    return [str(tmp_path / name) for name in specs]
+
+
+def test_every_mode_and_size_becomes_float_rgb_of_the_right_size(mixed_files):
+    labels = one_hot(["a", "b", "a", "c", "b"], ["a", "b", "c"])
+    data = make_dataset(mixed_files, labels, size=8, batch_size=5, cache="none")
+    images, targets = next(iter(data))
+    assert images.shape == (5, 8, 8, 3) and images.dtype.name == "float32"
+    assert targets.numpy().argmax(1).tolist() == [0, 1, 0, 2, 1]
+    pixels = images.numpy()[:, 4, 4]
+    assert np.allclose(pixels[0], 50) and np.allclose(pixels[2], [0, 0, 255])
+    assert np.allclose(pixels[3], [0, 255, 0]) and np.allclose(pixels[4], 255)
+    assert abs(pixels[1][0] - 200) < 8  # JPEG is lossy
+
+
+def test_shuffle_is_seeded_and_unshuffled_order_is_the_manifest_order(mixed_files):
+    targets = np.arange(5, dtype=np.int32)
+
+    def order(seed):
+        data = make_dataset(mixed_files, targets, 4, 5, shuffle_seed=seed, cache="memory")
+        return next(iter(data))[1].numpy().tolist()
+
+    assert make_dataset(mixed_files, targets, 4, 5).as_numpy_iterator().next()[1].tolist() == [
+        0,
+        1,
+        2,
+        3,
+        4,
+    ]
+    assert order(3) == order(3)
+    assert sorted(order(3)) == [0, 1, 2, 3, 4]
+
+
+def test_load_image_names_the_file_it_cannot_read(tmp_path):
+    bad = tmp_path / "bad.png"
+    bad.write_text("<html>")
+    with pytest.raises(Exception, match=r"bad\.png: not an image file"):
+        load_image(bad, 8)
+
+
+def test_cache_auto_depends_on_size():
+    assert should_cache(1000, 32, "auto") and not should_cache(10**6, 224, "auto")
+    assert should_cache(10**9, 512, "memory") and not should_cache(1, 8, "none")
