@@ -83,6 +83,25 @@ def workdir(tmp_path, monkeypatch) -> Path:
 # --- end-to-end helpers: a copy of the project in a temporary git + DVC repository ---
 
 TINY_PARAMS = {
+    "base": {"image_size": {"classification": 16, "detection": 32}},
+    "augment": {
+        "classification": {
+            "copies": 1,
+            "keep_original": True,
+            "size": 16,
+            "format": "png",
+            "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
+        },
+        "detection": {
+            "copies": 1,
+            "keep_original": True,
+            "size": 32,
+            "format": "jpg",
+            "min_visibility": 0.5,
+            "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
+        },
+    },
+    "train_classifier": {"epochs": 1, "batch_size": 16},
     "sample": {
         "classification": {"image_size": 16, "per_class": 8},
         "detection": {

@@ -92,3 +92,31 @@ def test_exponential_schedule_really_lowers_the_rate(classification_data):
     assert values[0] == pytest.approx(0.005, rel=1e-3) and values[1] == pytest.approx(
         0.0025, rel=1e-3
     )
+
+
+def test_fine_tune_phase_continues_after_the_frozen_phase(classification_data):
+    cfg = load_params("train_classifier").model_copy(
+        update={
+            "architecture": "mobilenet_v2",
+            "epochs": 1,
+            "fine_tune": load_params("train_classifier").fine_tune.model_copy(
+                update={"layers": 5, "epochs": 1}
+            ),
+        }
+    )
+    base = load_params("base").model_copy(
+        update={
+            "image_size": load_params("base").image_size.model_copy(update={"classification": 32})
+        }
+    )
+    seen: list[tuple[int, int]] = []
+
+    def count_trainable(epoch, logs):
+        seen.append((epoch, len(record.model.trainable_weights)))
+
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=count_trainable)
+    train_classifier.train(cfg, base, {**paths(classification_data), "extra_callbacks": [record]})
+    (first_epoch, frozen), (second_epoch, tuned) = seen
+    assert (first_epoch, second_epoch) == (0, 1) and tuned > frozen
+    meta = json.loads((classification_data / "models/run.json").read_text())
+    assert meta["epochs_run"] == 2 and meta["architecture"] == "mobilenet_v2"
