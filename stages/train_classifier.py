@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,28 +40,9 @@ def class_weights(labels: list[str], classes: list[str], mode: str) -> dict[int,
     return {i: float(w) for i, w in enumerate(weights)}
 
 
-def fit_phase(model, data, cfg, state: Path, live, paths, epochs: int, initial_epoch=0):
-    """One `model.fit` with the standard callbacks and resumable state in `state`."""
-    from stages.shared.training import make_callbacks
-
-    callbacks = make_callbacks(cfg, state, live, Path(paths["tensorboard"]), cfg.schedule)
-    callbacks += paths.get("extra_callbacks", [])
-    return model.fit(
-        data["train"],
-        validation_data=data["val"],
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        class_weight=data["class_weight"],
-        shuffle=False,  # tf.data shuffles
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-
-
 def train(cfg, base, paths: dict) -> dict:
     """Train (or resume) a classifier; save the best model with its metadata; return a summary."""
     import keras
-    from dvclive import Live
 
     from stages.shared import classifiers, tfdata, training
 
@@ -112,9 +92,9 @@ def train(cfg, base, paths: dict) -> dict:
     manifest_md5 = file_md5(Path(paths["manifest"]))
     state = training.work_dir("train_classifier", cfg.model_dump(), base.model_dump(), manifest_md5)
     resuming = (state / "backup").exists() or (state / "phase1.keras").exists()
-    live = Live(paths["live_dir"], resume=resuming, dvcyaml=False, save_dvc_exp=False)
+    live = training.open_live(paths["live_dir"], resuming)
     if not (state / "phase1.keras").exists():
-        fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
+        training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
         keras.models.load_model(state / "best.keras").save(state / "phase1.keras")
     total = cfg.epochs
     tune = cfg.fine_tune
@@ -127,7 +107,7 @@ def train(cfg, base, paths: dict) -> dict:
             metrics=["accuracy"],
         )
         total += tune.epochs
-        fit_phase(model, data, cfg, state / "fine_tune", live, paths, total, cfg.epochs)
+        training.fit_phase(model, data, cfg, state / "fine_tune", live, paths, total, cfg.epochs)
     best = keras.models.load_model(state / "best.keras")
     scores = best.evaluate(data["val"], verbose=0, return_dict=True)
     summary = {"val_loss": round(scores["loss"], 4), "val_accuracy": round(scores["accuracy"], 4)}

@@ -102,6 +102,7 @@ TINY_PARAMS = {
         },
     },
     "train_classifier": {"epochs": 1, "batch_size": 16},
+    "train_detector": {"epochs": 1, "batch_size": 8},
     "sample": {
         "classification": {"image_size": 16, "per_class": 8},
         "detection": {

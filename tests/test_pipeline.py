@@ -91,3 +91,16 @@ def test_an_augment_param_touches_only_its_own_branch(dvc_project):
     assert changed_stages(dvc_project) == {"augment@classification"}
     set_param(dvc_project, "augment.workers", 1)  # speed only: changes no stage
     assert changed_stages(dvc_project) == {"augment@classification"}
+
+
+def test_a_training_param_touches_only_its_own_model(dvc_project):
+    dvc("repro", cwd=dvc_project)
+    set_param(dvc_project, "train_detector.head_width", 8)
+    assert changed_stages(dvc_project) == {"train-detector"}
+    set_param(dvc_project, "train_classifier.dropout", 0.1)
+    assert changed_stages(dvc_project) == {"train-detector", "train-classifier"}
+    rerun = dvc("repro", cwd=dvc_project)
+    assert sorted(ran_stages(rerun.stdout)) == ["train-classifier", "train-detector"]
+    metrics = json.loads(dvc("metrics", "show", "--json", cwd=dvc_project).stdout)
+    shown = json.dumps(metrics)
+    assert "mean_iou" in shown and "accuracy" in shown

@@ -43,8 +43,15 @@ def augmentation_layers(flip: str, rotation: float, zoom: float) -> list[layers.
     return stack
 
 
-def build_backbone(name: str, size: int, weights: str | None) -> keras.Model:
-    """A headless keras.applications backbone; a failed weights download is one clear line."""
+def build_backbone(
+    name: str, size: int, weights: str | None, bn_momentum: float | None = None
+) -> keras.Model:
+    """A headless keras.applications backbone; a failed weights download is one clear line.
+
+    `bn_momentum` overrides the BatchNorm momentum (0.99 / 0.999 in keras.applications). From
+    scratch with few steps per epoch, such a slow moving average stays near its initial
+    values for hundreds of steps, so the model evaluated in inference mode looks untrained.
+    """
     if name not in BACKBONES:
         raise UserError(f"unknown backbone {name!r}; choices: {', '.join(BACKBONES)}")
     constructor, _ = BACKBONES[name]
@@ -58,6 +65,10 @@ def build_backbone(name: str, size: int, weights: str | None) -> keras.Model:
             f" — set weights: null, or put the weights file in ~/.keras/models/ first"
         ) from None
     backbone.name = "backbone"
+    if bn_momentum is not None:
+        for layer in backbone.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = bn_momentum
     return backbone
 
 

@@ -125,8 +125,8 @@ class Training(Section):
     batch_size: int = Field(ge=1)
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"]
     learning_rate: float = Field(gt=0.0, lt=1.0)
-    schedule: Literal["constant", "exponential", "cosine"]
-    decay_rate: float = Field(gt=0.0, le=1.0, description="per epoch, for `exponential`")
+    schedule: Literal["constant", "exponential", "inverse_time", "cosine"]
+    decay_rate: float = Field(gt=0.0, le=1.0, description="rate kept after one epoch")
     early_stopping_patience: int = Field(ge=1)
     reduce_lr: ReduceLR
     cache: Literal["auto", "memory", "none"]
@@ -134,6 +134,7 @@ class Training(Section):
 
 
 class TrainClassifierParams(Training):
+    monitor: Literal["val_loss", "val_accuracy"] = Field(description="picks the best epoch")
     architecture: Literal["simple_cnn", "mini_inception", "mobilenet_v2", "efficientnet_b0"]
     weights: Literal["imagenet"] | None = Field(description="backbones only; null = from scratch")
     width: int = Field(ge=1, le=64, description="mini_inception filter multiplier")
@@ -144,6 +145,28 @@ class TrainClassifierParams(Training):
     fine_tune: FineTune
 
 
+class LossWeights(Section):
+    localization: float = Field(ge=0.0)
+    classification: float = Field(ge=0.0)
+
+
+class TrainDetectorParams(Training):
+    monitor: Literal["val_loss", "val_box_loss", "val_mean_iou"] = Field(
+        description="picks the best epoch"
+    )
+    backbone: Literal["plain_cnn", "vgg16", "mobilenet_v2", "efficientnet_b0"]
+    weights: Literal["imagenet"] | None = Field(description="keras.applications backbones only")
+    trainable_backbone: bool
+    bn_momentum: float | None = Field(
+        ge=0.0, lt=1.0, description="override keras.applications BatchNorm momentum; null = keep"
+    )
+    head_width: int = Field(ge=1)
+    pooling: Literal["max", "avg", "flatten", "softargmax"]
+    dropout: float = Field(ge=0.0, lt=1.0)
+    localization_loss: Literal["corners", "giou"]
+    loss_weights: LossWeights
+
+
 SECTIONS: dict[str, type[Section]] = {
     "base": BaseParams,
     "data": DataParams,
@@ -151,6 +174,7 @@ SECTIONS: dict[str, type[Section]] = {
     "split": SplitParams,
     "augment": AugmentParams,
     "train_classifier": TrainClassifierParams,
+    "train_detector": TrainDetectorParams,
 }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,17 +28,24 @@ OPTIMIZERS = {
 def make_schedule(name: str, rate: float, steps_per_epoch: int, epochs: int, decay: float):
     """A learning rate or LearningRateSchedule (Keras 3 ignores the old `decay=` argument).
 
-    `exponential` multiplies the rate by `decay` once per epoch, smoothly per step;
-    `cosine` anneals it to zero over all epochs; `constant` leaves it to ReduceLROnPlateau.
+    `decay` is the share of the rate left after one epoch. `exponential`: rate · decay^epoch;
+    `inverse_time`: rate / (1 + (1/decay − 1) · epoch), which is what the face-tracking
+    tutorial's legacy `Adam(decay=(1/0.75 − 1)/steps)` did, per step; `cosine` anneals to zero
+    over all epochs; `constant` leaves the rate to ReduceLROnPlateau.
     """
     schedules = keras.optimizers.schedules
     if name == "constant":
         return rate
     if name == "exponential":
         return schedules.ExponentialDecay(rate, decay_steps=steps_per_epoch, decay_rate=decay)
+    if name == "inverse_time":
+        return schedules.InverseTimeDecay(
+            rate, decay_steps=steps_per_epoch, decay_rate=1.0 / decay - 1.0
+        )
     if name == "cosine":
         return schedules.CosineDecay(rate, decay_steps=max(steps_per_epoch * epochs, 1))
-    raise UserError(f"unknown schedule {name!r}; choices: constant, exponential, cosine")
+    choices = "constant, exponential, inverse_time, cosine"
+    raise UserError(f"unknown schedule {name!r}; choices: {choices}")
 
 
 def make_optimizer(name: str, learning_rate) -> keras.optimizers.Optimizer:
@@ -82,36 +90,46 @@ def work_dir(stage: str, *inputs: Any) -> Path:
     return WORK_DIR / stage / key[:16]
 
 
-def best_so_far(live_dir: Path, monitor: str = "val_loss") -> float | None:
-    """The best (lowest) monitored value DVCLive logged before an interruption."""
+def monitor_mode(monitor: str) -> str:
+    """'max' for scores (accuracy, IoU), 'min' for losses."""
+    return "max" if any(word in monitor for word in ("accuracy", "iou")) else "min"
+
+
+def best_so_far(live_dir: Path, monitor: str) -> float | None:
+    """The best monitored value DVCLive logged before an interruption (None on a fresh run)."""
     name = monitor.replace("val_", "eval/") if monitor.startswith("val_") else f"train/{monitor}"
     path = live_dir / "plots" / "metrics" / f"{name}.tsv"
     if not path.exists():
         return None
     values = pd.read_csv(path, sep="\t")[name.split("/")[-1]]
-    return float(values.min()) if len(values) else None
+    if not len(values):
+        return None
+    return float(values.max() if monitor_mode(monitor) == "max" else values.min())
 
 
 def make_callbacks(cfg, state: Path, live, tensorboard_dir: Path, schedule: str) -> list:
     """The callbacks of one fit: backup, best checkpoint, early stop, LR, TensorBoard, DVCLive."""
     from dvclive.keras import DVCLiveCallback
 
+    mode = monitor_mode(cfg.monitor)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(state / "backup")),
         keras.callbacks.ModelCheckpoint(
             str(state / "best.keras"),
-            monitor="val_loss",
+            monitor=cfg.monitor,
+            mode=mode,
             save_best_only=True,
-            initial_value_threshold=best_so_far(Path(live.dir)),
+            initial_value_threshold=best_so_far(Path(live.dir), cfg.monitor),
         ),
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg.early_stopping_patience, restore_best_weights=True
+            monitor=cfg.monitor, mode=mode, patience=cfg.early_stopping_patience
         ),
     ]
     if schedule == "constant" and cfg.reduce_lr.patience > 0:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss",
+                monitor=cfg.monitor,
+                mode=mode,
                 factor=cfg.reduce_lr.factor,
                 patience=cfg.reduce_lr.patience,
                 min_lr=cfg.reduce_lr.min_lr,
@@ -124,6 +142,25 @@ def make_callbacks(cfg, state: Path, live, tensorboard_dir: Path, schedule: str)
         DVCLiveCallback(live=live),
     ]
     return callbacks
+
+
+def fit_phase(model, data: dict, cfg, state: Path, live, paths: dict, epochs: int, initial_epoch=0):
+    """One resumable `model.fit` with the standard callbacks (+ `paths["extra_callbacks"]`)."""
+    callbacks = make_callbacks(cfg, state, live, Path(paths["tensorboard"]), cfg.schedule)
+    callbacks += paths.get("extra_callbacks", [])
+    return model.fit(
+        data["train"], validation_data=data["val"], epochs=epochs, initial_epoch=initial_epoch,
+        callbacks=callbacks, class_weight=data.get("class_weight"),
+        shuffle=False,  # tf.data already shuffles, seeded
+        verbose=1 if sys.stdout.isatty() else 2,
+    )  # fmt: skip
+
+
+def open_live(live_dir: str, resuming: bool):
+    """DVCLive for a training stage: no dvc.yaml edits, no experiment of its own."""
+    from dvclive import Live
+
+    return Live(live_dir, resume=resuming, dvcyaml=False, save_dvc_exp=False)
 
 
 def save_model(model: keras.Model, path: Path, metadata: dict[str, Any]) -> None:

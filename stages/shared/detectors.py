@@ -1,0 +1,206 @@
+"""The FaceTracker single-object detector: a backbone and two heads, with its own train_step.
+
+Heads as in the face-tracking tutorial: pooled backbone features → Dense(head_width, relu) →
+Dense(1, sigmoid) for "is there an object", and → Dense(4, sigmoid) for its box (x1, y1, x2,
+y2) in [0, 1]. Total loss = w_loc · localization + w_cls · classification (tutorial: 1, 0.5).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from stages.shared.classifiers import BACKBONES, build_backbone
+from stages.shared.cli import UserError
+from stages.shared.losses import box_iou, localization_loss
+
+# From scratch, on a CPU budget, only `plain_cnn` learns; the keras.applications backbones
+# need `weights: imagenet` (see README, "Which detector backbone").
+DETECTOR_BACKBONES = ("plain_cnn", *BACKBONES)
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class SpatialSoftmax(layers.Layer):
+    """Per channel: the softmax-weighted mean (x, y) position of its activation, and its max.
+
+    The "spatial soft-argmax" of Levine et al. (JMLR 2016): each channel becomes a keypoint
+    whose coordinates are differentiable in the features, so a box head learns *where* from
+    the first epochs instead of decoding position from a flattened grid.
+    """
+
+    def build(self, input_shape):
+        # Learnt sharpness of the softmax, one per channel.
+        self.temperature = self.add_weight(
+            shape=(input_shape[-1],), initializer="ones", name="temperature"
+        )
+
+    def call(self, features):
+        shape = ops.shape(features)
+        height, width, channels = shape[1], shape[2], shape[3]
+        flat = ops.reshape(features, (-1, height * width, channels))
+        attention = ops.softmax(flat * self.temperature, axis=1)
+        ys, xs = ops.meshgrid(
+            ops.linspace(0.0, 1.0, height), ops.linspace(0.0, 1.0, width), indexing="ij"
+        )
+        grid_x = ops.reshape(xs, (1, -1, 1))
+        grid_y = ops.reshape(ys, (1, -1, 1))
+        mean_x = ops.sum(attention * grid_x, axis=1)
+        mean_y = ops.sum(attention * grid_y, axis=1)
+        return ops.concatenate([mean_x, mean_y, ops.max(flat, axis=1)], axis=-1)
+
+
+POOLING = {
+    "max": layers.GlobalMaxPooling2D,  # the tutorial's
+    "avg": layers.GlobalAveragePooling2D,
+    "flatten": layers.Flatten,  # keeps where features are, in a large Dense layer
+    "softargmax": SpatialSoftmax,  # keypoints: learns positions fastest from scratch
+}
+
+
+def plain_cnn(size: int) -> keras.Model:
+    """A ~1.2M-parameter VGG-style stack that learns from scratch in minutes on a CPU."""
+    inputs = keras.Input((size, size, 3))
+    x = layers.Rescaling(1 / 255.0)(inputs)
+    x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
+    for filters, convs, pool in ((32, 1, True), (64, 2, True), (128, 2, True), (256, 2, False)):
+        for _ in range(convs):
+            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+            # momentum 0.9: with ~80 steps an epoch, 0.99 leaves the moving statistics far from
+            # the batch statistics for many epochs, and validation looks broken meanwhile.
+            x = layers.BatchNormalization(momentum=0.9)(x)
+            x = layers.ReLU()(x)
+        if pool:
+            x = layers.MaxPool2D()(x)
+    return keras.Model(inputs, x, name="backbone")
+
+
+def build_detector_backbone(
+    name: str, size: int, weights: str | None, bn_momentum: float | None = None
+) -> keras.Model:
+    """A backbone by name, taking [0, 255] pixels, returning a feature map."""
+    if name == "plain_cnn":
+        return plain_cnn(size)
+    if name not in BACKBONES:
+        raise UserError(f"unknown backbone {name!r}; choices: {', '.join(DETECTOR_BACKBONES)}")
+    inputs = keras.Input((size, size, 3))
+    features = build_backbone(name, size, weights, bn_momentum)(BACKBONES[name][1]()(inputs))
+    return keras.Model(inputs, features, name="backbone")
+
+
+@keras.saving.register_keras_serializable(package="pipeline")
+class FaceTracker(keras.Model):
+    """Backbone + presence head + box head; `call` returns (presence [B, 1], box [B, 4])."""
+
+    def __init__(
+        self,
+        backbone="plain_cnn",
+        image_size=96,
+        head_width=256,
+        pooling="softargmax",
+        dropout=0.0,
+        weights=None,
+        bn_momentum=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.config = {
+            "backbone": backbone,
+            "image_size": image_size,
+            "head_width": head_width,
+            "pooling": pooling,
+            "dropout": dropout,
+            "bn_momentum": bn_momentum,
+        }
+        if pooling not in POOLING:
+            raise UserError(f"unknown pooling {pooling!r}; choices: {', '.join(POOLING)}")
+        self.backbone = build_detector_backbone(backbone, image_size, weights, bn_momentum)
+        self.presence_head = self._head(1, "presence")
+        self.box_head = self._head(4, "box")
+        self.loss_weights = (1.0, 0.5)
+        self.localization = "corners"
+        # Created here, not in compile: Keras locks a built layer's state.
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in ("loss", "class_loss", "box_loss", "mean_iou")
+        }
+        self.trackers["presence_accuracy"] = keras.metrics.BinaryAccuracy(name="presence_accuracy")
+
+    def _head(self, units: int, name: str) -> keras.Sequential:
+        cfg = self.config
+        return keras.Sequential(
+            [
+                POOLING[cfg["pooling"]](),
+                layers.Dense(cfg["head_width"], activation="relu"),
+                layers.Dropout(cfg["dropout"]),
+                layers.Dense(units, activation="sigmoid", dtype="float32"),
+            ],
+            name=f"{name}_head",
+        )
+
+    def call(self, images, training=False):
+        features = self.backbone(images, training=training)
+        return (
+            self.presence_head(features, training=training),
+            self.box_head(features, training=training),
+        )
+
+    def compile(self, optimizer, localization="corners", loss_weights=(1.0, 0.5), **kwargs):
+        """Like the tutorial's `compile(opt, classloss, localizationloss)`, by name."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.class_loss = keras.losses.BinaryCrossentropy()
+        self.box_loss = localization_loss(localization)
+        self.loss_weights = tuple(float(w) for w in loss_weights)
+        self.localization = localization
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def _compute_losses(self, data, training: bool):
+        images, (present, box) = data
+        pred_present, pred_box = self(images, training=training)
+        class_loss = self.class_loss(present, pred_present)
+        box_loss = self.box_loss(box, pred_box, present)
+        w_loc, w_cls = self.loss_weights
+        total = w_loc * box_loss + w_cls * class_loss
+        return total, class_loss, box_loss, (present, box, pred_present, pred_box)
+
+    def _update(self, total, class_loss, box_loss, tensors) -> dict:
+        present, box, pred_present, pred_box = tensors
+        self.trackers["loss"].update_state(total)
+        self.trackers["class_loss"].update_state(class_loss)
+        self.trackers["box_loss"].update_state(box_loss)
+        # Mean IoU over the images that hold an object: negatives have no box to match.
+        self.trackers["mean_iou"].update_state(
+            box_iou(box, pred_box), sample_weight=tf.reshape(present, (-1,))
+        )
+        self.trackers["presence_accuracy"].update_state(present, pred_present)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            total, class_loss, box_loss, tensors = self._compute_losses(data, training=True)
+        grads = tape.gradient(total, self.trainable_variables)
+        # The optimizer given to compile, not a global one as in the tutorial.
+        self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
+        return self._update(total, class_loss, box_loss, tensors)
+
+    def test_step(self, data):
+        return self._update(*self._compute_losses(data, training=False))
+
+    def get_config(self):
+        return {**super().get_config(), **self.config}
+
+    def get_compile_config(self):
+        return {
+            "optimizer": keras.optimizers.serialize(self.optimizer),
+            "localization": self.localization,
+            "loss_weights": list(self.loss_weights),
+        }
+
+    def compile_from_config(self, config):
+        optimizer = keras.optimizers.deserialize(config.pop("optimizer"))
+        self.compile(optimizer=optimizer, **config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # so its saved state loads too

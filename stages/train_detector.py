@@ -1,0 +1,122 @@
+"""Stage `train-detector`: train the FaceTracker single-object detector on augmented data.
+
+In:  data/augmented/detection/manifest.csv (train + val rows) and the images it lists.
+Out: models/detector.keras + models/detector.json (resolved params, best scores);
+     reports/train/detector/ (DVCLive: total / class / box loss, presence accuracy, mean IoU
+     on positives, learning rate; train and eval). TensorBoard: reports/tensorboard/detector/.
+Params: base.seed, base.image_size.detection, train_detector.*.
+A killed run resumes from its last completed epoch (state in .work/, outside DVC outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+
+from stages.shared.cli import UserError, run_stage
+from stages.shared.images import file_md5
+from stages.shared.manifest import BOX, read_manifest
+from stages.shared.params import load_params
+from stages.shared.seeding import seed_everything
+
+DEFAULTS = {
+    "manifest": "data/augmented/detection/manifest.csv",
+    "model": "models/detector.keras",
+    "live_dir": "reports/train/detector",
+    "tensorboard": "reports/tensorboard/detector",
+}
+
+
+def detection_targets(rows) -> tuple:
+    """(presence [N, 1], box [N, 4]) float32 arrays from manifest rows."""
+    present = rows["present"].to_numpy("float32").reshape(-1, 1)
+    return present, rows[BOX].to_numpy("float32")
+
+
+def build_model(cfg, size: int):
+    """The FaceTracker from params, compiled with its optimizer, schedule and loss weights."""
+    from stages.shared.detectors import FaceTracker
+
+    model = FaceTracker(
+        cfg.backbone, size, cfg.head_width, cfg.pooling, cfg.dropout, cfg.weights, cfg.bn_momentum
+    )
+    model.backbone.trainable = cfg.trainable_backbone
+    model(np.zeros((1, size, size, 3), "float32"))  # build: BackupAndRestore needs the weights
+    return model
+
+
+def train(cfg, base, paths: dict) -> dict:
+    """Train (or resume) the detector; save the best model with its metadata; return scores."""
+    import keras
+
+    from stages.shared import tfdata, training
+
+    seed_everything(base.seed, cfg.deterministic)
+    frame = read_manifest(Path(paths["manifest"]), "detection")
+    train_rows, val_rows = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
+    if val_rows.empty:
+        raise UserError(f"{paths['manifest']}: no val rows — set split.fractions.val above 0")
+    size = base.image_size.detection
+    data = {
+        "train": tfdata.make_dataset(
+            train_rows["path"],
+            detection_targets(train_rows),
+            size,
+            cfg.batch_size,
+            shuffle_seed=base.seed,
+            cache=cfg.cache,
+        ),
+        "val": tfdata.make_dataset(
+            val_rows["path"], detection_targets(val_rows), size, cfg.batch_size, cache=cfg.cache
+        ),
+    }
+    steps = math.ceil(len(train_rows) / cfg.batch_size)
+    model = build_model(cfg, size)
+    rate = training.make_schedule(
+        cfg.schedule, cfg.learning_rate, steps, cfg.epochs, cfg.decay_rate
+    )
+    weights = (cfg.loss_weights.localization, cfg.loss_weights.classification)
+    model.compile(
+        optimizer=training.make_optimizer(cfg.optimizer, rate),
+        localization=cfg.localization_loss,
+        loss_weights=weights,
+    )
+    manifest_md5 = file_md5(Path(paths["manifest"]))
+    state = training.work_dir("train_detector", cfg.model_dump(), base.model_dump(), manifest_md5)
+    live = training.open_live(paths["live_dir"], (state / "backup").exists())
+    training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
+    best = keras.models.load_model(state / "best.keras")
+    scores = best.evaluate(data["val"], verbose=0, return_dict=True)
+    keys = ("loss", "mean_iou", "presence_accuracy")
+    summary = {f"val_{k}": round(float(scores[k]), 4) for k in keys}
+    live.summary["best"] = summary
+    live.make_summary()
+    metadata = {
+        "task": "detection",
+        "image_size": size,
+        "backbone": cfg.backbone,
+        "params": cfg.model_dump(),
+        "seed": base.seed,
+        "manifest_md5": manifest_md5,
+        **summary,
+    }
+    training.save_model(best, Path(paths["model"]), metadata)
+    training.finish(state)
+    return summary
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name, default in DEFAULTS.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", default=default)
+    paths = vars(parser.parse_args(argv))
+    cfg, base = load_params("train_detector"), load_params("base")
+    summary = train(cfg, base, paths)
+    print(f"train-detector: best {summary} → {paths['model']}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,96 @@
+"""detectors.py: the FaceTracker learns, decays its rate, and round-trips through .keras."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from stages.shared.cli import UserError
+from stages.shared.detectors import FaceTracker, SpatialSoftmax
+from stages.shared.training import make_optimizer, make_schedule
+
+
+def batch(size=32, n=8):
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (n, size, size, 3)).astype("float32")
+    present = np.array([[1], [0]] * (n // 2), "float32")
+    boxes = np.tile([[0.1, 0.2, 0.5, 0.6]], (n, 1)).astype("float32") * present
+    return images, (present, boxes)
+
+
+def tiny_tracker(pooling="flatten") -> FaceTracker:
+    keras.utils.set_random_seed(0)
+    model = FaceTracker("plain_cnn", 32, head_width=16, pooling=pooling, dropout=0.0)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    return model
+
+
+def test_one_training_step_lowers_the_loss_with_the_compiled_optimizer():
+    model = tiny_tracker()
+    optimizer = keras.optimizers.Adam(1e-3)
+    model.compile(optimizer=optimizer, localization="corners", loss_weights=(1.0, 0.5))
+    data = batch()
+    before = float(model._compute_losses(data, training=True)[0])
+    model.train_step(data)
+    after = float(model._compute_losses(data, training=True)[0])
+    assert after < before
+    assert int(optimizer.iterations) == 1  # the optimizer given to compile did the step
+
+
+def test_the_learning_rate_decays_across_steps():
+    schedule = make_schedule("inverse_time", 1e-3, steps_per_epoch=2, epochs=3, decay=0.75)
+    assert float(schedule(2)) == pytest.approx(0.75e-3) and float(schedule(4)) == pytest.approx(
+        0.6e-3
+    )
+    model = tiny_tracker()
+    model.compile(optimizer=make_optimizer("adam", schedule))
+    images, targets = batch()
+    data = tf.data.Dataset.from_tensor_slices((images, targets)).batch(4)  # 2 steps an epoch
+    start = float(model.optimizer.learning_rate)
+    model.fit(data, epochs=2, verbose=0, shuffle=False)
+    assert start == pytest.approx(1e-3)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.6e-3)
+
+
+@pytest.mark.parametrize("pooling", ["flatten", "softargmax", "max"])
+def test_save_load_round_trip_gives_the_same_predictions(tmp_path, pooling):
+    model = tiny_tracker(pooling)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), localization="giou")
+    images, targets = batch()
+    model.fit(images, targets, epochs=1, batch_size=4, verbose=0)
+    model.save(tmp_path / "d.keras")
+    loaded = keras.models.load_model(tmp_path / "d.keras")
+    for a, b in zip(
+        model.predict(images, verbose=0), loaded.predict(images, verbose=0), strict=True
+    ):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert loaded.localization == "giou" and loaded.get_config()["head_width"] == 16
+
+
+def test_vgg16_backbone_builds_without_weights():
+    model = FaceTracker("vgg16", 32, head_width=8, pooling="max")
+    presence, box = model(np.zeros((2, 32, 32, 3), "float32"))
+    assert presence.shape == (2, 1) and box.shape == (2, 4)
+    assert model.backbone.get_layer("backbone").name == "backbone"
+
+
+def test_unknown_backbone_and_pooling_are_clear_errors():
+    with pytest.raises(
+        UserError, match=r"unknown backbone 'resnet50'; choices: plain_cnn, mobilenet_v2"
+    ):
+        FaceTracker("resnet50", 32)
+    with pytest.raises(UserError, match=r"unknown pooling 'sum'; choices: max, avg, flatten"):
+        FaceTracker("plain_cnn", 32, pooling="sum")
+
+
+def test_spatial_softmax_finds_the_hot_spot():
+    features = np.zeros((1, 4, 5, 2), "float32")
+    features[0, 1, 3, 0] = 50.0  # channel 0: hot at row 1 of 0..3, column 3 of 0..4
+    out = np.asarray(SpatialSoftmax()(features))
+    assert out.shape == (1, 6)  # mean x, mean y, max; per channel
+    mean_x, mean_y, peak = out[0, ::2]
+    assert mean_x == pytest.approx(3 / 4, abs=1e-3) and mean_y == pytest.approx(1 / 3, abs=1e-3)
+    assert peak == 50.0
+    assert out[0, 1] == pytest.approx(0.5) and out[0, 3] == pytest.approx(0.5)  # flat channel
