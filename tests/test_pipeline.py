@@ -86,7 +86,9 @@ def test_an_augment_param_touches_only_its_own_branch(dvc_project):
     set_param(dvc_project, "augment.detection.copies", 2)
     assert changed_stages(dvc_project) == {"augment@detection"}
     rerun = dvc("repro", cwd=dvc_project)
-    assert ran_stages(rerun.stdout) == ["augment@detection"]
+    ran = ran_stages(rerun.stdout)
+    assert ran[0] == "augment@detection" and "train-detector" in ran, ran
+    assert not [name for name in ran if "classif" in name or name.startswith("s")], ran
     set_param(dvc_project, "augment.classification.keep_original", False)
     assert changed_stages(dvc_project) == {"augment@classification"}
     set_param(dvc_project, "augment.workers", 1)  # speed only: changes no stage
