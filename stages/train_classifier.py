@@ -10,13 +10,12 @@ A killed run resumes from its last completed epoch (state in .work/, outside DVC
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
 
-from stages.shared.cli import UserError, run_stage
+from stages.shared.cli import run_stage
 from stages.shared.images import file_md5
 from stages.shared.manifest import read_manifest
 from stages.shared.params import load_params
@@ -49,28 +48,16 @@ def train(cfg, base, paths: dict) -> dict:
     seed_everything(base.seed, cfg.deterministic)
     frame = read_manifest(Path(paths["manifest"]), "classification")
     classes = sorted(frame["label"].unique())
-    train_rows, val_rows = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
-    if val_rows.empty:
-        raise UserError(f"{paths['manifest']}: no val rows — set split.fractions.val above 0")
     size = base.image_size.classification
-    data = {
-        "train": tfdata.make_dataset(
-            train_rows["path"],
-            tfdata.one_hot(train_rows["label"], classes),
-            size,
-            cfg.batch_size,
-            shuffle_seed=base.seed,
-            cache=cfg.cache,
-        ),
-        "val": tfdata.make_dataset(
-            val_rows["path"],
-            tfdata.one_hot(val_rows["label"], classes),
-            size,
-            cfg.batch_size,
-            cache=cfg.cache,
-        ),
-        "class_weight": class_weights(list(train_rows["label"]), classes, cfg.class_weight),
-    }
+    train_rows, data = training.train_val_data(
+        frame,
+        paths["manifest"],
+        lambda rows: tfdata.one_hot(rows["label"], classes),
+        size,
+        cfg,
+        base.seed,
+    )
+    data["class_weight"] = class_weights(list(train_rows["label"]), classes, cfg.class_weight)
     steps = math.ceil(len(train_rows) / cfg.batch_size)
     aug = cfg.in_model_augmentation
     model = classifiers.build_classifier(
@@ -133,10 +120,9 @@ def train(cfg, base, paths: dict) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, default in DEFAULTS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", default=default)
-    paths = vars(parser.parse_args(argv))
+    from stages.shared.training import stage_paths
+
+    paths = stage_paths(argv, DEFAULTS, __doc__.splitlines()[0])
     cfg, base = load_params("train_classifier"), load_params("base")
     summary = train(cfg, base, paths)
     print(f"train-classifier: best {summary} → {paths['model']}")

@@ -10,13 +10,12 @@ A killed run resumes from its last completed epoch (state in .work/, outside DVC
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
 
-from stages.shared.cli import UserError, run_stage
+from stages.shared.cli import run_stage
 from stages.shared.images import file_md5
 from stages.shared.manifest import BOX, read_manifest
 from stages.shared.params import load_params
@@ -52,27 +51,14 @@ def train(cfg, base, paths: dict) -> dict:
     """Train (or resume) the detector; save the best model with its metadata; return scores."""
     import keras
 
-    from stages.shared import tfdata, training
+    from stages.shared import training
 
     seed_everything(base.seed, cfg.deterministic)
     frame = read_manifest(Path(paths["manifest"]), "detection")
-    train_rows, val_rows = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
-    if val_rows.empty:
-        raise UserError(f"{paths['manifest']}: no val rows — set split.fractions.val above 0")
     size = base.image_size.detection
-    data = {
-        "train": tfdata.make_dataset(
-            train_rows["path"],
-            detection_targets(train_rows),
-            size,
-            cfg.batch_size,
-            shuffle_seed=base.seed,
-            cache=cfg.cache,
-        ),
-        "val": tfdata.make_dataset(
-            val_rows["path"], detection_targets(val_rows), size, cfg.batch_size, cache=cfg.cache
-        ),
-    }
+    train_rows, data = training.train_val_data(
+        frame, paths["manifest"], detection_targets, size, cfg, base.seed
+    )
     steps = math.ceil(len(train_rows) / cfg.batch_size)
     model = build_model(cfg, size)
     rate = training.make_schedule(
@@ -109,10 +95,9 @@ def train(cfg, base, paths: dict) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for name, default in DEFAULTS.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", default=default)
-    paths = vars(parser.parse_args(argv))
+    from stages.shared.training import stage_paths
+
+    paths = stage_paths(argv, DEFAULTS, __doc__.splitlines()[0])
     cfg, base = load_params("train_detector"), load_params("base")
     summary = train(cfg, base, paths)
     print(f"train-detector: best {summary} → {paths['model']}")

@@ -144,16 +144,56 @@ def make_callbacks(cfg, state: Path, live, tensorboard_dir: Path, schedule: str)
     return callbacks
 
 
+def stage_paths(argv: list[str], defaults: dict[str, str], description: str) -> dict:
+    """A training stage's paths from the command line (`--manifest`, `--model`, ...)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    for name, default in defaults.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", default=default)
+    return vars(parser.parse_args(argv))
+
+
+def train_val_data(frame: pd.DataFrame, manifest: str, targets, size: int, cfg, seed: int):
+    """(train rows, {"train": shuffled dataset, "val": dataset}) from a manifest's rows.
+
+    `targets(rows)` turns manifest rows into the model's target arrays.
+    """
+    from stages.shared.tfdata import make_dataset
+
+    train_rows, val_rows = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
+    if val_rows.empty:
+        raise UserError(f"{manifest}: no val rows — set split.fractions.val above 0")
+    data = {
+        "train": make_dataset(
+            train_rows["path"],
+            targets(train_rows),
+            size,
+            cfg.batch_size,
+            shuffle_seed=seed,
+            cache=cfg.cache,
+        ),
+        "val": make_dataset(
+            val_rows["path"], targets(val_rows), size, cfg.batch_size, cache=cfg.cache
+        ),
+    }
+    return train_rows, data
+
+
 def fit_phase(model, data: dict, cfg, state: Path, live, paths: dict, epochs: int, initial_epoch=0):
     """One resumable `model.fit` with the standard callbacks (+ `paths["extra_callbacks"]`)."""
     callbacks = make_callbacks(cfg, state, live, Path(paths["tensorboard"]), cfg.schedule)
     callbacks += paths.get("extra_callbacks", [])
     return model.fit(
-        data["train"], validation_data=data["val"], epochs=epochs, initial_epoch=initial_epoch,
-        callbacks=callbacks, class_weight=data.get("class_weight"),
+        data["train"],
+        validation_data=data["val"],
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=callbacks,
+        class_weight=data.get("class_weight"),
         shuffle=False,  # tf.data already shuffles, seeded
         verbose=1 if sys.stdout.isatty() else 2,
-    )  # fmt: skip
+    )
 
 
 def open_live(live_dir: str, resuming: bool):
