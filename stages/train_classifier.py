@@ -95,27 +95,18 @@ def train(cfg, base, paths: dict) -> dict:
         )
         total += tune.epochs
         training.fit_phase(model, data, cfg, state / "fine_tune", live, paths, total, cfg.epochs)
-    best = keras.models.load_model(state / "best.keras")
-    scores = best.evaluate(data["val"], verbose=0, return_dict=True)
-    summary = {"val_loss": round(scores["loss"], 4), "val_accuracy": round(scores["accuracy"], 4)}
-    live.summary["best"] = summary  # the saved model's scores, beside the last epoch's
-    live.make_summary()
-    training.save_model(
-        best,
-        Path(paths["model"]),
-        {
-            "task": "classification",
-            "classes": classes,
-            "image_size": size,
-            "architecture": cfg.architecture,
-            "params": cfg.model_dump(),
-            "seed": base.seed,
-            "manifest_md5": manifest_md5,
-            "epochs_run": total,
-            **summary,
-        },
-    )
-    training.finish(state)
+    metadata = {
+        "task": "classification",
+        "classes": classes,
+        "image_size": size,
+        "architecture": cfg.architecture,
+        "params": cfg.model_dump(),
+        "seed": base.seed,
+        "manifest_md5": manifest_md5,
+        "epochs_run": total,
+    }
+    keys = ("loss", "accuracy")
+    summary = training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
     return summary
 
 

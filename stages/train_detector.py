@@ -36,7 +36,7 @@ def detection_targets(rows) -> tuple:
 
 
 def build_model(cfg, size: int):
-    """The FaceTracker from params, compiled with its optimizer, schedule and loss weights."""
+    """The FaceTracker from params, built (BackupAndRestore needs its weights to exist)."""
     from stages.shared.detectors import FaceTracker
 
     model = FaceTracker(
@@ -49,8 +49,6 @@ def build_model(cfg, size: int):
 
 def train(cfg, base, paths: dict) -> dict:
     """Train (or resume) the detector; save the best model with its metadata; return scores."""
-    import keras
-
     from stages.shared import training
 
     seed_everything(base.seed, cfg.deterministic)
@@ -74,12 +72,6 @@ def train(cfg, base, paths: dict) -> dict:
     state = training.work_dir("train_detector", cfg.model_dump(), base.model_dump(), manifest_md5)
     live = training.open_live(paths["live_dir"], (state / "backup").exists())
     training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
-    best = keras.models.load_model(state / "best.keras")
-    scores = best.evaluate(data["val"], verbose=0, return_dict=True)
-    keys = ("loss", "mean_iou", "presence_accuracy")
-    summary = {f"val_{k}": round(float(scores[k]), 4) for k in keys}
-    live.summary["best"] = summary
-    live.make_summary()
     metadata = {
         "task": "detection",
         "image_size": size,
@@ -87,10 +79,9 @@ def train(cfg, base, paths: dict) -> dict:
         "params": cfg.model_dump(),
         "seed": base.seed,
         "manifest_md5": manifest_md5,
-        **summary,
     }
-    training.save_model(best, Path(paths["model"]), metadata)
-    training.finish(state)
+    keys = ("loss", "mean_iou", "presence_accuracy")
+    summary = training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
     return summary
 
 

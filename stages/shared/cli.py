@@ -6,8 +6,6 @@ import logging
 import sys
 from collections.abc import Callable
 
-log = logging.getLogger("pipeline")
-
 
 class UserError(Exception):
     """A mistake in the user's data or params: reported as one line, never a traceback."""

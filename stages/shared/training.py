@@ -210,6 +210,14 @@ def save_model(model: keras.Model, path: Path, metadata: dict[str, Any]) -> None
     write_json(path.with_suffix(".json"), metadata)
 
 
-def finish(state: Path) -> None:
-    """Forget the resumable state of a run that completed."""
+def finish_run(state: Path, data: dict, live, path: Path, metadata: dict, keys) -> dict:
+    """Score the best checkpoint on val, log it to DVCLive, save it with its metadata, and
+    forget the run's resumable state; return the val scores (rounded, `val_<key>`)."""
+    best = keras.models.load_model(state / "best.keras")
+    scores = best.evaluate(data["val"], verbose=0, return_dict=True)
+    summary = {f"val_{key}": round(float(scores[key]), 4) for key in keys}
+    live.summary["best"] = summary  # the saved model's scores, beside the last epoch's
+    live.make_summary()
+    save_model(best, path, {**metadata, **summary})
     shutil.rmtree(state, ignore_errors=True)
+    return summary
