@@ -10,7 +10,19 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from stages.shared.metrics import average_precision, box_iou, detection_ap
+from stages.shared.metrics import (
+    average_precision,
+    box_iou,
+    classifier_scores,
+    confusion_table,
+    detection_ap,
+    detection_scores,
+    per_class_auc,
+    per_class_report,
+    precision_recall_points,
+    roc_averages,
+    roc_points,
+)
 
 
 def test_box_iou_known_values():
@@ -92,3 +104,100 @@ def test_ap_matches_pycocotools_on_random_cases(seed):
     ap50_95, ap50 = coco_reference(scores, pred, present, true)
     assert ours["ap50"] == pytest.approx(ap50, abs=1e-6)
     assert ours["ap50_95"] == pytest.approx(ap50_95, abs=1e-6)
+
+
+# --- classifier metrics on hand-built predictions ---
+
+PROBA = np.array(
+    [
+        [0.8, 0.1, 0.1],  # actual 0, predicted 0
+        [0.6, 0.3, 0.1],  # actual 0, predicted 0
+        [0.2, 0.7, 0.1],  # actual 1, predicted 1
+        [0.5, 0.28, 0.22],  # actual 1, predicted 0 (true class second: a top-2 hit)
+        [0.1, 0.2, 0.7],  # actual 2, predicted 2
+        [0.3, 0.3, 0.4],  # actual 2, predicted 2
+    ]
+)
+ACTUAL = np.array([0, 0, 1, 1, 2, 2])
+
+
+def test_classifier_scores_known_answers():
+    scores = classifier_scores(ACTUAL, PROBA, top_k=2)
+    assert scores["accuracy"] == pytest.approx(5 / 6)
+    # class 0: precision 2/3, recall 1; class 1: 1, 1/2; class 2: 1, 1.
+    assert scores["macro_precision"] == pytest.approx((2 / 3 + 1 + 1) / 3)
+    assert scores["macro_recall"] == pytest.approx((1 + 0.5 + 1) / 3)
+    f1 = [2 * (2 / 3) / (2 / 3 + 1), 2 * 0.5 / 1.5, 1.0]
+    assert scores["macro_f1"] == pytest.approx(np.mean(f1))
+    assert scores["top_2_accuracy"] == pytest.approx(1.0)
+    # Class 0 vs rest: positives score 0.8, 0.6; negatives 0.2, 0.5, 0.1, 0.3 → AUC 1.
+    # Class 1: positives 0.7, 0.28; negatives 0.1, 0.3, 0.2, 0.3 → 6 of 8 pairs ordered.
+    assert per_class_auc(ACTUAL, PROBA)[:2] == pytest.approx([1.0, 6 / 8])
+    assert "top_3_accuracy" not in classifier_scores(ACTUAL, PROBA, top_k=3)  # k = classes
+
+
+def test_roc_auc_skips_a_class_absent_from_the_test_set():
+    actual = np.array([0, 0, 1, 1])
+    proba = np.array([[0.9, 0.1, 0], [0.8, 0.2, 0], [0.3, 0.7, 0], [0.4, 0.6, 0]])
+    assert np.isnan(per_class_auc(actual, proba)[2])
+    assert classifier_scores(actual, proba)["roc_auc"] == pytest.approx(1.0)
+
+
+def test_a_test_split_of_one_class_has_no_roc_but_does_not_fail():
+    actual, proba = np.array([1, 1]), np.array([[0.2, 0.8], [0.6, 0.4]])
+    assert np.isnan(classifier_scores(actual, proba)["roc_auc"])
+    assert roc_points(actual, proba, ["a", "b"]).empty
+    assert roc_averages(actual, proba)["macro"].isna().all()
+
+
+def test_per_class_report_and_confusion_table():
+    classes = ["cat", "dog", "owl"]
+    report = per_class_report(ACTUAL, PROBA, classes)
+    assert list(report["class"]) == classes
+    assert report["support"].tolist() == [2, 2, 2]
+    assert report["recall"].tolist() == pytest.approx([1.0, 0.5, 1.0])
+    confusion = confusion_table(ACTUAL, PROBA.argmax(axis=1), classes)
+    assert len(confusion) == 9 and confusion["count"].sum() == 6
+    dog_as_cat = confusion[(confusion["actual"] == "dog") & (confusion["predicted"] == "cat")]
+    assert dog_as_cat["count"].item() == 1 and dog_as_cat["normalized"].item() == 0.5
+    # Every actual class's row of shares sums to 1.
+    assert confusion.groupby("actual")["normalized"].sum().tolist() == pytest.approx([1, 1, 1])
+
+
+def test_roc_points_and_averages():
+    roc = roc_points(ACTUAL, PROBA, ["a", "b", "c"])
+    assert set(roc["class"]) == {"a", "b", "c"}
+    for _, curve in roc.groupby("class"):
+        assert curve["fpr"].iloc[0] == 0 and curve["tpr"].iloc[-1] == 1
+        assert curve["fpr"].is_monotonic_increasing and curve["tpr"].is_monotonic_increasing
+    averages = roc_averages(ACTUAL, PROBA)
+    assert averages["fpr"].iloc[0] == 0 and averages["fpr"].iloc[-1] == 1
+    # A perfect ranking gives a curve at TPR 1 from FPR 0 on.
+    perfect = roc_averages(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    assert perfect["micro"].iloc[1:].tolist() == pytest.approx([1.0] * 100)
+
+
+# --- detector scores and the PR curve ---
+
+
+def test_detection_scores_known_answers():
+    true = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 1.0, 1.0], [0, 0, 0, 0], [0, 0, 0, 0]])
+    pred = np.array([[0.0, 0.0, 0.5, 0.5], [0.5, 0.5, 0.75, 1.0], [0.1, 0.1, 0.2, 0.2], [0] * 4])
+    present = np.array([1, 1, 0, 0])
+    scores = np.array([0.9, 0.4, 0.7, 0.1])
+    result = detection_scores(scores, pred, present, true, threshold=0.5)
+    # Said present: images 0 and 2 → one right, one wrong; image 1 missed.
+    assert result["presence_accuracy"] == pytest.approx(0.5)
+    assert result["presence_precision"] == pytest.approx(0.5)
+    assert result["presence_recall"] == pytest.approx(0.5)
+    assert result["mean_iou"] == pytest.approx((1.0 + 0.5) / 2)
+    # Ranked 0.9 (hit), 0.7 (negative: miss), 0.4 (IoU 0.5: hit) → envelope 1 then 2/3.
+    assert result["ap50"] == pytest.approx((51 * 1.0 + 50 * 2 / 3) / 101)
+
+
+def test_precision_recall_points_merge_tied_scores():
+    points = precision_recall_points(
+        np.array([0.9, 0.5, 0.5, 0.2]), np.array([True, False, True, True]), positives=4
+    )
+    expected = [[0.9, 1.0, 0.25], [0.5, 2 / 3, 0.5], [0.2, 0.75, 0.75]]
+    assert np.allclose(points, expected)

@@ -102,7 +102,42 @@ def test_a_training_param_touches_only_its_own_model(dvc_project):
     set_param(dvc_project, "train_classifier.dropout", 0.1)
     assert changed_stages(dvc_project) == {"train-detector", "train-classifier"}
     rerun = dvc("repro", cwd=dvc_project)
-    assert sorted(ran_stages(rerun.stdout)) == ["train-classifier", "train-detector"]
+    assert sorted(ran_stages(rerun.stdout)) == [
+        "evaluate@classifier",
+        "evaluate@detector",
+        "plot",
+        "train-classifier",
+        "train-detector",
+    ]
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=dvc_project).stdout)
     shown = json.dumps(metrics)
-    assert "mean_iou" in shown and "accuracy" in shown
+    for name in ("mean_iou", "accuracy", "ap50", "ap50_95", "macro_f1", "roc_auc"):
+        assert f'"{name}"' in shown, name
+
+
+PLOT_IDS = [
+    "Classifier loss",
+    "Detector localization loss",
+    "Classifier confusion matrix (test)",
+    "Classifier confusion matrix, row-normalised (test)",
+    "Classifier ROC, micro and macro average over classes (test)",
+    "Detector precision-recall at IoU 0.5 (test)",
+    "reports/figures/detector_gallery.png",
+    "reports/figures/classifier_confusion.png",
+]
+
+
+def test_evaluate_and_plot_params_never_retrain_and_plots_render(dvc_project, tmp_path):
+    dvc("repro", cwd=dvc_project)
+    set_param(dvc_project, "plot.gallery_size", 4)
+    assert changed_stages(dvc_project) == {"plot"}
+    assert ran_stages(dvc("repro", cwd=dvc_project).stdout) == ["plot"]
+    set_param(dvc_project, "evaluate.detector.presence_threshold", 0.6)
+    assert changed_stages(dvc_project) == {"evaluate@detector"}
+    assert ran_stages(dvc("repro", cwd=dvc_project).stdout) == ["evaluate@detector", "plot"]
+    out = tmp_path / "html"
+    dvc("plots", "show", "-o", str(out), cwd=dvc_project)
+    html = (out / "index.html").read_text()
+    for plot_id in PLOT_IDS:
+        assert plot_id in html, plot_id
+    assert "figures/detector_gallery.png" in (dvc_project / "reports/summary.md").read_text()

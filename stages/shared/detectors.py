@@ -193,6 +193,8 @@ class FaceTracker(keras.Model):
         return {**super().get_config(), **self.config}
 
     def get_compile_config(self):
+        if not self.compiled:
+            return None  # an uncompiled model (e.g. built for inference) saves without one
         return {
             "optimizer": keras.optimizers.serialize(self.optimizer),
             "localization": self.localization,

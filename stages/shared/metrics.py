@@ -1,6 +1,10 @@
-"""Evaluation metrics in NumPy: box IoU and COCO-style average precision for one object per image.
+"""Evaluation metrics: classifier scores (scikit-learn), box IoU and COCO-style detection AP.
 
-AP follows the COCO evaluation (pycocotools `COCOeval`): predictions sorted by confidence
+Classifier: accuracy, macro precision / recall / F1, one-vs-rest ROC AUC (macro over the
+classes that have both positives and negatives in the test set), top-k accuracy, the
+confusion matrix (raw and row-normalised) and ROC points per class.
+
+Detector AP follows the COCO evaluation (pycocotools `COCOeval`): predictions sorted by confidence
 (stable), a prediction is a true positive when its image has an object and IoU ≥ the
 threshold, precision made monotone from the right, then averaged at 101 recall points
 (0, 0.01, …, 1). Here every image gets exactly one prediction, scored by its presence
@@ -10,6 +14,8 @@ probability; an image without an object turns its prediction into a false positi
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -58,3 +64,146 @@ def detection_ap(
         average_precision(scores, ious >= threshold, int(present.sum())) for threshold in thresholds
     ]
     return {"ap50": per_threshold[0], "ap50_95": float(np.mean(per_threshold))}
+
+
+def detection_scores(
+    scores: np.ndarray,
+    pred_boxes: np.ndarray,
+    present: np.ndarray,
+    true_boxes: np.ndarray,
+    threshold: float = 0.5,
+) -> dict[str, float]:
+    """Presence accuracy / precision / recall at `threshold`, mean IoU on positives, AP."""
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    present = np.asarray(present, dtype=bool).reshape(-1)
+    said = scores >= threshold
+    true_pos = int((said & present).sum())
+    ious = box_iou(true_boxes, pred_boxes)[present]
+    return {
+        "presence_accuracy": float((said == present).mean()),
+        "presence_precision": true_pos / int(said.sum()) if said.any() else 0.0,
+        "presence_recall": true_pos / int(present.sum()) if present.any() else float("nan"),
+        "mean_iou": float(ious.mean()) if len(ious) else float("nan"),
+        **detection_ap(scores, pred_boxes, present, true_boxes),
+    }
+
+
+def precision_recall_points(scores: np.ndarray, hits: np.ndarray, positives: int) -> np.ndarray:
+    """(threshold, precision, recall) rows, one per distinct score, highest score first.
+
+    The raw curve (not the monotone envelope AP integrates), as a reviewer reads it: at
+    each score threshold, what share of the images said to hold an object are right, and
+    what share of the objects are found.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-scores, kind="mergesort")
+    ranked, hit = scores[order], np.asarray(hits, dtype=bool)[order]
+    true_pos, false_pos = np.cumsum(hit), np.cumsum(~hit)
+    # The last row of each run of equal scores: a threshold admits ties together.
+    last = np.r_[ranked[1:] != ranked[:-1], True]
+    precision = true_pos / np.maximum(true_pos + false_pos, 1)
+    recall = true_pos / max(positives, 1)
+    return np.stack([ranked[last], precision[last], recall[last]], axis=1)
+
+
+def classifier_scores(actual: np.ndarray, proba: np.ndarray, top_k: int = 0) -> dict[str, float]:
+    """Headline scores of class indices `actual` against (N, C) probabilities.
+
+    `top_k_accuracy` is added when `top_k` > 0 and there are more than `top_k` classes.
+    """
+    classes = np.arange(proba.shape[1])
+    predicted = proba.argmax(axis=1)
+    precision, recall, f1, _ = skm.precision_recall_fscore_support(
+        actual, predicted, labels=classes, average="macro", zero_division=0
+    )
+    scores = {
+        "accuracy": float(skm.accuracy_score(actual, predicted)),
+        "macro_precision": float(precision),
+        "macro_recall": float(recall),
+        "macro_f1": float(f1),
+        "roc_auc": nanmean(per_class_auc(actual, proba)),
+    }
+    if 0 < top_k < len(classes):
+        scores[f"top_{top_k}_accuracy"] = float(
+            skm.top_k_accuracy_score(actual, proba, k=top_k, labels=classes)
+        )
+    return scores
+
+
+def nanmean(values: np.ndarray) -> float:
+    """Mean of the defined values; NaN (without a warning) when none is."""
+    defined = values[~np.isnan(values)]
+    return float(defined.mean()) if len(defined) else float("nan")
+
+
+def per_class_auc(actual: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """One-vs-rest ROC AUC per class; NaN for a class absent from (or alone in) `actual`."""
+    aucs = np.full(proba.shape[1], np.nan)
+    for c in range(proba.shape[1]):
+        positive = actual == c
+        if 0 < positive.sum() < len(actual):
+            aucs[c] = skm.roc_auc_score(positive, proba[:, c])
+    return aucs
+
+
+def per_class_report(actual: np.ndarray, proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """class, precision, recall, f1, support, roc_auc: one row per class."""
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        actual, proba.argmax(axis=1), labels=np.arange(len(classes)), zero_division=0
+    )
+    return pd.DataFrame(
+        {
+            "class": classes,
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "support": support,
+            "roc_auc": per_class_auc(actual, proba),
+        }
+    )
+
+
+def confusion_table(actual: np.ndarray, predicted: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """actual, predicted, count, normalized (share of the actual class's row): every cell."""
+    counts = skm.confusion_matrix(actual, predicted, labels=np.arange(len(classes)))
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
+    rows, cols = np.indices(counts.shape)
+    return pd.DataFrame(
+        {
+            "actual": np.asarray(classes)[rows.ravel()],
+            "predicted": np.asarray(classes)[cols.ravel()],
+            "count": counts.ravel(),
+            "normalized": shares.ravel(),
+        }
+    )
+
+
+def roc_points(actual: np.ndarray, proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """class, fpr, tpr, threshold: the one-vs-rest ROC curve of each class that has one."""
+    frames = []
+    for c, name in enumerate(classes):
+        positive = actual == c
+        if 0 < positive.sum() < len(actual):
+            fpr, tpr, threshold = skm.roc_curve(positive, proba[:, c], drop_intermediate=True)
+            frames.append(
+                pd.DataFrame({"class": name, "fpr": fpr, "tpr": tpr, "threshold": threshold})
+            )
+    if not frames:  # a test split of one class has no ROC curve
+        return pd.DataFrame(columns=["class", "fpr", "tpr", "threshold"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def roc_averages(actual: np.ndarray, proba: np.ndarray, points: int = 101) -> pd.DataFrame:
+    """fpr, micro, macro: micro- and macro-averaged one-vs-rest ROC on a common FPR grid."""
+    grid = np.linspace(0.0, 1.0, points)
+    onehot = np.eye(proba.shape[1], dtype=bool)[actual]
+    fpr, tpr, _ = skm.roc_curve(onehot.ravel(), proba.ravel())
+    micro = np.interp(grid, fpr, tpr)
+    curves = []
+    for c in range(proba.shape[1]):
+        if 0 < onehot[:, c].sum() < len(actual):
+            fpr_c, tpr_c, _ = skm.roc_curve(onehot[:, c], proba[:, c])
+            curves.append(np.interp(grid, fpr_c, tpr_c))
+    macro = np.mean(curves, axis=0) if curves else np.full(points, np.nan)
+    return pd.DataFrame({"fpr": grid, "micro": micro, "macro": macro})

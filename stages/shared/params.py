@@ -167,6 +167,27 @@ class TrainDetectorParams(Training):
     loss_weights: LossWeights
 
 
+class EvaluateClassifier(Section):
+    batch_size: int = Field(ge=1)
+    top_k: int = Field(ge=0, description="top-k accuracy, reported with more than k classes")
+
+
+class EvaluateDetector(Section):
+    batch_size: int = Field(ge=1)
+    presence_threshold: float = Field(gt=0.0, lt=1.0, description="score that says 'object'")
+
+
+class EvaluateParams(Section):
+    classifier: EvaluateClassifier
+    detector: EvaluateDetector
+
+
+class PlotParams(Section):
+    dpi: int = Field(ge=50, le=400)
+    gallery_size: int = Field(ge=1, le=64, description="test images per gallery figure")
+    gallery_columns: int = Field(ge=1, le=16)
+
+
 SECTIONS: dict[str, type[Section]] = {
     "base": BaseParams,
     "data": DataParams,
@@ -175,6 +196,8 @@ SECTIONS: dict[str, type[Section]] = {
     "augment": AugmentParams,
     "train_classifier": TrainClassifierParams,
     "train_detector": TrainDetectorParams,
+    "evaluate": EvaluateParams,
+    "plot": PlotParams,
 }
 
 

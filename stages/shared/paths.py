@@ -24,3 +24,15 @@ def split_manifest(task: str) -> Path:
 def split_report(task: str) -> Path:
     """The split report (counts, skipped files) of a task."""
     return DATA_REPORTS_DIR / f"{task}.json"
+
+
+# The models and the task each is trained on.
+MODELS = {"classifier": "classification", "detector": "detection"}
+EVAL_DIR = REPORTS_DIR / "eval"
+TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
+FIGURES_DIR = REPORTS_DIR / "figures"
+
+
+def model_file(model: str) -> Path:
+    """The saved Keras model of `classifier` or `detector`."""
+    return MODELS_DIR / f"{model}.keras"

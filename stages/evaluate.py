@@ -1,0 +1,132 @@
+"""Stage `evaluate@<model>`: score a trained model on the test split, never seen in training.
+
+In:  models/<model>.keras + .json, data/split/<task>.csv (its `test` rows) and their images.
+Out: reports/eval/<model>/metrics.json (rounded, human names) and plot data:
+     classifier: predictions.csv (path, actual, predicted, confidence), per_class.csv,
+                 confusion.csv (counts + row-normalised), roc.csv (per class), roc_average.csv;
+     detector:   predictions.csv (path, presence, score, said present, true and
+                 predicted boxes, IoU),
+                 pr_curve.csv (precision / recall per score threshold at IoU 0.5).
+     skipped.json lists test files that could not be read (and why).
+Params: evaluate.<model>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from stages.shared import metrics
+from stages.shared.cli import UserError, run_stage
+from stages.shared.manifest import BOX, atomic_write_text, read_manifest, write_json
+from stages.shared.params import load_params
+from stages.shared.paths import EVAL_DIR, MODELS, model_file, split_manifest
+
+PRED_BOX = [f"pred_{c}" for c in BOX]
+
+
+def rounded(scores: dict) -> dict:
+    """4 decimals, so `dvc metrics diff` reads well; NaN (undefined) becomes null."""
+    return {
+        k: None if isinstance(v, float) and math.isnan(v) else round(v, 4)
+        for k, v in scores.items()
+    }
+
+
+def write_csv(path: Path, frame: pd.DataFrame) -> None:
+    """A plot-data CSV in a byte-stable format."""
+    atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+
+
+def evaluate_classifier(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path):
+    """Classifier scores, per-class report, confusion, ROC; returns the metrics."""
+    classes = meta["classes"]
+    unknown = sorted(set(rows["label"]) - set(classes))
+    if unknown:
+        raise UserError(
+            f"test split has classes the model was not trained on: {unknown} — re-run training"
+        )
+    actual = rows["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    proba = outputs[0]
+    predicted = proba.argmax(axis=1)
+    names = np.asarray(classes)
+    predictions = pd.DataFrame(
+        {
+            "path": rows["path"].to_numpy(),
+            "actual": names[actual],
+            "predicted": names[predicted],
+            "confidence": proba.max(axis=1),
+        }
+    )
+    write_csv(out / "predictions.csv", predictions)
+    write_csv(out / "per_class.csv", metrics.per_class_report(actual, proba, classes))
+    write_csv(out / "confusion.csv", metrics.confusion_table(actual, predicted, classes))
+    write_csv(out / "roc.csv", metrics.roc_points(actual, proba, classes))
+    write_csv(out / "roc_average.csv", metrics.roc_averages(actual, proba))
+    return metrics.classifier_scores(actual, proba, cfg.top_k)
+
+
+def evaluate_detector(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path):
+    """Presence scores, IoU, AP50 / AP50-95 and the PR curve; returns the metrics."""
+    scores, boxes = outputs[0].reshape(-1), outputs[1]
+    present = rows["present"].to_numpy().astype(bool)
+    true_boxes = rows[BOX].to_numpy("float64")
+    ious = metrics.box_iou(true_boxes, boxes)
+    predictions = rows[["path", "present", *BOX]].reset_index(drop=True)
+    predictions["score"] = scores
+    predictions["predicted_present"] = (scores >= cfg.presence_threshold).astype(int)
+    predictions[PRED_BOX] = boxes
+    predictions["iou"] = np.where(present, ious, np.nan)
+    write_csv(out / "predictions.csv", predictions)
+    hits = present & (ious >= 0.5)
+    curve = metrics.precision_recall_points(scores, hits, int(present.sum()))
+    write_csv(
+        out / "pr_curve.csv", pd.DataFrame(curve, columns=["threshold", "precision", "recall"])
+    )
+    found = metrics.detection_scores(scores, boxes, present, true_boxes, cfg.presence_threshold)
+    return {"positives": int(present.sum()), **found}
+
+
+EVALUATORS = {"classifier": evaluate_classifier, "detector": evaluate_detector}
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=list(MODELS))
+    name = parser.parse_args(argv).model
+    cfg = getattr(load_params("evaluate"), name)
+    from stages.shared.inference import load_model, predict_files
+
+    model, meta = load_model(model_file(name))
+    manifest = split_manifest(MODELS[name])
+    test = read_manifest(manifest, MODELS[name])
+    test = test[test["split"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise UserError(f"{manifest}: no test rows — set split.fractions.test above 0")
+    found = predict_files(model, list(test["path"]), meta["image_size"], cfg.batch_size)
+    out = EVAL_DIR / name
+    out.mkdir(parents=True, exist_ok=True)
+    if not found.index:
+        first = found.skipped[0]
+        raise UserError(
+            f"none of the {len(test)} test images could be read, e.g. {first['path']}:"
+            f" {first['reason']} — check the dataset folder, then re-run split"
+        )
+    rows = test.iloc[found.index].reset_index(drop=True)
+    scores = EVALUATORS[name](rows, found.outputs, meta, cfg, out)
+    summary = {"test_images": len(rows), "skipped": len(found.skipped), **rounded(scores)}
+    write_json(out / "metrics.json", summary)
+    write_json(out / "skipped.json", found.skipped)
+    print(f"evaluate@{name}: {summary}")
+    if found.skipped:
+        print(
+            f"evaluate@{name}: {len(found.skipped)} unreadable test files, see {out}/skipped.json"
+        )
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,130 @@
+"""Stage `plot`: the figures and the page a reviewer reads, from the training and test reports.
+
+In:  reports/train/<model>/ (DVCLive history), reports/eval/<model>/ (metrics + plot data),
+     models/<model>.json (the params that produced each model), the test images (galleries).
+Out: reports/figures/*.png (training curves, confusion matrix, ROC, PR curve, IoU histogram,
+     galleries of test predictions) and reports/summary.md (metrics, key params, figures).
+Params: plot.*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from stages.shared import plotting, summary
+from stages.shared.cli import UserError, run_stage
+from stages.shared.manifest import atomic_write_text
+from stages.shared.params import load_params
+from stages.shared.paths import (
+    EVAL_DIR,
+    FIGURES_DIR,
+    MODELS,
+    REPORTS_DIR,
+    TRAIN_REPORTS_DIR,
+    model_file,
+)
+
+
+def read_json(path: Path) -> dict:
+    """A report written by an earlier stage, or one line saying which stage to run."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found — run `dvc repro` to produce it") from None
+
+
+def spread(rows: pd.DataFrame, count: int) -> pd.DataFrame:
+    """`count` rows evenly spread over `rows` sorted by path: a stable, representative pick."""
+    rows = rows.sort_values("path", kind="mergesort").reset_index(drop=True)
+    if len(rows) <= count:
+        return rows
+    step = len(rows) / count
+    return rows.iloc[[int(i * step) for i in range(count)]]
+
+
+def classifier_figures(cfg, out: Path) -> tuple[list[tuple[str, str]], str]:
+    """The classifier's figures; (caption, file) pairs and its per-class table."""
+    ev = EVAL_DIR / "classifier"
+    per_class = pd.read_csv(ev / "per_class.csv", dtype={"class": str})
+    predictions = pd.read_csv(ev / "predictions.csv", dtype={"actual": str, "predicted": str})
+    wrong = predictions[predictions["actual"] != predictions["predicted"]]
+    wrong = wrong.sort_values(["confidence", "path"], ascending=[False, True], kind="mergesort")
+    aucs = dict(zip(per_class["class"], per_class["roc_auc"], strict=True))
+    figures = {
+        "classifier_training.png": plotting.training_curves(
+            TRAIN_REPORTS_DIR / "classifier",
+            [("accuracy", "Accuracy"), ("loss", "Loss (categorical cross-entropy)")],
+            "Classifier training",
+        ),
+        "classifier_confusion.png": plotting.confusion_heatmap(pd.read_csv(ev / "confusion.csv")),
+        "classifier_roc.png": plotting.roc_curves(
+            pd.read_csv(ev / "roc.csv", dtype={"class": str}),
+            pd.read_csv(ev / "roc_average.csv"),
+            aucs,
+        ),
+        "classifier_mistakes.png": plotting.misclassified_gallery(
+            wrong.head(cfg.gallery_size), cfg.gallery_columns
+        ),
+    }
+    for name, fig in figures.items():
+        plotting.save_figure(fig, out / name, cfg.dpi)
+    captions = ["Training curves", "Confusion matrix", "ROC curves", "Mistakes"]
+    per_class_table = summary.table(
+        ("class", "precision", "recall", "f1", "support", "roc_auc"),
+        per_class.itertuples(index=False),
+    )
+    return list(zip(captions, figures, strict=True)), per_class_table
+
+
+def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
+    """The detector's figures; (caption, file) pairs."""
+    ev = EVAL_DIR / "detector"
+    predictions = pd.read_csv(ev / "predictions.csv")
+    figures = {
+        "detector_training.png": plotting.training_curves(
+            TRAIN_REPORTS_DIR / "detector",
+            [
+                ("loss", "Total loss"),
+                ("class_loss", "Classification loss (BCE)"),
+                ("box_loss", "Localization loss"),
+                ("mean_iou", "Mean IoU (images with an object)"),
+            ],
+            "Detector training",
+        ),
+        "detector_pr.png": plotting.pr_curve(pd.read_csv(ev / "pr_curve.csv"), scores.get("ap50")),
+        "detector_iou.png": plotting.iou_histogram(
+            predictions["iou"].dropna().to_numpy(), scores.get("mean_iou")
+        ),
+        "detector_gallery.png": plotting.detection_gallery(
+            spread(predictions, cfg.gallery_size), cfg.gallery_columns
+        ),
+    }
+    for name, fig in figures.items():
+        plotting.save_figure(fig, out / name, cfg.dpi)
+    captions = ["Training curves", "Precision-recall", "IoU histogram", "Test predictions"]
+    return list(zip(captions, figures, strict=True))
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    cfg = load_params("plot")
+    sections = []
+    for name in MODELS:
+        scores = read_json(EVAL_DIR / name / "metrics.json")
+        meta = read_json(model_file(name).with_suffix(".json"))
+        if name == "classifier":
+            figures, extra = classifier_figures(cfg, FIGURES_DIR)
+        else:
+            figures, extra = detector_figures(cfg, FIGURES_DIR, scores), ""
+        sections.append(summary.model_section(name, scores, meta, figures, extra))
+    atomic_write_text(REPORTS_DIR / "summary.md", summary.summary_page(sections))
+    print(f"plot: {len(list(FIGURES_DIR.glob('*.png')))} figures and {REPORTS_DIR}/summary.md")
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,81 @@
+"""Running a trained model on image files: the model with its metadata, batched prediction
+through the training preprocessing (`tfdata.load_image`), unreadable files reported.
+
+Evaluation, prediction and export all go through here, so a model never sees pixels
+prepared differently from the way it was trained.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stages.shared.cli import UserError
+from stages.shared.images import ImageError
+
+
+@dataclass
+class Predictions:
+    """Model outputs for the files that could be read, and the ones that could not."""
+
+    index: list[int] = field(default_factory=list)  # positions in the input list
+    outputs: list[np.ndarray] = field(default_factory=list)  # one array per model output
+    skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
+
+
+def load_model(path: Path) -> tuple[Any, dict]:
+    """A saved `.keras` model (safe mode) and the metadata JSON saved beside it."""
+    import keras
+
+    # Importing the model modules registers their custom layers and models for loading.
+    from stages.shared import classifiers, detectors  # noqa: F401
+
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    for needed in (path, meta_path):
+        if not needed.exists():
+            raise UserError(f"{needed}: not found — train the model first (`dvc repro`)")
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except (ValueError, OSError) as err:
+        raise UserError(f"{path}: cannot load the model ({err}) — re-run its training") from None
+    return model, json.loads(meta_path.read_text())
+
+
+def read_batch(paths: Sequence[str], size: int) -> tuple[list[int], np.ndarray, list[dict]]:
+    """Decode files as training does; (positions read, (n, size, size, 3) pixels, skipped)."""
+    from stages.shared.tfdata import load_image
+
+    kept, images, skipped = [], [], []
+    for i, path in enumerate(paths):
+        try:
+            images.append(load_image(path, size))
+            kept.append(i)
+        except (ImageError, FileNotFoundError, IsADirectoryError) as err:
+            reason = str(err).removeprefix(f"{path}: ")
+            skipped.append({"path": str(path), "reason": reason})
+    pixels = np.stack(images) if images else np.zeros((0, size, size, 3), np.float32)
+    return kept, pixels, skipped
+
+
+def predict_files(model, paths: Sequence[str], size: int, batch_size: int = 64) -> Predictions:
+    """Run `model` over image files in fixed batches (same batches ⇒ same numbers)."""
+    result = Predictions()
+    chunks: list[list[np.ndarray]] = []
+    for start in range(0, len(paths), batch_size):
+        kept, pixels, skipped = read_batch(paths[start : start + batch_size], size)
+        result.skipped += skipped
+        if not kept:
+            continue
+        result.index += [start + i for i in kept]
+        out = model.predict_on_batch(pixels)
+        out = out if isinstance(out, list | tuple) else [out]
+        chunks.append([np.asarray(o, dtype=np.float32) for o in out])
+    if chunks:
+        result.outputs = [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+    return result

@@ -1,0 +1,249 @@
+"""Matplotlib figures for review: training curves, confusion matrix, ROC and PR curves, IoU
+histogram, and galleries of test images. Each function takes plain data and returns a Figure;
+`save_figure` writes it (the `plot` stage decides what goes where)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no screen
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from matplotlib.ticker import MaxNLocator
+
+from stages.shared.images import ImageError, read_rgb
+
+TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
+TRUE_COLOR, PRED_COLOR = "lime", "red"
+
+
+def read_history(live_dir: Path, metric: str) -> dict[str, pd.DataFrame]:
+    """DVCLive's per-epoch `train` and `eval` series of one metric (missing ones left out)."""
+    series = {}
+    for phase in ("train", "eval"):
+        path = Path(live_dir) / "plots" / "metrics" / phase / f"{metric}.tsv"
+        if path.exists():
+            series[phase] = pd.read_csv(path, sep="\t")
+    return series
+
+
+def training_curves(live_dir: Path, panels: list[tuple[str, str]], title: str) -> Figure:
+    """One panel per (metric, label): train vs val per epoch, as in the tutorials."""
+    columns = min(len(panels), 2)
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False)
+    for ax, (metric, label) in zip(axes.flat, panels, strict=False):
+        for phase, frame in read_history(live_dir, metric).items():
+            color, name = (TRAIN_COLOR, "train") if phase == "train" else (VAL_COLOR, "val")
+            ax.plot(frame["step"] + 1, frame[metric], color=color, label=name, marker=".")
+        ax.set(title=label, xlabel="epoch", ylabel=label.split(" (")[0].lower())
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_heatmap(confusion: pd.DataFrame) -> Figure:
+    """Row-normalised confusion matrix as colour, with the raw counts written in each cell."""
+    classes = list(dict.fromkeys(confusion["actual"]))
+    shares = confusion.pivot(index="actual", columns="predicted", values="normalized")
+    counts = confusion.pivot(index="actual", columns="predicted", values="count")
+    shares, counts = shares.loc[classes, classes], counts.loc[classes, classes]
+    side = max(4.5, 0.55 * len(classes) + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 1.0, side))
+    image = ax.imshow(shares.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the actual class")
+    if len(classes) <= 30:  # beyond that the numbers no longer fit their cells
+        for (i, j), count in np.ndenumerate(counts.to_numpy()):
+            dark = shares.iat[i, j] > 0.6
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "black",
+            )
+    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 8 else 0)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(
+        xlabel="predicted class",
+        ylabel="actual class",
+        title="Classifier confusion matrix (test, row-normalised; counts in cells)",
+    )
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(roc: pd.DataFrame, averages: pd.DataFrame, aucs: dict[str, float]) -> Figure:
+    """One-vs-rest ROC curve per class, plus the micro and macro averages; an inset zooms on
+    the top-left corner, where good classifiers differ."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    inset = ax.inset_axes((0.3, 0.42, 0.45, 0.42))
+    colors = plt.get_cmap("tab20")
+    for axes, lw in ((ax, 1.0), (inset, 1.2)):
+        for i, (name, curve) in enumerate(roc.groupby("class", sort=False)):
+            auc = aucs.get(str(name), float("nan"))
+            axes.plot(
+                curve["fpr"],
+                curve["tpr"],
+                color=colors(i % 20),
+                lw=lw,
+                alpha=0.85,
+                label=f"{name} (AUC {auc:.4f})",
+                drawstyle="steps-post",
+            )
+        axes.plot(averages["fpr"], averages["micro"], "k--", lw=2, label="micro average")
+        axes.plot(averages["fpr"], averages["macro"], "k:", lw=2, label="macro average")
+        axes.grid(alpha=0.3)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
+    inset.set(xlim=(0.0, 0.1), ylim=(0.9, 1.005), title="zoom: FPR ≤ 0.1, TPR ≥ 0.9")
+    inset.title.set_fontsize(8)
+    inset.tick_params(labelsize=7)
+    ax.set(
+        xlabel="false positive rate",
+        ylabel="true positive rate",
+        xlim=(-0.01, 1.0),
+        ylim=(0.0, 1.01),
+        title="Classifier ROC, one class vs rest (test)",
+    )
+    ax.legend(fontsize=7, loc="lower right", ncol=2 if len(aucs) > 10 else 1)
+    fig.tight_layout()
+    return fig
+
+
+def pr_curve(curve: pd.DataFrame, ap50: float | None) -> Figure:
+    """Detector precision-recall at IoU 0.5, one point per presence-score threshold."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.8))
+    label = f"AP50 {ap50:.3f}" if ap50 is not None else "AP50 n/a"
+    ax.step(curve["recall"], curve["precision"], where="post", color=PRED_COLOR, label=label)
+    ax.set(
+        xlabel="recall (objects found with IoU ≥ 0.5)",
+        ylabel="precision",
+        xlim=(0.0, 1.01),
+        ylim=(0.0, 1.02),
+        title="Detector precision-recall at IoU 0.5 (test)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def iou_histogram(ious: np.ndarray, mean_iou: float | None) -> Figure:
+    """IoU of each test object's predicted box, with the mean and the 0.5 line."""
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    ax.hist(ious, bins=np.linspace(0.0, 1.0, 21), color=TRAIN_COLOR, edgecolor="white")
+    if mean_iou is not None:
+        ax.axvline(mean_iou, color="black", ls="--", label=f"mean {mean_iou:.3f}")
+    ax.axvline(0.5, color=PRED_COLOR, ls=":", label="IoU 0.5 (AP50 hit)")
+    ax.set(
+        xlabel="IoU (predicted vs true box)",
+        ylabel="test images with an object",
+        title="Detector IoU on test images with an object",
+    )
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(count: int, columns: int, title: str) -> tuple[Figure, list]:
+    """An empty grid of `count` image panels (axes off)."""
+    columns = max(1, min(columns, count))
+    rows = math.ceil(count / columns)
+    fig, axes = plt.subplots(
+        rows, columns, figsize=(2.6 * columns, 2.5 * rows + 0.5), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig, list(axes.flat)[:count]
+
+
+def show_image(ax, path: str) -> tuple[int, int] | None:
+    """Draw an image file in a panel; (width, height), or None with a note if unreadable."""
+    try:
+        pixels = read_rgb(Path(path))
+    except (ImageError, OSError):
+        ax.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=ax.transAxes)
+        return None
+    ax.imshow(pixels)
+    return pixels.shape[1], pixels.shape[0]
+
+
+def draw_box(ax, box, size: tuple[int, int], color: str, dashed: bool = False) -> None:
+    """A normalised (x1, y1, x2, y2) box drawn on an image of `size` (width, height) pixels."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    width, height = size
+    ax.add_patch(
+        Rectangle(
+            (x1 * width, y1 * height),
+            (x2 - x1) * width,
+            (y2 - y1) * height,
+            fill=False,
+            lw=2,
+            ec=color,
+            ls="--" if dashed else "-",
+        )
+    )
+
+
+def detection_gallery(rows: pd.DataFrame, columns: int) -> Figure:
+    """Test images with the true box (green) and the predicted one (red; dashed when the
+    presence score is below the threshold, i.e. the model says 'no object')."""
+    title = "Detector on test images: true box green, predicted red (dashed = said absent)"
+    fig, axes = image_grid(len(rows), columns, title)
+    for ax, row in zip(axes, rows.itertuples(index=False), strict=True):
+        size = show_image(ax, row.path)
+        if size is None:
+            continue
+        if row.present:
+            draw_box(ax, (row.x1, row.y1, row.x2, row.y2), size, TRUE_COLOR)
+        draw_box(
+            ax,
+            (row.pred_x1, row.pred_y1, row.pred_x2, row.pred_y2),
+            size,
+            PRED_COLOR,
+            dashed=not row.predicted_present,
+        )
+        truth = f"IoU {row.iou:.2f}" if row.present else "no object"
+        ax.set_title(f"{Path(row.path).name}\nscore {row.score:.2f}, {truth}", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def misclassified_gallery(rows: pd.DataFrame, columns: int) -> Figure:
+    """Misclassified test images, most confident mistakes first: actual → predicted."""
+    if rows.empty:
+        fig, ax = plt.subplots(figsize=(5, 1.5))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No misclassified test images.", ha="center", va="center")
+        return fig
+    fig, axes = image_grid(len(rows), columns, "Classifier mistakes on test images")
+    for ax, row in zip(axes, rows.itertuples(index=False), strict=True):
+        show_image(ax, row.path)
+        ax.set_title(
+            f"{Path(row.path).name}\n{row.actual} → {row.predicted} ({row.confidence:.2f})",
+            fontsize=8,
+        )
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: Path, dpi: int) -> None:
+    """Write a PNG without a timestamp or version stamp, so re-runs give the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, metadata={"Software": None})
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""The review page `reports/summary.md`: headline metrics, key params and the figures,
+one section per model, in Markdown that renders on any git host."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+# The params worth a glance in review, per model (all of them are in models/<model>.json).
+KEY_PARAMS = {
+    "classifier": (
+        "architecture",
+        "weights",
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "learning_rate",
+        "schedule",
+    ),
+    "detector": (
+        "backbone",
+        "weights",
+        "pooling",
+        "localization_loss",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "schedule",
+    ),
+}
+HEADLINES = {
+    "classifier": ("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc"),
+    "detector": (
+        "ap50",
+        "ap50_95",
+        "mean_iou",
+        "presence_accuracy",
+        "presence_precision",
+        "presence_recall",
+    ),
+}
+
+
+def fmt(value) -> str:
+    """A table cell: floats to 4 decimals (small ones to 4 significant digits), None as n/a."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e-3 else f"{round(value, 4):g}"
+    return str(value)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join(fmt(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def headline_rows(name: str, scores: dict) -> list[tuple[str, object]]:
+    """(metric, value) for the model's headline metrics, then any top-k accuracy."""
+    keys = [k for k in HEADLINES[name] if k in scores]
+    keys += sorted(k for k in scores if k.startswith("top_"))
+    return [(key, scores[key]) for key in keys]
+
+
+def model_section(
+    name: str, scores: dict, meta: dict, figures: list[tuple[str, str]], extra: str = ""
+) -> str:
+    """One model's section: test metrics, what produced it, `extra` Markdown, its figures."""
+    params = meta.get("params", {})
+    best = {k: v for k, v in meta.items() if k.startswith("val_")}
+    made_of = [(key, params.get(key)) for key in KEY_PARAMS[name] if key in params]
+    made_of += [
+        ("image_size", meta.get("image_size")),
+        ("seed", meta.get("seed")),
+        ("train manifest md5", str(meta.get("manifest_md5", ""))[:12]),
+    ]
+    parts = [
+        f"## {name.capitalize()}",
+        f"Test split: {scores.get('test_images')} images"
+        + (f", {scores['positives']} with an object" if "positives" in scores else "")
+        + (f"; {scores['skipped']} unreadable, skipped" if scores.get("skipped") else "")
+        + ".",
+        table(("test metric", "value"), headline_rows(name, scores)),
+        table(("best val score", "value"), sorted(best.items())) if best else "",
+        table(("param", "value"), made_of),
+        extra,
+    ]
+    parts += [f"![{caption}](figures/{file})" for caption, file in figures]
+    return "\n\n".join(part for part in parts if part)
+
+
+def summary_page(sections: list[str]) -> str:
+    """The whole page."""
+    intro = (
+        "# Model review\n\n"
+        "Written by the `plot` stage from the reports of this revision. Compare revisions with "
+        "`dvc metrics diff --md` and `dvc plots diff`; every number below is in "
+        "`reports/eval/<model>/metrics.json`."
+    )
+    return "\n\n".join([intro, *sections]) + "\n"

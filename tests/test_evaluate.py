@@ -1,0 +1,127 @@
+"""The `evaluate` stage: a model with known behaviour on a tiny test split, and its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages import evaluate
+from stages.shared.cli import UserError
+from stages.shared.inference import predict_files
+from stages.shared.manifest import write_manifest
+from stages.shared.metrics import detection_ap
+from stages.shared.training import save_model
+
+
+def colour_classifier() -> keras.Model:
+    """Outputs (blue, red) from the mean colour: a model whose right answers are known."""
+    inputs = keras.Input((8, 8, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    dense = keras.layers.Dense(2, activation="softmax")
+    model = keras.Model(inputs, dense(pooled))
+    dense.set_weights([np.array([[-0.05, 0.05], [0, 0], [0.05, -0.05]]), np.zeros(2)])
+    return model
+
+
+def write_square(path: Path, colour: str, size=(12, 9)) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return str(path)
+
+
+def classification_split(root: Path) -> None:
+    rows = []
+    for i in range(3):
+        for colour in ("red", "blue"):
+            path = write_square(root / "data" / colour / f"{i}.png", colour)
+            rows.append({"path": path, "label": colour, "md5": f"{colour}{i}", "split": "test"})
+    broken = root / "data/red/broken.png"
+    broken.write_bytes(b"")
+    rows.append({"path": str(broken), "label": "red", "md5": "x", "split": "test"})
+    rows.append({"path": rows[0]["path"], "label": "red", "md5": "t", "split": "train"})
+    write_manifest(root / "data/split/classification.csv", pd.DataFrame(rows), "classification")
+
+
+def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
+    classification_split(workdir)
+    meta = {"classes": ["blue", "red"], "image_size": 8}
+    save_model(colour_classifier(), workdir / "models/classifier.keras", meta)
+    evaluate.main(["classifier"])
+    out = workdir / "reports/eval/classifier"
+    scores = json.loads((out / "metrics.json").read_text())
+    assert scores["test_images"] == 6 and scores["skipped"] == 1
+    assert scores["accuracy"] == 1.0 and scores["macro_f1"] == 1.0 and scores["roc_auc"] == 1.0
+    assert "top_3_accuracy" not in scores  # only 2 classes
+    skipped = json.loads((out / "skipped.json").read_text())
+    assert [s["path"] for s in skipped] == [str(workdir / "data/red/broken.png")]
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert len(predictions) == 6 and (predictions["actual"] == predictions["predicted"]).all()
+    assert predictions["confidence"].between(0.5, 1.0).all()
+    confusion = pd.read_csv(out / "confusion.csv")
+    assert confusion["count"].tolist() == [3, 0, 0, 3]
+    assert set(pd.read_csv(out / "roc.csv")["class"]) == {"blue", "red"}
+    assert pd.read_csv(out / "per_class.csv")["support"].tolist() == [3, 3]
+
+
+def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
+    from stages.shared.detectors import FaceTracker
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(6):
+        path = workdir / f"data/det/{i}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
+        present = int(i < 4)
+        box = [0.1, 0.2, 0.6, 0.7] if present else [0.0] * 4
+        rows.append([str(path), present, *box, f"m{i}", "test"])
+    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "split"]
+    write_manifest(
+        workdir / "data/split/detection.csv", pd.DataFrame(rows, columns=columns), "detection"
+    )
+    model = FaceTracker("plain_cnn", 32, head_width=8)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    save_model(model, workdir / "models/detector.keras", {"image_size": 32})
+    evaluate.main(["detector"])
+    out = workdir / "reports/eval/detector"
+    scores = json.loads((out / "metrics.json").read_text())
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert scores["test_images"] == 6 and scores["positives"] == 4
+    assert scores["mean_iou"] == pytest.approx(predictions["iou"].mean(), abs=1e-4)
+    assert predictions["iou"].isna().sum() == 2  # negatives have no IoU
+    pred = predictions[["pred_x1", "pred_y1", "pred_x2", "pred_y2"]].to_numpy()
+    truth = predictions[["x1", "y1", "x2", "y2"]].to_numpy()
+    again = detection_ap(predictions["score"], pred, predictions["present"], truth)
+    assert scores["ap50"] == pytest.approx(again["ap50"], abs=1e-4)
+    assert (predictions["predicted_present"] == (predictions["score"] >= 0.5)).all()
+    curve = pd.read_csv(out / "pr_curve.csv")
+    assert curve["threshold"].is_monotonic_decreasing and curve["recall"].is_monotonic_increasing
+
+
+def test_evaluate_without_test_rows_or_model_says_what_to_do(workdir):
+    with pytest.raises(UserError, match=r"models/classifier.keras: not found — train the model"):
+        evaluate.main(["classifier"])
+    classification_split(workdir)
+    frame = pd.read_csv(workdir / "data/split/classification.csv")
+    frame["split"] = "train"
+    write_manifest(workdir / "data/split/classification.csv", frame, "classification")
+    save_model(colour_classifier(), workdir / "models/classifier.keras", {"image_size": 8})
+    with pytest.raises(UserError, match=r"no test rows — set split.fractions.test above 0"):
+        evaluate.main(["classifier"])
+
+
+def test_predict_files_is_the_same_whatever_the_batch_size(tmp_path):
+    paths = [write_square(tmp_path / f"{i}.png", c) for i, c in enumerate(["red", "blue"] * 3)]
+    paths.insert(2, str(tmp_path / "missing.png"))
+    model = colour_classifier()
+    one = predict_files(model, paths, 8, batch_size=1)
+    four = predict_files(model, paths, 8, batch_size=4)
+    assert one.index == four.index == [0, 1, 3, 4, 5, 6]
+    assert np.allclose(one.outputs[0], four.outputs[0])
+    assert [s["path"] for s in one.skipped] == [paths[2]]

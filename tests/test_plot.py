@@ -1,0 +1,190 @@
+"""The `plot` stage and plotting.py: every figure and the summary page from small fake reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages import plot
+from stages.shared import plotting
+from stages.shared.cli import UserError
+from stages.shared.metrics import confusion_table, per_class_report, roc_averages, roc_points
+from tests.conftest import write_image
+
+FIGURES = [
+    "classifier_training.png",
+    "classifier_confusion.png",
+    "classifier_roc.png",
+    "classifier_mistakes.png",
+    "detector_training.png",
+    "detector_pr.png",
+    "detector_iou.png",
+    "detector_gallery.png",
+]
+
+
+def write_history(live_dir: Path, metrics: list[str], epochs: int = 4) -> None:
+    """DVCLive-shaped TSVs: plots/metrics/{train,eval}/<metric>.tsv with step + value."""
+    for phase in ("train", "eval"):
+        for metric in metrics:
+            path = live_dir / "plots" / "metrics" / phase / f"{metric}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            values = np.linspace(1.0, 0.2, epochs)
+            pd.DataFrame({"step": range(epochs), metric: values}).to_csv(
+                path, sep="\t", index=False
+            )
+
+
+def fake_reports(root: Path) -> None:
+    """Training history, evaluation reports and model metadata for both models, tiny."""
+    rng = np.random.default_rng(0)
+    write_history(root / "reports/train/classifier", ["loss", "accuracy"])
+    write_history(root / "reports/train/detector", ["loss", "class_loss", "box_loss", "mean_iou"])
+    classes = ["cat", "dog", "owl"]
+    actual = np.array([0, 0, 1, 1, 2, 2])
+    proba = rng.dirichlet(np.ones(3), 6)
+    proba[np.arange(6), actual] += 1.0
+    proba[3] = [0.7, 0.2, 0.1]  # one mistake: a dog taken for a cat
+    proba /= proba.sum(axis=1, keepdims=True)
+    ev = root / "reports/eval/classifier"
+    ev.mkdir(parents=True)
+    paths = [str(write_image(root / f"data/c/{i}.png", rng, (16, 16))) for i in range(6)]
+    names = np.array(classes)
+    pd.DataFrame(
+        {
+            "path": paths,
+            "actual": names[actual],
+            "predicted": names[proba.argmax(1)],
+            "confidence": proba.max(1),
+        }
+    ).to_csv(ev / "predictions.csv", index=False)
+    per_class_report(actual, proba, classes).to_csv(ev / "per_class.csv", index=False)
+    confusion_table(actual, proba.argmax(1), classes).to_csv(ev / "confusion.csv", index=False)
+    roc_points(actual, proba, classes).to_csv(ev / "roc.csv", index=False)
+    roc_averages(actual, proba).to_csv(ev / "roc_average.csv", index=False)
+    (ev / "metrics.json").write_text(
+        json.dumps({"test_images": 6, "skipped": 0, "accuracy": 0.8333})
+    )
+    dv = root / "reports/eval/detector"
+    dv.mkdir(parents=True)
+    rows = []
+    for i in range(5):
+        path = str(write_image(root / f"data/d/{i}.jpg", rng, (40, 30)))
+        present = int(i < 4)
+        rows.append(
+            [
+                path,
+                present,
+                0.2,
+                0.2,
+                0.6,
+                0.7,
+                0.9 - 0.1 * i,
+                int(i < 3),
+                0.25,
+                0.2,
+                0.6,
+                0.6,
+                0.8 if present else np.nan,
+            ]
+        )
+    columns = [
+        "path",
+        "present",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "score",
+        "predicted_present",
+        "pred_x1",
+        "pred_y1",
+        "pred_x2",
+        "pred_y2",
+        "iou",
+    ]
+    pd.DataFrame(rows, columns=columns).to_csv(dv / "predictions.csv", index=False)
+    curve = {
+        "threshold": [0.9, 0.8, 0.5],
+        "precision": [1.0, 1.0, 0.75],
+        "recall": [0.25, 0.5, 0.75],
+    }
+    pd.DataFrame(curve).to_csv(dv / "pr_curve.csv", index=False)
+    scores = {"test_images": 5, "positives": 4, "skipped": 1, "ap50": 0.6931, "mean_iou": 0.8}
+    (dv / "metrics.json").write_text(json.dumps(scores))
+    (root / "models").mkdir()
+    for name, params in (
+        ("classifier", {"architecture": "simple_cnn", "epochs": 3}),
+        ("detector", {"backbone": "plain_cnn", "pooling": "softargmax"}),
+    ):
+        meta = {"image_size": 16, "seed": 1, "manifest_md5": "ab" * 16, "params": params}
+        (root / f"models/{name}.json").write_text(json.dumps({**meta, "val_loss": 0.25}))
+
+
+def test_plot_stage_writes_every_figure_and_the_summary(workdir):
+    fake_reports(workdir)
+    plot.main([])
+    for name in FIGURES:
+        path = workdir / "reports/figures" / name
+        with Image.open(path) as img:
+            assert img.format == "PNG" and img.width > 250 and img.height > 150, name
+            # Not a blank canvas: a figure has many distinct colours.
+            assert len(img.convert("RGB").getcolors(maxcolors=1 << 20)) > 50, name
+    page = (workdir / "reports/summary.md").read_text()
+    for name in FIGURES:
+        assert f"(figures/{name})" in page
+    assert "| accuracy | 0.8333 |" in page and "| ap50 | 0.6931 |" in page
+    assert "| architecture | simple_cnn |" in page and "| pooling | softargmax |" in page
+    assert "| dog | 1 | 0.5 | 0.6667 | 2 | 0.75 |" in page  # per-class table
+    assert "1 unreadable, skipped" in page
+
+
+def test_plot_is_byte_stable(workdir):
+    fake_reports(workdir)
+    plot.main([])
+    first = {p.name: p.read_bytes() for p in (workdir / "reports/figures").iterdir()}
+    plot.main([])
+    assert first == {p.name: p.read_bytes() for p in (workdir / "reports/figures").iterdir()}
+
+
+def test_plot_without_evaluation_reports_names_the_missing_file(workdir):
+    with pytest.raises(UserError, match=r"reports/eval/classifier/metrics.json: not found"):
+        plot.main([])
+
+
+def test_gallery_draws_the_predicted_box_where_it_says(tmp_path):
+    path = tmp_path / "white.png"
+    Image.new("RGB", (100, 80), "white").save(path)
+    row = {
+        "path": str(path),
+        "present": 1,
+        "x1": 0.1,
+        "y1": 0.1,
+        "x2": 0.3,
+        "y2": 0.3,
+        "score": 0.9,
+        "predicted_present": 1,
+        "pred_x1": 0.5,
+        "pred_y1": 0.25,
+        "pred_x2": 0.9,
+        "pred_y2": 0.75,
+        "iou": 0.0,
+    }
+    fig = plotting.detection_gallery(pd.DataFrame([row]), columns=1)
+    ax = fig.axes[0]
+    red = [p for p in ax.patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
+    assert len(red) == 1
+    assert red[0].get_xy() == pytest.approx((50, 20)) and red[0].get_width() == pytest.approx(40)
+    assert red[0].get_height() == pytest.approx(40)
+    plotting.save_figure(fig, tmp_path / "g.png", 60)
+
+
+def test_spread_picks_evenly_and_stably():
+    rows = pd.DataFrame({"path": [f"{i:02d}" for i in range(10)][::-1]})
+    assert list(plot.spread(rows, 5)["path"]) == ["00", "02", "04", "06", "08"]
+    assert len(plot.spread(rows, 20)) == 10
