@@ -72,7 +72,7 @@ def evaluate_classifier(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dic
 
 def evaluate_detector(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path):
     """Presence scores, IoU, AP50 / AP50-95 and the PR curve; returns the metrics."""
-    scores, boxes = outputs[0].reshape(-1), outputs[1]
+    scores, boxes = outputs[0].reshape(-1), metrics.ordered_corners(outputs[1])
     present = rows["present"].to_numpy().astype(bool)
     true_boxes = rows[BOX].to_numpy("float64")
     ious = metrics.box_iou(true_boxes, boxes)

@@ -1,9 +1,11 @@
 """Stage `plot`: the figures and the page a reviewer reads, from the training and test reports.
 
 In:  reports/train/<model>/ (DVCLive history), reports/eval/<model>/ (metrics + plot data),
-     models/<model>.json (the params that produced each model), the test images (galleries).
+     models/<model>.json (the params that produced each model), reports/data/<task>.json
+     (split counts), the test images (galleries).
 Out: reports/figures/*.png (training curves, confusion matrix, ROC, PR curve, IoU histogram,
-     galleries of test predictions) and reports/summary.md (metrics, key params, figures).
+     galleries of test predictions), reports/summary.md (metrics, key params, figures) and
+     reports/model_card_<model>.md (use, limits, data, params, test metrics).
 Params: plot.*.
 """
 
@@ -20,6 +22,7 @@ from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import atomic_write_text
 from stages.shared.params import load_params
 from stages.shared.paths import (
+    DATA_REPORTS_DIR,
     EVAL_DIR,
     FIGURES_DIR,
     MODELS,
@@ -122,6 +125,9 @@ def main(argv: list[str]) -> None:
         else:
             figures, extra = detector_figures(cfg, FIGURES_DIR, scores), ""
         sections.append(summary.model_section(name, scores, meta, figures, extra))
+        data_report = read_json(DATA_REPORTS_DIR / f"{MODELS[name]}.json")
+        card = summary.model_card(name, scores, meta, data_report)
+        atomic_write_text(REPORTS_DIR / f"model_card_{name}.md", card)
     atomic_write_text(REPORTS_DIR / "summary.md", summary.summary_page(sections))
     print(f"plot: {len(list(FIGURES_DIR.glob('*.png')))} figures and {REPORTS_DIR}/summary.md")
 

@@ -168,3 +168,33 @@ def dvc_project(tmp_path) -> Path:
     git("add", "-A", cwd=project)
     git("commit", "-q", "-m", "pipeline", cwd=project)
     return project
+
+
+# --- tiny saved models, as the training stages save them ---
+
+
+def save_tiny_classifier(path: Path, classes=("blue", "red"), size: int = 16) -> Path:
+    """A simple_cnn trained one epoch on random pixels, saved with its metadata JSON."""
+    from stages.shared.classifiers import build_classifier
+    from stages.shared.training import save_model
+
+    rng = np.random.default_rng(0)
+    model = build_classifier("simple_cnn", size=size, num_classes=len(classes), dropout=0.0, aug=[])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    x = rng.uniform(0, 255, (8, size, size, 3)).astype("float32")
+    y = np.eye(len(classes), dtype="float32")[rng.integers(0, len(classes), 8)]
+    model.fit(x, y, epochs=1, verbose=0)
+    meta = {"task": "classification", "classes": list(classes), "image_size": size}
+    save_model(model, path, meta)
+    return path
+
+
+def save_tiny_detector(path: Path, size: int = 32) -> Path:
+    """A small untrained FaceTracker (soft-argmax heads), saved with its metadata JSON."""
+    from stages.shared.detectors import FaceTracker
+    from stages.shared.training import save_model
+
+    model = FaceTracker("plain_cnn", size, head_width=8)
+    model(np.zeros((1, size, size, 3), "float32"))
+    save_model(model, path, {"task": "detection", "image_size": size})
+    return path

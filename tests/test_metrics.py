@@ -17,6 +17,7 @@ from stages.shared.metrics import (
     confusion_table,
     detection_ap,
     detection_scores,
+    ordered_corners,
     per_class_auc,
     per_class_report,
     precision_recall_points,
@@ -29,6 +30,11 @@ def test_box_iou_known_values():
     true = np.array([[0, 0, 2, 2], [0, 0, 1, 1], [0, 0, 1, 1]], float)
     pred = np.array([[1, 1, 3, 3], [0, 0, 1, 1], [2, 2, 3, 3]], float)
     assert np.allclose(box_iou(true, pred), [1 / 7, 1.0, 0.0])
+
+
+def test_ordered_corners_puts_the_top_left_first():
+    boxes = np.array([[0.6, 0.7, 0.2, 0.1], [0.1, 0.9, 0.3, 0.2]])
+    assert ordered_corners(boxes).tolist() == [[0.2, 0.1, 0.6, 0.7], [0.1, 0.2, 0.3, 0.9]]
 
 
 def test_average_precision_hand_built():

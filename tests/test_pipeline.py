@@ -105,6 +105,7 @@ def test_a_training_param_touches_only_its_own_model(dvc_project):
     assert sorted(ran_stages(rerun.stdout)) == [
         "evaluate@classifier",
         "evaluate@detector",
+        "export",
         "plot",
         "train-classifier",
         "train-detector",

@@ -117,10 +117,20 @@ def fake_reports(root: Path) -> None:
     pd.DataFrame(curve).to_csv(dv / "pr_curve.csv", index=False)
     scores = {"test_images": 5, "positives": 4, "skipped": 1, "ap50": 0.6931, "mean_iou": 0.8}
     (dv / "metrics.json").write_text(json.dumps(scores))
+    for task, classes in (("classification", ["cat", "dog", "owl"]), ("detection", ["object"])):
+        report = {
+            "dataset": f"data/{task}",
+            "splits": {"train": 9, "val": 3, "test": 6},
+            "classes": {c: {} for c in classes},
+            "skipped": {"count": 2},
+        }
+        path = root / f"reports/data/{task}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report))
     (root / "models").mkdir()
     for name, params in (
         ("classifier", {"architecture": "simple_cnn", "epochs": 3}),
-        ("detector", {"backbone": "plain_cnn", "pooling": "softargmax"}),
+        ("detector", {"backbone": "plain_cnn", "loss_weights": {"localization": 1.0}}),
     ):
         meta = {"image_size": 16, "seed": 1, "manifest_md5": "ab" * 16, "params": params}
         (root / f"models/{name}.json").write_text(json.dumps({**meta, "val_loss": 0.25}))
@@ -139,9 +149,25 @@ def test_plot_stage_writes_every_figure_and_the_summary(workdir):
     for name in FIGURES:
         assert f"(figures/{name})" in page
     assert "| accuracy | 0.8333 |" in page and "| ap50 | 0.6931 |" in page
-    assert "| architecture | simple_cnn |" in page and "| pooling | softargmax |" in page
+    assert "| architecture | simple_cnn |" in page and "| backbone | plain_cnn |" in page
     assert "| dog | 1 | 0.5 | 0.6667 | 2 | 0.75 |" in page  # per-class table
     assert "1 unreadable, skipped" in page
+    card = (workdir / "reports/model_card_classifier.md").read_text()
+    for expected in (
+        "## Intended use",
+        "## Limitations",
+        "| test images | 6 |",
+        "| cat, dog, owl",
+        "| accuracy | 0.8333 |",
+        "| architecture | simple_cnn |",
+        "abababab",
+    ):
+        assert expected in card, expected
+    detector_card = (workdir / "reports/model_card_detector.md").read_text()
+    assert (
+        "| ap50 | 0.6931 |" in detector_card
+        and "| loss_weights.localization | 1 |" in detector_card
+    )
 
 
 def test_plot_is_byte_stable(workdir):

@@ -21,6 +21,15 @@ RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 
 
+def ordered_corners(boxes: np.ndarray) -> np.ndarray:
+    """(x1, y1, x2, y2) rows with x1 ≤ x2 and y1 ≤ y2: the box heads predict each corner
+    independently, and the training loss (losses.box_iou) reads either order as one box."""
+    boxes = np.asarray(boxes, dtype=np.float64)
+    return np.concatenate(
+        [np.minimum(boxes[:, :2], boxes[:, 2:]), np.maximum(boxes[:, :2], boxes[:, 2:])], axis=1
+    )
+
+
 def box_iou(true_boxes: np.ndarray, pred_boxes: np.ndarray) -> np.ndarray:
     """IoU per row of two (N, 4) arrays of (x1, y1, x2, y2) boxes."""
     t = np.asarray(true_boxes, dtype=np.float64)

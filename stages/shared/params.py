@@ -188,6 +188,11 @@ class PlotParams(Section):
     gallery_columns: int = Field(ge=1, le=16)
 
 
+class ExportParams(Section):
+    max_images: int = Field(ge=1, description="test images the exports are checked on")
+    tolerance: float = Field(gt=0.0, description="largest accepted difference from Keras")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "base": BaseParams,
     "data": DataParams,
@@ -198,6 +203,7 @@ SECTIONS: dict[str, type[Section]] = {
     "train_detector": TrainDetectorParams,
     "evaluate": EvaluateParams,
     "plot": PlotParams,
+    "export": ExportParams,
 }
 
 

@@ -41,9 +41,9 @@ HEADLINES = {
 
 
 def fmt(value) -> str:
-    """A table cell: floats to 4 decimals (small ones to 4 significant digits), None as n/a."""
+    """A table cell: floats to 4 decimals (small ones to 4 significant digits)."""
     if value is None:
-        return "n/a"
+        return "none"
     if isinstance(value, float):
         return f"{value:.4g}" if abs(value) < 1e-3 else f"{round(value, 4):g}"
     return str(value)
@@ -99,3 +99,64 @@ def summary_page(sections: list[str]) -> str:
         "`reports/eval/<model>/metrics.json`."
     )
     return "\n\n".join([intro, *sections]) + "\n"
+
+
+USE = {
+    "classifier": (
+        "Sorts an image into one of the classes it was trained on. It always answers with one of"
+        " them: an image of something else still gets a class, so check `confidence`."
+    ),
+    "detector": (
+        "Says whether an image holds the object it was trained on and, if so, where (one box"
+        " per image). Several objects in one image are not supported: the box lands on one of"
+        " them or between them."
+    ),
+}
+LIMITS = (
+    "Trained and tested on the data below only: expect lower scores on images that differ from"
+    " it (camera, lighting, size, background). Test metrics come from a held-out split of the"
+    " same collection, so they measure generalisation within it, not beyond. Re-evaluate on"
+    " your own data before relying on it."
+)
+
+
+def flatten(params: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested params as (dotted key, value) rows."""
+    rows: list[tuple[str, object]] = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            rows += flatten(value, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", value))
+    return rows
+
+
+def data_rows(report: dict) -> list[tuple[str, object]]:
+    """(what, value) rows from a split report: dataset, counts per split, skips."""
+    rows: list[tuple[str, object]] = [("dataset folder", report.get("dataset"))]
+    rows += [(f"{split} images", count) for split, count in report.get("splits", {}).items()]
+    rows.append(("classes", ", ".join(report.get("classes", {}))))
+    rows.append(("files skipped by split", report.get("skipped", {}).get("count", 0)))
+    return rows
+
+
+def model_card(name: str, scores: dict, meta: dict, data_report: dict) -> str:
+    """A model card: what the model is, what data and params made it, how well it did, and
+    what it must not be used for."""
+    params = meta.get("params", {})
+    made_of = flatten(params)
+    kind = meta.get("architecture") or meta.get("backbone")
+    parts = [
+        f"# Model card: {name}",
+        f"`models/{name}.keras` ({kind}, input {meta.get('image_size')}×{meta.get('image_size')}"
+        " RGB pixels in [0, 255]; the model normalises them itself). Written by the `plot` stage"
+        f" from `models/{name}.json` and the reports of this revision.",
+        "## Intended use\n\n" + USE[name],
+        "## Limitations\n\n" + LIMITS,
+        "## Data\n\n"
+        + table(("", "value"), data_rows(data_report))
+        + f"\n\nTrain manifest md5: `{meta.get('manifest_md5')}`; seed {meta.get('seed')}.",
+        "## Test metrics\n\n" + table(("metric", "value"), headline_rows(name, scores)),
+        "## Training params\n\n" + table(("param", "value"), made_of),
+    ]
+    return "\n\n".join(parts) + "\n"

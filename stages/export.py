@@ -1,0 +1,91 @@
+"""Stage `export`: ship both models as SavedModel (TF Serving) and TFLite, checked on test images.
+
+In:  models/<model>.keras + .json, data/split/<task>.csv (test rows) and their images.
+Out: models/export/<model>/ (SavedModel, endpoint `serve`), models/export/<model>.tflite;
+     reports/export.json: per model and format, size, the largest difference from the Keras
+     outputs on up to `export.max_images` test images, and CPU latency per image.
+Params: export.*. Stops (one line) when an export disagrees with Keras beyond the tolerance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+
+from stages.shared.cli import UserError, run_stage
+from stages.shared.manifest import read_manifest, write_json
+from stages.shared.params import load_params
+from stages.shared.paths import MODELS, MODELS_DIR, REPORTS_DIR, model_file, split_manifest
+
+EXPORT_DIR = MODELS_DIR / "export"
+
+
+def test_pixels(name: str, size: int, count: int):
+    """Up to `count` readable test images of the model's task, decoded as in training."""
+    from stages.shared.inference import read_batch
+
+    task = MODELS[name]
+    frame = read_manifest(split_manifest(task), task)
+    paths = sorted(frame.loc[frame["split"] == "test", "path"])[:count]
+    _, pixels, _ = read_batch(paths, size)
+    if not len(pixels):
+        raise UserError(f"{split_manifest(task)}: no readable test image to check the export on")
+    return pixels
+
+
+def export_model(name: str, cfg) -> dict:
+    """Export one model in both formats, compare with Keras, time them; the report entry."""
+    from stages.shared import exporting
+    from stages.shared.inference import load_model
+
+    model, meta = load_model(model_file(name))
+    size = meta["image_size"]
+    pixels = test_pixels(name, size, cfg.max_images)
+    saved, lite = EXPORT_DIR / name, EXPORT_DIR / f"{name}.tflite"
+    exporting.export_saved_model(model, saved, size)
+    exporting.convert_tflite(saved, lite)
+    expected = exporting.as_list(model.predict_on_batch(pixels))
+    interpreter = exporting.tflite_interpreter(lite)
+    shapes = [e.shape for e in expected]
+    got = {
+        "saved_model": exporting.run_saved_model(saved, pixels),
+        "tflite": exporting.run_tflite(interpreter, pixels, shapes),
+    }
+    report = {"images_checked": len(pixels), "keras_bytes": model_file(name).stat().st_size}
+    for fmt, outputs in got.items():
+        difference = exporting.max_difference(expected, outputs)
+        if difference > cfg.tolerance:
+            raise UserError(
+                f"{name}: {fmt} export differs from the Keras model by {difference:.2e}, more than"
+                f" export.tolerance={cfg.tolerance:g} — check custom layers or raise the tolerance"
+            )
+        path = saved if fmt == "saved_model" else lite
+        report[fmt] = {"bytes": exporting.folder_bytes(path), "max_abs_difference": difference}
+    report["latency_ms_per_image"] = {
+        "keras": exporting.median_ms(model.predict_on_batch, pixels),
+        "tflite": exporting.median_ms(
+            lambda x: exporting.run_tflite(interpreter, x, shapes), pixels
+        ),
+    }
+    return report
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.parse_args(argv)
+    cfg = load_params("export")
+    shutil.rmtree(EXPORT_DIR, ignore_errors=True)
+    EXPORT_DIR.mkdir(parents=True)
+    report = {name: export_model(name, cfg) for name in MODELS}
+    write_json(REPORTS_DIR / "export.json", report)
+    for name, entry in report.items():
+        ms = entry["latency_ms_per_image"]
+        worst = max(entry[fmt]["max_abs_difference"] for fmt in ("saved_model", "tflite"))
+        print(
+            f"export: {name}: SavedModel and TFLite agree with Keras within {worst:.1e};"
+            f" {ms['keras']} ms (Keras) vs {ms['tflite']} ms (TFLite) per image"
+        )
+
+
+if __name__ == "__main__":
+    run_stage(main)
