@@ -101,9 +101,13 @@ def main(argv: list[str]) -> None:
             raise UserError(f"{key}: no image in '{root}' has a labelme rectangle — label some")
     frame = frame.reset_index(drop=True)
     fractions = cfg.fractions.model_dump()
-    frame["split"] = assign_splits(frame["md5"], frame["label"], fractions, base.seed)
+    frame["split"] = assign_splits(
+        frame["md5"], frame["label"], fractions, base.seed, cfg.folds, cfg.fold
+    )
     write_manifest(split_manifest(task), frame, task)
-    write_json(split_report(task), build_report(task, root, frame, scan, dropped))
+    report = build_report(task, root, frame, scan, dropped)
+    report["cross_validation"] = {"folds": cfg.folds, "val_fold": cfg.fold}
+    write_json(split_report(task), report)
     counts = {s: int((frame["split"] == s).sum()) for s in SPLITS}
     print(f"split@{task}: {counts}, {len(scan.skipped)} skipped (see {split_report(task)})")
 

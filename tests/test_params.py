@@ -85,3 +85,11 @@ def test_invalid_yaml_and_missing_file(workdir):
     (workdir / "params.yaml").unlink()
     with pytest.raises(UserError, match=r"params\.yaml: not found"):
         load_params("base")
+
+
+def test_a_fold_must_exist(workdir):
+    write_params(workdir, split={"folds": 5, "fold": 5})
+    with pytest.raises(
+        UserError, match=r"params.yaml: split: fold must be below folds \(5\), got 5"
+    ):
+        load_params("split")

@@ -54,3 +54,23 @@ def test_same_seed_same_result_any_listing_order_and_new_seed_differs():
 def test_one_group_with_two_labels_is_refused():
     with pytest.raises(ValueError, match="group g has two labels"):
         assign_splits(["g", "g"], ["a", "b"], FRACTIONS, 0)
+
+
+def test_k_fold_keeps_the_test_split_and_rotates_val_through_every_item():
+    labels = ["a"] * 40 + ["b"] * 21
+    groups = [f"md5-{i}" for i in range(len(labels))]
+    plain = assign_splits(groups, labels, FRACTIONS, seed=5)
+    test = {g for g, s in zip(groups, plain, strict=True) if s == "test"}
+    val_of_fold = []
+    for fold in range(4):
+        splits = assign_splits(groups, labels, FRACTIONS, seed=5, folds=4, fold=fold)
+        assert {g for g, s in zip(groups, splits, strict=True) if s == "test"} == test
+        val = {g for g, s in zip(groups, splits, strict=True) if s == "val"}
+        # Stratified: each label's val share is its pool / 4, within one item.
+        for label, pool in (("a", 40 - 6), ("b", 21 - 3)):
+            got = sum(1 for g, lab in zip(groups, labels, strict=True) if g in val and lab == label)
+            assert abs(got - pool / 4) <= 1, (fold, label, got)
+        val_of_fold.append(val)
+    # The folds partition everything outside test: disjoint, and together all of it.
+    assert sum(len(v) for v in val_of_fold) == len(groups) - len(test)
+    assert set().union(*val_of_fold) == set(groups) - test

@@ -80,6 +80,14 @@ class SplitParams(Section):
     fractions: Fractions
     min_per_class: int = Field(ge=1, description="fewer unique images in a class is 'small'")
     small_classes: Literal["error", "drop"]
+    folds: int = Field(ge=1, le=50, description="k-fold cross-validation; 1 = the plain split")
+    fold: int = Field(ge=0, description="which fold is the val split (0 .. folds - 1)")
+
+    @model_validator(mode="after")
+    def _fold_exists(self) -> SplitParams:
+        if self.fold >= self.folds:
+            raise ValueError(f"fold must be below folds ({self.folds}), got {self.fold}")
+        return self
 
 
 class AugmentClassification(Section):

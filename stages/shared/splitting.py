@@ -24,6 +24,8 @@ def assign_splits(
     labels: Sequence[str],
     fractions: Mapping[str, float],
     seed: int,
+    folds: int = 1,
+    fold: int = 0,
 ) -> list[str]:
     """The split of every item; items sharing a group (content hash) share a split.
 
@@ -31,6 +33,10 @@ def assign_splits(
     group key (independent of file listing order), shuffled by a seed derived from the
     global seed and the label, then cut by `split_counts`. sklearn's `train_test_split`
     cuts in two steps and cannot keep groups together, hence this small function.
+
+    With `folds` > 1 (k-fold cross-validation) the test items are the same as with one fold;
+    the other items are dealt round-robin into `folds` folds, stratified per label, and fold
+    number `fold` is the val split (`fractions["val"]` is then unused).
     """
     group_label: dict[str, str] = {}
     for group, label in zip(groups, labels, strict=True):
@@ -45,6 +51,9 @@ def assign_splits(
         order = make_rng(seed, "split", label).permutation(len(members))
         counts = split_counts(len(members), fractions)
         names = [name for name, count in counts.items() for _ in range(count)]
+        if folds > 1:
+            pool = len(members) - counts["test"]
+            names = ["val" if k % folds == fold else "train" for k in range(pool)] + names[pool:]
         for position, name in zip(order, names, strict=True):
             split_of[members[position]] = name
     return [split_of[group] for group in groups]

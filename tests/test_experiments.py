@@ -1,0 +1,109 @@
+"""Experiments and review through the real `dvc` and `git` CLIs (tiny data, 1 epoch)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import dvc, git, run_cli
+
+pytestmark = pytest.mark.slow
+
+DATA_STAGES = ("sample@", "split@", "augment@")
+
+
+def commit_run(project: Path, message: str) -> None:
+    git("add", "-A", cwd=project)
+    git("commit", "-q", "-m", message, cwd=project)
+
+
+def experiments(project: Path) -> dict[str, dict]:
+    """{experiment name: {"params": ..., "metrics": ...}} from `dvc exp show --json`."""
+    shown = json.loads(dvc("exp", "show", "--json", cwd=project).stdout)
+    found = {}
+    for commit in shown:
+        for exp in commit.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                data = rev.get("data") or {}
+                found[rev.get("name") or data.get("name")] = data
+    return found
+
+
+def metric(data: dict, path: str, key: str):
+    return data["metrics"][path]["data"][key]
+
+
+def test_experiments_run_queue_refuse_typos_and_diff(dvc_project):
+    dvc("repro", cwd=dvc_project)
+    commit_run(dvc_project, "baseline")
+
+    dvc(
+        "exp", "run", "-n", "lr-high", "-S", "train_classifier.learning_rate=0.003", cwd=dvc_project
+    )
+    found = experiments(dvc_project)
+    assert "lr-high" in found, list(found)
+    params = found["lr-high"]["params"]["params.yaml"]["data"]
+    assert params["train_classifier"]["learning_rate"] == 0.003
+    accuracy = metric(found["lr-high"], "reports/eval/classifier/metrics.json", "accuracy")
+    assert 0.0 <= accuracy <= 1.0
+
+    # A wrong type passes DVC's own check; the stage refuses it before any training.
+    wrong = dvc("exp", "run", "-S", "train_classifier.epochs=ten", cwd=dvc_project, check=False)
+    output = wrong.stdout + wrong.stderr
+    assert wrong.returncode != 0
+    assert "error: params.yaml: train_classifier.epochs: Input should be a valid integer" in output
+    assert "Traceback" not in output and "Epoch 1/" not in output
+    git("checkout", "--", "params.yaml", cwd=dvc_project)
+    # A key that does not exist is refused by DVC itself.
+    typo = dvc(
+        "exp", "run", "-S", "train_classifier.lerning_rate=0.1", cwd=dvc_project, check=False
+    )
+    assert typo.returncode != 0 and "lerning_rate" in typo.stdout + typo.stderr
+
+    for dropout in ("0.1", "0.2"):
+        dvc("exp", "run", "--queue", "-S", f"train_classifier.dropout={dropout}", cwd=dvc_project)
+    dvc("exp", "run", "--run-all", cwd=dvc_project)
+    dropouts = {
+        data["params"]["params.yaml"]["data"]["train_classifier"]["dropout"]
+        for data in experiments(dvc_project).values()
+        if data.get("metrics")
+    }
+    assert {0.1, 0.2} <= dropouts, dropouts
+
+    # Keep the winner as a commit; `dvc metrics diff` between the two commits shows the change.
+    dvc("exp", "apply", "lr-high", cwd=dvc_project)
+    commit_run(dvc_project, "higher learning rate")
+    diff = json.loads(dvc("metrics", "diff", "HEAD~1", "HEAD", "--json", cwd=dvc_project).stdout)
+    changed = diff["reports/train/classifier/metrics.json"]
+    assert any(entry["diff"] not in (0, None) for entry in changed.values()), changed
+    table = dvc("metrics", "diff", "HEAD~1", "HEAD", "--md", cwd=dvc_project).stdout
+    assert "| Path" in table and "reports/train/classifier/metrics.json" in table
+    assert "reports/train/detector/metrics.json" not in diff  # the detector did not change
+
+
+def data_stage_hashes(lock: dict) -> dict[str, list]:
+    """The output hashes of the data stages in a dvc.lock."""
+    return {
+        name: sorted((out["path"], out["md5"]) for out in stage.get("outs", []))
+        for name, stage in lock["stages"].items()
+        if name.startswith(DATA_STAGES)
+    }
+
+
+def test_a_forced_rerun_on_a_clone_reproduces_the_committed_results(dvc_project, tmp_path):
+    dvc("repro", cwd=dvc_project)
+    commit_run(dvc_project, "run")
+    clone = tmp_path / "clone"
+    run_cli(["git", "clone", "-q", str(dvc_project), str(clone)], cwd=tmp_path)
+    dvc("repro", "--force", cwd=clone)
+    assert dvc("status", "--json", cwd=clone).stdout.strip() == "{}"
+    for path in ("reports/eval/classifier/metrics.json", "reports/eval/detector/metrics.json"):
+        committed = json.loads((dvc_project / path).read_text())
+        assert json.loads((clone / path).read_text()) == committed, path
+    committed_lock = yaml.safe_load((dvc_project / "dvc.lock").read_text())
+    clone_lock = yaml.safe_load((clone / "dvc.lock").read_text())
+    assert data_stage_hashes(clone_lock) == data_stage_hashes(committed_lock)
+    assert len(data_stage_hashes(committed_lock)) == 6
