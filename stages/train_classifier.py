@@ -19,7 +19,6 @@ from stages.shared.cli import run_stage
 from stages.shared.images import file_md5
 from stages.shared.manifest import read_manifest
 from stages.shared.params import load_params
-from stages.shared.seeding import seed_everything
 
 DEFAULTS = {
     "manifest": "data/augmented/classification/manifest.csv",
@@ -45,37 +44,37 @@ def train(cfg, base, paths: dict) -> dict:
 
     from stages.shared import classifiers, tfdata, training
 
-    seed_everything(base.seed, cfg.deterministic)
+    strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths)
     frame = read_manifest(Path(paths["manifest"]), "classification")
     classes = sorted(frame["label"].unique())
     size = base.image_size.classification
+    labels = lambda rows: tfdata.one_hot(rows["label"], classes)  # noqa: E731
     train_rows, data = training.train_val_data(
-        frame,
-        paths["manifest"],
-        lambda rows: tfdata.one_hot(rows["label"], classes),
-        size,
-        cfg,
-        base.seed,
+        frame, paths["manifest"], labels, size, cfg, base.seed, batch
     )
     data["class_weight"] = class_weights(list(train_rows["label"]), classes, cfg.class_weight)
-    steps = math.ceil(len(train_rows) / cfg.batch_size)
+    steps = math.ceil(len(train_rows) / batch)
     aug = cfg.in_model_augmentation
-    model = classifiers.build_classifier(
-        cfg.architecture,
-        size=size,
-        num_classes=len(classes),
-        dropout=cfg.dropout,
-        aug=classifiers.augmentation_layers(aug.flip, aug.rotation, aug.zoom),
-        weights=cfg.weights,
-        width=cfg.width,
-    )
-    rate = training.make_schedule(
-        cfg.schedule, cfg.learning_rate, steps, cfg.epochs, cfg.decay_rate
-    )
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
-    model.compile(
-        optimizer=training.make_optimizer(cfg.optimizer, rate), loss=loss, metrics=["accuracy"]
-    )
+    with strategy.scope():  # variables made here are mirrored on every replica
+        model = classifiers.build_classifier(
+            cfg.architecture,
+            size=size,
+            num_classes=len(classes),
+            dropout=cfg.dropout,
+            aug=classifiers.augmentation_layers(aug.flip, aug.rotation, aug.zoom),
+            weights=cfg.weights,
+            width=cfg.width,
+        )
+        rate = training.make_schedule(
+            cfg.schedule, learning_rate, steps, cfg.epochs, cfg.decay_rate
+        )
+        model.compile(
+            optimizer=training.make_optimizer(cfg.optimizer, rate),
+            loss=loss,
+            metrics=["accuracy"],
+            jit_compile=base.jit_compile,
+        )
     manifest_md5 = file_md5(Path(paths["manifest"]))
     state = training.work_dir("train_classifier", cfg.model_dump(), base.model_dump(), manifest_md5)
     resuming = (state / "backup").exists() or (state / "phase1.keras").exists()
@@ -86,13 +85,15 @@ def train(cfg, base, paths: dict) -> dict:
     total = cfg.epochs
     tune = cfg.fine_tune
     if cfg.architecture in classifiers.BACKBONES and tune.layers and tune.epochs:
-        model = keras.models.load_model(state / "phase1.keras")
-        classifiers.unfreeze_top(model, tune.layers)
-        model.compile(
-            optimizer=training.make_optimizer(cfg.optimizer, tune.learning_rate),
-            loss=loss,
-            metrics=["accuracy"],
-        )
+        with strategy.scope():
+            model = keras.models.load_model(state / "phase1.keras")
+            classifiers.unfreeze_top(model, tune.layers)
+            model.compile(
+                optimizer=training.make_optimizer(cfg.optimizer, tune.learning_rate),
+                loss=loss,
+                metrics=["accuracy"],
+                jit_compile=base.jit_compile,
+            )
         total += tune.epochs
         training.fit_phase(model, data, cfg, state / "fine_tune", live, paths, total, cfg.epochs)
     metadata = {

@@ -19,7 +19,6 @@ from stages.shared.cli import run_stage
 from stages.shared.images import file_md5
 from stages.shared.manifest import BOX, read_manifest
 from stages.shared.params import load_params
-from stages.shared.seeding import seed_everything
 
 DEFAULTS = {
     "manifest": "data/augmented/detection/manifest.csv",
@@ -51,23 +50,25 @@ def train(cfg, base, paths: dict) -> dict:
     """Train (or resume) the detector; save the best model with its metadata; return scores."""
     from stages.shared import training
 
-    seed_everything(base.seed, cfg.deterministic)
+    strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths)
     frame = read_manifest(Path(paths["manifest"]), "detection")
     size = base.image_size.detection
     train_rows, data = training.train_val_data(
-        frame, paths["manifest"], detection_targets, size, cfg, base.seed
+        frame, paths["manifest"], detection_targets, size, cfg, base.seed, batch
     )
-    steps = math.ceil(len(train_rows) / cfg.batch_size)
-    model = build_model(cfg, size)
-    rate = training.make_schedule(
-        cfg.schedule, cfg.learning_rate, steps, cfg.epochs, cfg.decay_rate
-    )
-    weights = (cfg.loss_weights.localization, cfg.loss_weights.classification)
-    model.compile(
-        optimizer=training.make_optimizer(cfg.optimizer, rate),
-        localization=cfg.localization_loss,
-        loss_weights=weights,
-    )
+    steps = math.ceil(len(train_rows) / batch)
+    with strategy.scope():  # variables made here are mirrored on every replica
+        model = build_model(cfg, size)
+        rate = training.make_schedule(
+            cfg.schedule, learning_rate, steps, cfg.epochs, cfg.decay_rate
+        )
+        weights = (cfg.loss_weights.localization, cfg.loss_weights.classification)
+        model.compile(
+            optimizer=training.make_optimizer(cfg.optimizer, rate),
+            localization=cfg.localization_loss,
+            loss_weights=weights,
+            jit_compile=base.jit_compile,
+        )
     manifest_md5 = file_md5(Path(paths["manifest"]))
     state = training.work_dir("train_detector", cfg.model_dump(), base.model_dump(), manifest_md5)
     live = training.open_live(paths["live_dir"], (state / "backup").exists())

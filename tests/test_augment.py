@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -14,7 +16,7 @@ from PIL import Image
 from stages import augment, split
 from stages.shared.augmentation import augment as augment_one
 from stages.shared.augmentation import build_pipeline
-from stages.shared.cli import UserError
+from stages.shared.cli import UserError, run_stage
 from tests.conftest import make_classification, make_detection, write_params
 
 
@@ -154,3 +156,32 @@ def test_zero_copies_passes_the_split_through(workdir):
     out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
     pd.testing.assert_frame_equal(out[source.columns], source)
     assert list((workdir / "data/augmented/classification/images").iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("code", "fix"), [(errno.ENOSPC, "free some disk space"), (errno.EROFS, "read-only")]
+)
+def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_manifest(
+    detection_split, monkeypatch, capsys, code, fix
+):
+    set_augment(detection_split, "detection", workers=1)
+    augment.main(["detection"])  # a good run first: its manifest must not survive the failure
+    manifest = detection_split / "data/augmented/detection/manifest.csv"
+    assert manifest.exists()
+    calls = {"n": 0}
+    real_save = Image.Image.save
+
+    def failing_save(self, fp, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:  # fail part-way, after a few images were written
+            raise OSError(code, os.strerror(code), str(fp))
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", failing_save)
+    with pytest.raises(SystemExit) as stop:
+        run_stage(augment.main, ["detection"])
+    assert stop.value.code == 2
+    message = capsys.readouterr().err.strip().splitlines()
+    assert len(message) == 1 and message[0].startswith("error: data/augmented/detection/images/")
+    assert "cannot write" in message[0] and fix in message[0]
+    assert not manifest.exists()  # a later stage finds no manifest to trust

@@ -24,11 +24,11 @@ def test_modes_all_become_uint8_rgb(tmp_path):
 
 
 def test_exif_orientation_is_honoured(tmp_path):
-    img = Image.new("RGB", (8, 4))
+    img = Image.new("RGB", (16, 8))
     exif = img.getexif()
     exif[0x0112] = 6  # rotate 90° clockwise on display
     img.save(tmp_path / "rotated.jpg", exif=exif)
-    assert image_size(tmp_path / "rotated.jpg") == (4, 8)
+    assert image_size(tmp_path / "rotated.jpg") == (8, 16)
 
 
 def test_broken_files_raise_with_a_reason(tmp_path):
@@ -48,3 +48,15 @@ def test_broken_files_raise_with_a_reason(tmp_path):
 def test_extensions_are_case_insensitive(tmp_path):
     assert is_image_file(tmp_path / "A.JPG") and is_image_file(tmp_path / "b.Png")
     assert not is_image_file(tmp_path / "notes.txt")
+
+
+def test_tiny_missing_and_oversized_images_raise_with_a_reason(tmp_path, monkeypatch):
+    Image.new("RGB", (7, 30)).save(tmp_path / "thin.png")
+    with pytest.raises(ImageError, match=r"too small \(7×30 px\); images need 8 px a side"):
+        image_size(tmp_path / "thin.png")
+    with pytest.raises(ImageError, match="file not found"):
+        image_size(tmp_path / "gone.png")
+    Image.new("RGB", (300, 300)).save(tmp_path / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)  # PIL refuses over twice this
+    with pytest.raises(ImageError, match=r"too large to decode safely .* downscale it"):
+        image_size(tmp_path / "big.png")

@@ -129,3 +129,30 @@ def test_any_document_gives_a_valid_box_a_negative_or_a_label_error(doc, size):
         x1, y1, x2, y2 = label.box
         assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
     json.dumps(label.notes)
+
+
+coordinate = st.floats(-500, 2500, allow_nan=False)
+
+
+@given(
+    corners=st.tuples(coordinate, coordinate, coordinate, coordinate),
+    size=st.tuples(st.integers(8, 2000), st.integers(8, 2000)),
+)
+def test_box_normalisation_clips_orders_and_scales_any_rectangle(corners, size):
+    ax, ay, bx, by = corners
+    doc = {"shapes": [{"points": [[ax, ay], [bx, by]], "shape_type": "rectangle"}]}
+    width, height = size
+    clip_x = sorted(min(max(v, 0), width) for v in (ax, bx))
+    clip_y = sorted(min(max(v, 0), height) for v in (ay, by))
+    try:
+        label = parse_label(doc, size)
+    except LabelError as err:
+        # Refused only when too little of the box is left inside the image.
+        assert clip_x[1] - clip_x[0] < 1 or clip_y[1] - clip_y[0] < 1 or "millionth" in str(err)
+        return
+    expected = (clip_x[0] / width, clip_y[0] / height, clip_x[1] / width, clip_y[1] / height)
+    assert label.box == pytest.approx(expected, abs=1e-6)
+    x1, y1, x2, y2 = label.box
+    assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
+    clipped = any(v < 0 for v in corners) or max(ax, bx) > width or max(ay, by) > height
+    assert ("box outside the image: clipped" in label.notes) == clipped

@@ -137,19 +137,26 @@ def _init_worker(config: dict[str, Any]) -> None:
 
 def _augment_row(job: tuple[int, dict[str, Any]]) -> list[dict[str, Any]]:
     """Write every augmented copy of one training row; return their manifest rows."""
-    from stages.shared.images import read_rgb
+    from stages.shared.images import ImageError, read_rgb
 
     index, row = job
-    cfg = _worker
-    image = read_rgb(row["path"])
     try:
-        return _write_copies(index, row, image, cfg)
-    except UserError:
-        raise
+        image = read_rgb(row["path"])
+    except (ImageError, OSError) as err:
+        raise UserError(
+            f"{row['path']}: {err} — the file changed after `split` checked it; re-run `dvc repro`"
+        ) from None
+    return _write_copies(index, row, image, _worker)
+
+
+def _augment_copy(cfg: dict[str, Any], image: np.ndarray, box, seed: int, path: str):
+    """One augmented copy; a transform that cannot handle this image is one clear line."""
+    try:
+        return augment(cfg["pipeline"], image, box, seed)
     except Exception as err:  # albumentations raises many types for args that misfit an image
         height, width = image.shape[:2]
         raise UserError(
-            f"{cfg['where']} failed on {row['path']} ({width}×{height} px): "
+            f"{cfg['where']} failed on {path} ({width}×{height} px): "
             f"{type(err).__name__}: {' '.join(str(err).split())} — adjust the transform"
             " arguments to fit images of this size (e.g. pad_if_needed: true on crops)"
         ) from None
@@ -166,7 +173,7 @@ def _write_copies(index: int, row: dict[str, Any], image: np.ndarray, cfg: dict[
     out_rows = []
     for copy in range(1, cfg["copies"] + 1):
         seed = derive_seed(cfg["seed"], row["md5"], copy)
-        pixels, new_box = augment(cfg["pipeline"], image, box, seed)
+        pixels, new_box = _augment_copy(cfg, image, box, seed, row["path"])
         path = f"{cfg['out_dir']}/{index:05d}_{copy:02d}.{cfg['format']}"
         Image.fromarray(pixels).save(path, **({"quality": 95} if cfg["format"] == "jpg" else {}))
         new = {**row, "path": path, "md5": file_md5(path), "source": row["path"]}

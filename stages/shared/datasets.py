@@ -7,6 +7,7 @@ an image without JSON, or whose JSON has no usable shape, is a negative.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,10 @@ def list_files(root: Path, scan: Scan) -> list[Path]:
             scan.hidden += path.is_file()
         elif path.is_file():
             files.append(path)
+        elif path.is_symlink():
+            # rglob does not enter linked folders; a dangling link points nowhere.
+            what = "link to a folder (not followed)" if path.is_dir() else "broken link"
+            scan.skip(path, f"{what} — copy or link the files themselves")
     return files
 
 
@@ -107,5 +112,19 @@ def scan_detection(root: Path, key: str = "data.detection") -> Scan:
         scan.rows.append(row)
     for path in files:
         if path.suffix.lower() == ".json" and path not in used_labels:
-            scan.skip(path, "label file without a matching image — add the image or delete it")
+            scan.skip(path, orphan_reason(path))
     return scan
+
+
+def orphan_reason(path: Path) -> str:
+    """Why a label file is skipped when no image of its name is found."""
+    try:
+        embedded = bool(json.loads(path.read_text(encoding="utf-8")).get("imageData"))
+    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        embedded = False
+    if embedded:
+        return (
+            "label with embedded imageData but no image file of the same name — save that"
+            " image beside the JSON under the same name, or delete the JSON"
+        )
+    return "label file without a matching image — add the image or delete it"

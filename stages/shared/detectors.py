@@ -36,6 +36,8 @@ class SpatialSoftmax(layers.Layer):
         )
 
     def call(self, features):
+        # Softmax and coordinates in float32, also under mixed precision (float16 features).
+        features = ops.cast(features, "float32")
         shape = ops.shape(features)
         height, width, channels = shape[1], shape[2], shape[3]
         flat = ops.reshape(features, (-1, height * width, channels))
@@ -148,7 +150,9 @@ class FaceTracker(keras.Model):
     def compile(self, optimizer, localization="corners", loss_weights=(1.0, 0.5), **kwargs):
         """Like the tutorial's `compile(opt, classloss, localizationloss)`, by name."""
         super().compile(optimizer=optimizer, **kwargs)
-        self.class_loss = keras.losses.BinaryCrossentropy()
+        # The plain function (mean taken here), not keras.losses.BinaryCrossentropy: that
+        # class divides by the number of replicas, which train_step does for the total.
+        self.class_loss = lambda y, p: ops.mean(keras.losses.binary_crossentropy(y, p))
         self.box_loss = localization_loss(localization)
         self.loss_weights = tuple(float(w) for w in loss_weights)
         self.localization = localization
@@ -181,7 +185,10 @@ class FaceTracker(keras.Model):
     def train_step(self, data):
         with tf.GradientTape() as tape:
             total, class_loss, box_loss, tensors = self._compute_losses(data, training=True)
-        grads = tape.gradient(total, self.trainable_variables)
+            # Replicas' gradients are summed: each contributes its share of the mean loss.
+            share = total / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(share)  # mixed precision: avoid float16 underflow
+        grads = tape.gradient(scaled, self.trainable_variables)
         # The optimizer given to compile, not a global one as in the tutorial.
         self.optimizer.apply_gradients(zip(grads, self.trainable_variables, strict=True))
         return self._update(total, class_loss, box_loss, tensors)

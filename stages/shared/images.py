@@ -8,9 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+MIN_SIDE = 8  # pixels: smaller images carry too little to learn from, even upscaled
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif"})
-# Files that operating systems and tools drop into folders; never worth a report line.
-IGNORED_NAMES = frozenset({".ds_store", "thumbs.db", "desktop.ini"})
 
 
 class ImageError(Exception):
@@ -27,11 +26,6 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
-def is_ignored(path: Path) -> bool:
-    """True for OS clutter files that are skipped without a report line."""
-    return path.name.lower() in IGNORED_NAMES
-
-
 def file_md5(path: Path) -> str:
     """The MD5 of a file's bytes (for duplicate detection, not security)."""
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
@@ -45,6 +39,10 @@ def open_image(path: Path) -> Image.Image:
             upright = ImageOps.exif_transpose(img)
     except UnidentifiedImageError:
         raise ImageError("not an image file (unrecognised format)") from None
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"too large to decode safely ({err}) — downscale it") from None
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"truncated or corrupt image ({err})") from None
     if upright.width < 1 or upright.height < 1:
@@ -70,6 +68,11 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a decodable image, upright; raises ImageError otherwise."""
+    """(width, height) of a decodable image of at least MIN_SIDE pixels a side, upright;
+    raises ImageError otherwise."""
     img = open_image(path)
+    if min(img.width, img.height) < MIN_SIDE:
+        raise ImageError(
+            f"too small ({img.width}×{img.height} px); images need {MIN_SIDE} px a side or more"
+        )
     return img.width, img.height

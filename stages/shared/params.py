@@ -28,9 +28,18 @@ class ImageSizes(Section):
     detection: int = Field(ge=32, le=1024)
 
 
+class DistributeParams(Section):
+    strategy: Literal["auto", "mirrored", "multi_worker"]
+    logical_cpus: int = Field(ge=0, le=64, description="mirrored with no GPU: CPU split in N")
+    scale_learning_rate: bool = Field(description="learning rate × replicas (linear rule)")
+
+
 class BaseParams(Section):
     seed: int = Field(ge=0)
     image_size: ImageSizes
+    distribute: DistributeParams
+    mixed_precision: bool
+    jit_compile: bool
 
 
 class DataParams(Section):

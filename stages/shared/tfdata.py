@@ -66,7 +66,11 @@ def make_dataset(
         data = data.cache()  # after the expensive decode + resize, before the shuffle
     if shuffle_seed is not None:
         data = data.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size).prefetch(AUTOTUNE)
+    options = tf.data.Options()
+    # Several workers (MultiWorkerMirroredStrategy) each take their share of every batch:
+    # there are no files to shard by, the source is a list of paths.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.batch(batch_size).prefetch(AUTOTUNE).with_options(options)
 
 
 def one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:

@@ -14,6 +14,7 @@ import keras
 import pandas as pd
 
 from stages.shared.cli import UserError
+from stages.shared.distribute import worker_paths
 from stages.shared.manifest import write_json
 from stages.shared.paths import WORK_DIR
 
@@ -87,7 +88,7 @@ def work_dir(stage: str, *inputs: Any) -> Path:
     checkpoint live here instead. A different params/data key means a fresh start.
     """
     key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-    return WORK_DIR / stage / key[:16]
+    return Path(worker_paths({"state": (WORK_DIR / stage / key[:16]).as_posix()})["state"])
 
 
 def monitor_mode(monitor: str) -> str:
@@ -144,6 +145,21 @@ def make_callbacks(cfg, state: Path, live, tensorboard_dir: Path, schedule: str)
     return callbacks
 
 
+def prepare(base, cfg, paths: dict):
+    """Set up a training stage: devices, strategy and precision first (before TensorFlow
+    initialises), then seeds; (strategy, global batch, learning rate, this worker's paths)."""
+    from stages.shared import distribute
+    from stages.shared.seeding import seed_everything
+
+    strategy = distribute.setup(base)
+    seed_everything(base.seed, cfg.deterministic)
+    replicas = strategy.num_replicas_in_sync
+    batch, rate = distribute.scaled(
+        cfg.batch_size, cfg.learning_rate, replicas, base.distribute.scale_learning_rate
+    )
+    return strategy, batch, rate, distribute.worker_paths(paths)
+
+
 def stage_paths(argv: list[str], defaults: dict[str, str], description: str) -> dict:
     """A training stage's paths from the command line (`--manifest`, `--model`, ...)."""
     import argparse
@@ -154,10 +170,13 @@ def stage_paths(argv: list[str], defaults: dict[str, str], description: str) -> 
     return vars(parser.parse_args(argv))
 
 
-def train_val_data(frame: pd.DataFrame, manifest: str, targets, size: int, cfg, seed: int):
+def train_val_data(
+    frame: pd.DataFrame, manifest: str, targets, size: int, cfg, seed: int, batch_size: int
+):
     """(train rows, {"train": shuffled dataset, "val": dataset}) from a manifest's rows.
 
-    `targets(rows)` turns manifest rows into the model's target arrays.
+    `targets(rows)` turns manifest rows into the model's target arrays; `batch_size` is the
+    global batch (params' per-replica batch × replicas).
     """
     from stages.shared.tfdata import make_dataset
 
@@ -169,13 +188,11 @@ def train_val_data(frame: pd.DataFrame, manifest: str, targets, size: int, cfg, 
             train_rows["path"],
             targets(train_rows),
             size,
-            cfg.batch_size,
+            batch_size,
             shuffle_seed=seed,
             cache=cfg.cache,
         ),
-        "val": make_dataset(
-            val_rows["path"], targets(val_rows), size, cfg.batch_size, cache=cfg.cache
-        ),
+        "val": make_dataset(val_rows["path"], targets(val_rows), size, batch_size, cache=cfg.cache),
     }
     return train_rows, data
 

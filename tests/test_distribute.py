@@ -1,0 +1,230 @@
+"""distribute.py and the training stages under tf.distribute: mirrored on logical CPUs, and
+two local multi-worker processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from stages import augment, sample, split
+from stages.shared import distribute
+from stages.shared.cli import UserError
+from tests.conftest import ROOT, TINY_PARAMS, write_params
+
+
+def test_batch_and_learning_rate_scale_with_replicas():
+    assert distribute.scaled(16, 1e-3, 4, scale_rate=False) == (64, 1e-3)
+    assert distribute.scaled(16, 1e-3, 4, scale_rate=True) == (64, 4e-3)
+
+
+def test_only_the_chief_writes_outputs(monkeypatch):
+    paths = {"manifest": "data/m.csv", "model": "models/c.keras", "live_dir": "reports/train/c"}
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert distribute.is_chief() and distribute.worker_paths(paths) == paths
+    cluster = {"worker": ["localhost:1", "localhost:2"]}
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}})
+    )
+    assert not distribute.is_chief()
+    moved = distribute.worker_paths(paths)
+    assert moved["manifest"] == "data/m.csv"  # inputs stay
+    assert moved["model"] == ".work/worker-1/models/c.keras"
+    assert moved["live_dir"] == ".work/worker-1/reports/train/c"
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    )
+    assert distribute.is_chief()
+    with_chief = {**cluster, "chief": ["localhost:3"]}
+    monkeypatch.setenv(
+        "TF_CONFIG", json.dumps({"cluster": with_chief, "task": {"type": "worker", "index": 0}})
+    )
+    assert not distribute.is_chief()
+
+
+def test_multi_worker_without_tf_config_is_one_clear_line(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(UserError, match=r"multi_worker needs the TF_CONFIG environment variable"):
+        distribute.make_strategy("multi_worker")
+
+
+# --- training under a strategy: separate processes (devices are fixed once TF starts) ---
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """A project directory with sampled, split and augmented tiny data for both tasks."""
+    work = tmp_path_factory.mktemp("distribute")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        # Faces in every frame: the localization loss averages over the objects of each
+        # replica's half batch, which matches the whole batch's average only when every
+        # image has one (with negatives, it would be a real, not a numerical, difference).
+        detection = {**TINY_PARAMS["sample"]["detection"], "negative_fraction": 0.0}
+        write_params(
+            work, **{**TINY_PARAMS, "sample": {**TINY_PARAMS["sample"], "detection": detection}}
+        )
+        for task in ("classification", "detection"):
+            for stage in (sample, split, augment):
+                stage.main([task])
+    finally:
+        os.chdir(cwd)
+    return work
+
+
+def train(work: Path, stage: str, env_extra: dict | None = None, **base) -> subprocess.Popen:
+    """Start a training stage with `base.distribute` (and the batch) set."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", **(env_extra or {})}
+    return subprocess.Popen(
+        [sys.executable, "-m", f"stages.{stage}"],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def set_run(
+    work: Path, stage: str, batch: int, strategy: str, logical_cpus: int = 0, **extra
+) -> None:
+    path = work / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["base"]["distribute"] = {
+        "strategy": strategy,
+        "logical_cpus": logical_cpus,
+        "scale_learning_rate": False,
+    }
+    params[stage]["batch_size"] = batch
+    params[stage]["epochs"] = 2
+    params[stage].update(extra)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def finished(process: subprocess.Popen) -> str:
+    output = process.communicate(timeout=600)[0]
+    assert process.returncode == 0, output[-4000:]
+    assert "Traceback" not in output
+    return output
+
+
+def train_losses(work: Path, live: str) -> list[float]:
+    return pd.read_csv(work / f"reports/train/{live}/plots/metrics/train/loss.tsv", sep="\t")[
+        "loss"
+    ].tolist()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stage", "live", "task", "extra"),
+    [
+        ("train_classifier", "classifier", "classification", {}),
+        # A frozen backbone keeps its BatchNorm in inference mode: in training mode each
+        # replica would normalise its half batch with its own statistics, a real difference
+        # from one device that would hide a wrongly scaled gradient in the custom train_step.
+        ("train_detector", "detector", "detection", {"trainable_backbone": False}),
+    ],
+)
+def test_mirrored_on_two_cpus_matches_one_device(prepared, stage, live, task, extra):
+    # One batch of the whole train split: the data order (which tf.data's shuffle does not
+    # keep across strategies) cannot matter. SGD, unlike Adam, is not invariant to the scale
+    # of the gradient, so a gradient summed over replicas without the 1/replicas share of
+    # the loss would show as a different second epoch.
+    rows = pd.read_csv(prepared / f"data/augmented/{task}/manifest.csv")
+    batch = int((rows["split"] == "train").sum())
+    assert batch % 2 == 0  # two replicas of half the batch each
+    extra = {**extra, "dropout": 0.0, "optimizer": "sgd", "learning_rate": 0.05}
+    set_run(prepared, stage, batch, "auto", **extra)
+    finished(train(prepared, stage))
+    single = train_losses(prepared, live)
+    set_run(prepared, stage, batch // 2, "mirrored", logical_cpus=2, **extra)  # same global batch
+    output = finished(train(prepared, stage))
+    assert "training on 2 replica(s): mirrored (MirroredStrategy)" in output
+    mirrored = train_losses(prepared, live)
+    assert len(single) == len(mirrored) == 2
+    assert single[1] != pytest.approx(single[0], rel=1e-3)  # the first step changed the model
+    # Same examples, same global batch, same start: the same run up to float summation order.
+    assert mirrored == pytest.approx(single, rel=1e-4), (single, mirrored)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_local_workers_train_one_run_and_only_the_chief_writes(prepared):
+    set_run(prepared, "train_classifier", 8, "multi_worker")
+    workers = [f"localhost:{port}" for port in free_ports(2)]
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = {"TF_CONFIG": json.dumps(config)}
+        processes.append(train(prepared, "train_classifier", env))
+    outputs = [finished(process) for process in processes]
+    for output in outputs:
+        assert "training on 2 replica(s): multi_worker" in output
+    meta = json.loads((prepared / "models/classifier.json").read_text())
+    assert meta["epochs_run"] == 2 and (prepared / "models/classifier.keras").exists()
+    assert (prepared / ".work/worker-1/models/classifier.keras").exists()
+    # Both workers stepped through the same synchronous run: the same loss in their logs.
+    chief = train_losses(prepared, "classifier")
+    other = pd.read_csv(
+        prepared / ".work/worker-1/reports/train/classifier/plots/metrics/train/loss.tsv", sep="\t"
+    )["loss"].tolist()
+    assert chief == pytest.approx(other, rel=1e-6)
+
+
+def test_mixed_precision_only_where_a_gpu_can_use_it():
+    import keras
+    import tensorflow as tf
+
+    try:
+        policy = distribute.set_precision(True)
+        expected = "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
+        assert policy == expected == keras.mixed_precision.global_policy().name
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_detector_trains_under_mixed_float16_with_loss_scaling():
+    """What a GPU run does (float16 compute, float32 outputs, scaled loss), run on the CPU."""
+    import keras
+    import numpy as np
+
+    from stages.shared.detectors import FaceTracker
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = FaceTracker("plain_cnn", 32, head_width=8)
+        model(np.zeros((1, 32, 32, 3), "float32"))
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), localization="giou")
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        rng = np.random.default_rng(0)
+        images = rng.uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+        targets = (
+            np.ones((8, 1), "float32"),
+            np.tile([[0.1, 0.2, 0.6, 0.7]], (8, 1)).astype("float32"),
+        )
+        before = [w.numpy().copy() for w in model.box_head.trainable_weights]
+        history = model.fit(images, targets, batch_size=4, epochs=1, verbose=0)
+        assert np.isfinite(history.history["loss"][0])
+        after = model.box_head.trainable_weights
+        assert any(not np.allclose(b, a.numpy()) for b, a in zip(before, after, strict=True))
+        presence, box = model.predict_on_batch(images)
+        assert presence.dtype == box.dtype == np.float32  # float32 outputs for stable losses
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
