@@ -3,26 +3,70 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
 
-from bench import augment_throughput, input_pipeline
+from bench import (
+    augment_throughput,
+    dvc_overhead,
+    input_pipeline,
+    scaling,
+    startup,
+    vs_tutorial,
+)
 
-BENCHMARKS = {"augment_throughput": augment_throughput.run, "input_pipeline": input_pipeline.run}
+BENCHMARKS = {
+    "vs_tutorial": vs_tutorial.run,
+    "input_pipeline": input_pipeline.run,
+    "scaling": scaling.run,
+    "dvc_overhead": dvc_overhead.run,
+    "augment_throughput": augment_throughput.run,
+    "startup": startup.run,
+}
+
+
+def machine() -> str:
+    """CPU model, cores, memory and OS of this machine, in one line."""
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in info.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, no GPU used, {platform.platform()}"
+    )
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| figure | measured | target | holds |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['figure']} | {r['value']} | {r['target']} | {r['holds']} |" for r in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
+    started = time.perf_counter()
     results = {}
     for name, run in BENCHMARKS.items():
         print(f"== {name}", flush=True)
         results[name] = run()
     rows = [r for rows in results.values() for r in rows]
-    print("\n| figure | measured | target | holds |\n| --- | --- | --- | --- |")
-    for row in rows:
-        print(f"| {row['figure']} | {row['value']} | {row['target']} | {row['holds']} |")
-    meta = {"date": time.strftime("%Y-%m-%d"), "machine": platform.platform(), "results": rows}
-    Path("bench/results.json").write_text(json.dumps(meta, indent=2) + "\n")
+    minutes = (time.perf_counter() - started) / 60
+    meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "minutes": round(minutes, 1)}
+    print("\n" + table(rows))
+    Path("bench/results.json").write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
+    Path("bench/RESULTS.md").write_text(
+        f"# Benchmark results\n\n{meta['date']}, {meta['machine']}; `make bench` took"
+        f" {meta['minutes']} min. Ratios are measured in one run (see `bench/`).\n\n"
+        + table(rows)
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -45,3 +47,36 @@ def row(figure: str, value: float, target: str = "-", holds: bool | None = None)
     """One line of the results table."""
     verdict = "-" if holds is None else ("yes" if holds else "no")
     return {"figure": figure, "value": value, "target": target, "holds": verdict}
+
+
+def run_measured(command: list[str], cwd: Path, env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, peak RSS in MiB) of a command and everything it starts.
+
+    A fresh Python parent runs it, so `RUSAGE_CHILDREN` holds this command's processes only.
+    """
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "code = subprocess.run(sys.argv[1:]).returncode\n"
+        "t = time.perf_counter() - t\n"
+        "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(f'{t} {rss}', file=sys.stderr)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *command],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "TQDM_DISABLE": "1", **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-2000:]}")
+    seconds, rss = result.stderr.strip().splitlines()[-1].split()
+    return float(seconds), float(rss)
+
+
+def stage_command(module: str, *args: str) -> list[str]:
+    """A stage as its own process (`run_measured` puts the project on PYTHONPATH)."""
+    return [sys.executable, "-m", f"stages.{module}", *args]

@@ -147,11 +147,10 @@ def git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return run_cli(["git", *args], cwd)
 
 
-@pytest.fixture
-def dvc_project(tmp_path) -> Path:
-    """A fresh git + DVC repository holding the pipeline code and tiny params, committed."""
-    project = tmp_path / "project"
-    project.mkdir()
+def new_pipeline_repo(project: Path) -> Path:
+    """The pipeline's code, dvc.yaml and tiny params, committed in a new git + DVC
+    repository; the end-to-end tests and `bench/` run the real CLIs in it."""
+    project.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         ROOT / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -168,6 +167,12 @@ def dvc_project(tmp_path) -> Path:
     git("add", "-A", cwd=project)
     git("commit", "-q", "-m", "pipeline", cwd=project)
     return project
+
+
+@pytest.fixture
+def dvc_project(tmp_path) -> Path:
+    """A fresh git + DVC repository holding the pipeline code and tiny params, committed."""
+    return new_pipeline_repo(tmp_path / "project")
 
 
 # --- tiny saved models, as the training stages save them ---

@@ -36,11 +36,12 @@ def test_every_mode_and_size_becomes_float_rgb_of_the_right_size(mixed_files):
     assert abs(pixels[1][0] - 200) < 8  # JPEG is lossy
 
 
-def test_shuffle_is_seeded_and_unshuffled_order_is_the_manifest_order(mixed_files):
+@pytest.mark.parametrize("cache", ["memory", "none"])
+def test_shuffle_is_seeded_and_unshuffled_order_is_the_manifest_order(mixed_files, cache):
     targets = np.arange(5, dtype=np.int32)
 
     def order(seed):
-        data = make_dataset(mixed_files, targets, 4, 5, shuffle_seed=seed, cache="memory")
+        data = make_dataset(mixed_files, targets, 4, 5, shuffle_seed=seed, cache=cache)
         return next(iter(data))[1].numpy().tolist()
 
     assert make_dataset(mixed_files, targets, 4, 5).as_numpy_iterator().next()[1].tolist() == [
@@ -52,6 +53,12 @@ def test_shuffle_is_seeded_and_unshuffled_order_is_the_manifest_order(mixed_file
     ]
     assert order(3) == order(3)
     assert sorted(order(3)) == [0, 1, 2, 3, 4]
+    # The images travel with their targets whichever way they are shuffled.
+    data = make_dataset(mixed_files, targets, 4, 5, shuffle_seed=3, cache=cache)
+    images, labels = next(iter(data))
+    reference = {i: load_image(p, 4) for i, p in enumerate(mixed_files)}
+    for image, label in zip(images.numpy(), labels.numpy(), strict=True):
+        assert np.array_equal(image, reference[int(label)])
 
 
 def test_load_image_names_the_file_it_cannot_read(tmp_path):

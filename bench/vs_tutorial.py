@@ -1,0 +1,102 @@
+"""Our input pipeline vs the Keras tutorials' way, same model, same images, same epochs.
+
+Ours: `tfdata.make_dataset` over the split manifest (PIL decode shared with every stage,
+decoded images cached in RAM, seeded shuffle, prefetch); augmentation happens offline, once,
+in the `augment` stage. The tutorials' ("Image classification from scratch" on keras.io):
+`image_dataset_from_directory` over class folders, prefetch, and random augmentation layers
+inside the model, recomputed every epoch. Both train the default `simple_cnn` on the train
+split of the sample and are scored on its test split.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bench.common import project_params, row, temp_project
+from stages import sample, split
+
+EPOCHS = 4
+
+
+class EpochTimer:
+    """Wall time of each epoch (a Keras callback, built lazily so TF loads only when used)."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self.started)
+
+        return Timer()
+
+
+def tutorial_folder(rows, root: Path) -> Path:
+    """Class folders of links to the train images, as the tutorials expect their data."""
+    for i, item in enumerate(rows.itertuples(index=False)):
+        target = root / item.label / f"{i:05d}{Path(item.path).suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(Path(item.path).resolve())
+    return root
+
+
+def train_and_score(model, train, test, epochs: int) -> tuple[float, float]:
+    """(mean seconds per epoch after the first, test accuracy)."""
+    timer = EpochTimer()
+    model.fit(train, epochs=epochs, verbose=0, callbacks=[timer])
+    accuracy = model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
+    steady = timer.seconds[1:]  # the first epoch traces the graph (and fills our cache)
+    return sum(steady) / len(steady), float(accuracy)
+
+
+def run() -> list[dict]:
+    import keras
+
+    from stages.shared import classifiers, tfdata
+    from stages.shared.manifest import read_manifest
+
+    params = project_params()
+    size, batch, seed = params["base"]["image_size"]["classification"], 32, 0
+    stages = [(m.main, ["classification"]) for m in (sample, split)]
+    with temp_project(params, stages):
+        frame = read_manifest(Path("data/split/classification.csv"), "classification")
+        classes = sorted(frame["label"].unique())
+        train_rows, test_rows = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
+
+        def dataset(rows, shuffle):
+            labels = tfdata.one_hot(rows["label"], classes)
+            return tfdata.make_dataset(rows["path"], labels, size, batch, shuffle_seed=shuffle)
+
+        def model(aug):
+            keras.utils.set_random_seed(seed)
+            built = classifiers.build_classifier(
+                "simple_cnn", size=size, num_classes=len(classes), dropout=0.3, aug=aug
+            )
+            built.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+            return built
+
+        test = dataset(test_rows, None)
+        ours_s, ours_acc = train_and_score(model([]), dataset(train_rows, seed), test, EPOCHS)
+        folder = tutorial_folder(train_rows, Path("tutorial"))
+        tutorial_data = keras.utils.image_dataset_from_directory(
+            folder, image_size=(size, size), batch_size=batch, label_mode="categorical", seed=seed
+        ).prefetch(2)
+        aug = [keras.layers.RandomFlip("horizontal"), keras.layers.RandomRotation(0.1)]
+        tut_s, tut_acc = train_and_score(model(aug), tutorial_data, test, EPOCHS)
+    ratio = ours_s / tut_s
+    print(
+        f"vs tutorial: ours {ours_s:.2f}s/epoch (test acc {ours_acc:.3f}), tutorial {tut_s:.2f}s"
+        f"/epoch (test acc {tut_acc:.3f}), ratio {ratio:.2f}"
+    )
+    return [
+        row("epoch time, ours / tutorial's pipeline", round(ratio, 2), "<= 1.0", ratio <= 1.0),
+        row(f"test accuracy after {EPOCHS} epochs, ours", round(ours_acc, 4)),
+        row(f"test accuracy after {EPOCHS} epochs, tutorial's", round(tut_acc, 4)),
+    ]
