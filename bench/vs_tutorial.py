@@ -16,7 +16,7 @@ from pathlib import Path
 from bench.common import project_params, row, temp_project
 from stages import sample, split
 
-EPOCHS = 4
+EPOCHS = 6
 
 
 class EpochTimer:
@@ -48,12 +48,13 @@ def tutorial_folder(rows, root: Path) -> Path:
 
 
 def train_and_score(model, train, test, epochs: int) -> tuple[float, float]:
-    """(mean seconds per epoch after the first, test accuracy)."""
+    """(seconds of the fastest epoch after the first, test accuracy)."""
     timer = EpochTimer()
     model.fit(train, epochs=epochs, verbose=0, callbacks=[timer])
     accuracy = model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
-    steady = timer.seconds[1:]  # the first epoch traces the graph (and fills our cache)
-    return sum(steady) / len(steady), float(accuracy)
+    # The first epoch traces the graph (and fills our cache); the fastest of the others is
+    # the least disturbed by whatever else the machine does.
+    return min(timer.seconds[1:]), float(accuracy)
 
 
 def run() -> list[dict]:
