@@ -61,6 +61,7 @@ def is_chief() -> bool:
 
 
 def has_chief() -> bool:
+    """Does TF_CONFIG name a separate `chief` task?"""
     config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     return bool(config.get("cluster", {}).get("chief"))
 
