@@ -20,7 +20,7 @@ from stages.shared.paths import MODELS, MODELS_DIR, REPORTS_DIR, model_file, spl
 EXPORT_DIR = MODELS_DIR / "export"
 
 
-def test_pixels(name: str, size: int, count: int):
+def check_pixels(name: str, size: int, count: int):
     """Up to `count` readable test images of the model's task, decoded as in training."""
     from stages.shared.inference import read_batch
 
@@ -36,15 +36,15 @@ def test_pixels(name: str, size: int, count: int):
 def export_model(name: str, cfg) -> dict:
     """Export one model in both formats, compare with Keras, time them; the report entry."""
     from stages.shared import exporting
-    from stages.shared.inference import load_model
+    from stages.shared.inference import as_list, load_model
 
     model, meta = load_model(model_file(name))
     size = meta["image_size"]
-    pixels = test_pixels(name, size, cfg.max_images)
+    pixels = check_pixels(name, size, cfg.max_images)
     saved, lite = EXPORT_DIR / name, EXPORT_DIR / f"{name}.tflite"
     exporting.export_saved_model(model, saved, size)
     exporting.convert_tflite(saved, lite)
-    expected = exporting.as_list(model.predict_on_batch(pixels))
+    expected = as_list(model.predict_on_batch(pixels))
     interpreter = exporting.tflite_interpreter(lite)
     shapes = [e.shape for e in expected]
     got = {

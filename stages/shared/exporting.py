@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from stages.shared.inference import as_list
+
 
 def export_saved_model(model, directory: Path, size: int) -> None:
     """A SavedModel with a `serve` endpoint taking (batch, size, size, 3) float32 pixels."""
@@ -20,12 +22,6 @@ def export_saved_model(model, directory: Path, size: int) -> None:
 def convert_tflite(saved_model: Path, path: Path) -> None:
     """A float32 TFLite flatbuffer converted from the SavedModel (no quantisation)."""
     path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(str(saved_model)).convert())
-
-
-def as_list(outputs) -> list[np.ndarray]:
-    """Model outputs (a tensor, or a tuple/list of them) as a list of NumPy arrays."""
-    items = outputs if isinstance(outputs, list | tuple) else [outputs]
-    return [np.asarray(item, dtype=np.float32) for item in items]
 
 
 def run_saved_model(directory: Path, pixels: np.ndarray) -> list[np.ndarray]:

@@ -63,6 +63,12 @@ def read_batch(paths: Sequence[str], size: int) -> tuple[list[int], np.ndarray, 
     return kept, pixels, skipped
 
 
+def as_list(outputs) -> list[np.ndarray]:
+    """Model outputs (a tensor, or a tuple/list of them) as a list of float32 arrays."""
+    items = outputs if isinstance(outputs, list | tuple) else [outputs]
+    return [np.asarray(item, dtype=np.float32) for item in items]
+
+
 def predict_files(model, paths: Sequence[str], size: int, batch_size: int = 64) -> Predictions:
     """Run `model` over image files in fixed batches (same batches ⇒ same numbers)."""
     result = Predictions()
@@ -73,9 +79,7 @@ def predict_files(model, paths: Sequence[str], size: int, batch_size: int = 64) 
         if not kept:
             continue
         result.index += [start + i for i in kept]
-        out = model.predict_on_batch(pixels)
-        out = out if isinstance(out, list | tuple) else [out]
-        chunks.append([np.asarray(o, dtype=np.float32) for o in out])
+        chunks.append(as_list(model.predict_on_batch(pixels)))
     if chunks:
         result.outputs = [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
     return result

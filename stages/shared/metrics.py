@@ -145,13 +145,18 @@ def nanmean(values: np.ndarray) -> float:
     return float(defined.mean()) if len(defined) else float("nan")
 
 
+def one_vs_rest(actual: np.ndarray, classes: int) -> list[tuple[int, np.ndarray]]:
+    """(class, is-this-class mask) for each class that has a ROC curve: one with both
+    positives and negatives in `actual`."""
+    masks = [(c, actual == c) for c in range(classes)]
+    return [(c, mask) for c, mask in masks if 0 < mask.sum() < len(actual)]
+
+
 def per_class_auc(actual: np.ndarray, proba: np.ndarray) -> np.ndarray:
     """One-vs-rest ROC AUC per class; NaN for a class absent from (or alone in) `actual`."""
     aucs = np.full(proba.shape[1], np.nan)
-    for c in range(proba.shape[1]):
-        positive = actual == c
-        if 0 < positive.sum() < len(actual):
-            aucs[c] = skm.roc_auc_score(positive, proba[:, c])
+    for c, positive in one_vs_rest(actual, proba.shape[1]):
+        aucs[c] = skm.roc_auc_score(positive, proba[:, c])
     return aucs
 
 
@@ -191,13 +196,11 @@ def confusion_table(actual: np.ndarray, predicted: np.ndarray, classes: list[str
 def roc_points(actual: np.ndarray, proba: np.ndarray, classes: list[str]) -> pd.DataFrame:
     """class, fpr, tpr, threshold: the one-vs-rest ROC curve of each class that has one."""
     frames = []
-    for c, name in enumerate(classes):
-        positive = actual == c
-        if 0 < positive.sum() < len(actual):
-            fpr, tpr, threshold = skm.roc_curve(positive, proba[:, c], drop_intermediate=True)
-            frames.append(
-                pd.DataFrame({"class": name, "fpr": fpr, "tpr": tpr, "threshold": threshold})
-            )
+    for c, positive in one_vs_rest(actual, len(classes)):
+        fpr, tpr, threshold = skm.roc_curve(positive, proba[:, c], drop_intermediate=True)
+        frames.append(
+            pd.DataFrame({"class": classes[c], "fpr": fpr, "tpr": tpr, "threshold": threshold})
+        )
     if not frames:  # a test split of one class has no ROC curve
         return pd.DataFrame(columns=["class", "fpr", "tpr", "threshold"])
     return pd.concat(frames, ignore_index=True)
@@ -210,9 +213,8 @@ def roc_averages(actual: np.ndarray, proba: np.ndarray, points: int = 101) -> pd
     fpr, tpr, _ = skm.roc_curve(onehot.ravel(), proba.ravel())
     micro = np.interp(grid, fpr, tpr)
     curves = []
-    for c in range(proba.shape[1]):
-        if 0 < onehot[:, c].sum() < len(actual):
-            fpr_c, tpr_c, _ = skm.roc_curve(onehot[:, c], proba[:, c])
-            curves.append(np.interp(grid, fpr_c, tpr_c))
+    for c, positive in one_vs_rest(actual, proba.shape[1]):
+        fpr_c, tpr_c, _ = skm.roc_curve(positive, proba[:, c])
+        curves.append(np.interp(grid, fpr_c, tpr_c))
     macro = np.mean(curves, axis=0) if curves else np.full(points, np.nan)
     return pd.DataFrame({"fpr": grid, "micro": micro, "macro": macro})

@@ -57,20 +57,24 @@ def make_dataset(
     cache: str = "auto",
 ) -> tf.data.Dataset:
     """Batches of (image, target) from files; shuffled (seeded) only if a seed is given."""
+
+    def shuffled(data: tf.data.Dataset) -> tf.data.Dataset:
+        if shuffle_seed is None:
+            return data
+        return data.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+
     data = tf.data.Dataset.from_tensor_slices((list(paths), targets))
     cached = should_cache(len(paths), size, cache)
-    if shuffle_seed is not None and not cached:
+    if not cached:
         # Streaming: shuffle the file list, not decoded images, so memory does not grow
         # with the dataset (a buffer of every decoded image would).
-        data = data.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+        data = shuffled(data)
     # deterministic=True keeps element order fixed while decoding in parallel.
     data = data.map(
         lambda p, t: (_load_tensor(p, size), t), num_parallel_calls=AUTOTUNE, deterministic=True
     )
     if cached:
-        data = data.cache()  # after the expensive decode + resize, before the shuffle
-        if shuffle_seed is not None:
-            data = data.shuffle(len(paths), seed=shuffle_seed, reshuffle_each_iteration=True)
+        data = shuffled(data.cache())  # cache after the expensive decode + resize
     options = tf.data.Options()
     # Several workers (MultiWorkerMirroredStrategy) each take their share of every batch:
     # there are no files to shard by, the source is a list of paths.
