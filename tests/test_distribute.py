@@ -49,6 +49,12 @@ def test_only_the_chief_writes_outputs(monkeypatch):
     assert not distribute.is_chief()
 
 
+def test_a_malformed_tf_config_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "{'cluster': ")
+    with pytest.raises(UserError, match=r"TF_CONFIG: not valid JSON"):
+        distribute.is_chief()
+
+
 def test_multi_worker_without_tf_config_is_one_clear_line(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(UserError, match=r"multi_worker needs the TF_CONFIG environment variable"):

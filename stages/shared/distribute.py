@@ -47,10 +47,18 @@ def set_precision(mixed: bool) -> str:
     return policy
 
 
+def tf_config() -> dict:
+    """The TF_CONFIG environment variable (cluster and task of this process), or {}."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError as err:
+        raise UserError(f"TF_CONFIG: not valid JSON ({err}) — see README, 'Scaling up'") from None
+    return config if isinstance(config, dict) else {}
+
+
 def task_of_this_worker() -> tuple[str, int]:
     """(type, index) of this process in TF_CONFIG; ("chief", 0) without one."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = config.get("task") or {}
+    task = tf_config().get("task") or {}
     return task.get("type", "chief"), int(task.get("index", 0))
 
 
@@ -62,8 +70,7 @@ def is_chief() -> bool:
 
 def has_chief() -> bool:
     """Does TF_CONFIG name a separate `chief` task?"""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    return bool(config.get("cluster", {}).get("chief"))
+    return bool(tf_config().get("cluster", {}).get("chief"))
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
