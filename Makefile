@@ -1,4 +1,5 @@
-# Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make lint`, `make bench`.
+# Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make lint`, `make bench`,
+# `make noise-floor`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -6,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast lint format bench clean
+.PHONY: run test test-fast lint format bench noise-floor clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +37,10 @@ format: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+
+# How much the test metrics move across seeds, oneDNN, CPU instruction sets (~40 min).
+noise-floor: $(VENV)/.dev
+	$(BIN)/python -m bench.noise_floor
 
 clean:
 	rm -rf .work .pytest_cache .ruff_cache

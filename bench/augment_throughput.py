@@ -19,7 +19,7 @@ def run() -> list[dict]:
         Path("out").mkdir()
         config = {
             "transforms": cfg["transforms"],
-            "size": cfg["size"],
+            "size": params["base"]["image_size"]["detection"],
             "with_boxes": True,
             "min_visibility": cfg["min_visibility"],
             "where": "bench",

@@ -4,7 +4,8 @@ In:  data/split/<task>.csv and the images it lists.
 Out: data/augmented/<task>/ (augmented train images + manifest.csv in the split manifest's
      schema, plus a `source` column); val/test rows are carried over untouched, pointing at
      the original files. reports/data/augment-<task>.json: copies written, boxes lost.
-Params: base.seed, augment.<task> (augment.workers changes speed only, never the output).
+Params: base.seed, base.image_size.<task> (the size written), augment.<task> (augment.workers
+        changes speed only, never the output).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def main(argv: list[str]) -> None:
     with_boxes = task == "detection"
     min_visibility = getattr(cfg, "min_visibility", 0.0)
     # Check every transform before touching a single image.
-    build_pipeline(cfg.transforms, cfg.size, with_boxes, min_visibility, where)
+    size = getattr(base.image_size, task)  # the model input size: one setting per fact
+    build_pipeline(cfg.transforms, size, with_boxes, min_visibility, where)
 
     frame = read_manifest(split_manifest(task), task)
     frame["source"] = frame["path"]
@@ -47,7 +49,7 @@ def main(argv: list[str]) -> None:
     workers = params.workers or os.cpu_count() or 1
     config = {
         "transforms": cfg.transforms,
-        "size": cfg.size,
+        "size": size,
         "with_boxes": with_boxes,
         "min_visibility": min_visibility,
         "where": where,

@@ -1,14 +1,15 @@
 """Stage `evaluate@<model>`: score a trained model on the test split, never seen in training.
 
 In:  models/<model>.keras + .json, data/split/<task>.csv (its `test` rows) and their images.
-Out: reports/eval/<model>/metrics.json (rounded, human names) and plot data:
+Out: reports/eval/<model>/metrics.json (rounded, human names; `ci95`: a seeded bootstrap 95%
+     interval of each headline metric over the test images) and plot data:
      classifier: predictions.csv (path, actual, predicted, confidence), per_class.csv,
                  confusion.csv (counts + row-normalised), roc.csv (per class), roc_average.csv;
-     detector:   predictions.csv (path, presence, score, said present, true and
-                 predicted boxes, IoU),
+     detector:   predictions.csv (path, presence, score and its logit, said present, true
+                 and predicted boxes, IoU),
                  pr_curve.csv (precision / recall per score threshold at IoU 0.5).
      skipped.json lists test files that could not be read (and why).
-Params: evaluate.<model>.
+Params: base.seed (the bootstrap's), evaluate.<model>.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.shared import metrics
+from stages.shared import intervals, metrics
 from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import BOX, atomic_write_text, read_manifest, write_json
 from stages.shared.params import load_params
@@ -43,7 +44,8 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def evaluate_classifier(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path):
-    """Classifier scores, per-class report, confusion, ROC; returns the metrics."""
+    """Classifier scores, per-class report, confusion, ROC; returns (metrics, the statistics
+    of a subset of rows for the bootstrap)."""
     classes = meta["classes"]
     unknown = sorted(set(rows["label"]) - set(classes))
     if unknown:
@@ -67,28 +69,42 @@ def evaluate_classifier(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dic
     write_csv(out / "confusion.csv", metrics.confusion_table(actual, predicted, classes))
     write_csv(out / "roc.csv", metrics.roc_points(actual, proba, classes))
     write_csv(out / "roc_average.csv", metrics.roc_averages(actual, proba))
-    return metrics.classifier_scores(actual, proba, cfg.top_k)
+    scores = metrics.classifier_scores(actual, proba, cfg.top_k)
+    return scores, metrics.classifier_statistics(actual, proba)
 
 
 def evaluate_detector(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path):
-    """Presence scores, IoU, AP50 / AP50-95 and the PR curve; returns the metrics."""
+    """Presence scores, IoU, AP50 / AP50-95 and the PR curve, predictions ranked by their
+    logits; returns (metrics, the statistics of a subset of rows for the bootstrap)."""
     scores, boxes = outputs[0].reshape(-1), metrics.ordered_corners(outputs[1])
+    logits = outputs[2].reshape(-1)
     present = rows["present"].to_numpy().astype(bool)
     true_boxes = rows[BOX].to_numpy("float64")
     ious = metrics.box_iou(true_boxes, boxes)
     predictions = rows[["path", "present", *BOX]].reset_index(drop=True)
     predictions["score"] = scores
+    predictions["logit"] = logits
     predictions["predicted_present"] = (scores >= cfg.presence_threshold).astype(int)
     predictions[PRED_BOX] = boxes
     predictions["iou"] = np.where(present, ious, np.nan)
     write_csv(out / "predictions.csv", predictions)
     hits = present & (ious >= 0.5)
-    curve = metrics.precision_recall_points(scores, hits, int(present.sum()))
+    curve = metrics.precision_recall_points(logits, hits, int(present.sum()))
+    curve[:, 0] = 1 / (1 + np.exp(-curve[:, 0]))  # thresholds as probabilities, for reading
     write_csv(
         out / "pr_curve.csv", pd.DataFrame(curve, columns=["threshold", "precision", "recall"])
     )
-    found = metrics.detection_scores(scores, boxes, present, true_boxes, cfg.presence_threshold)
-    return {"positives": int(present.sum()), **found}
+    threshold = cfg.presence_threshold
+    found = metrics.detection_scores(scores, boxes, present, true_boxes, threshold, logits)
+    statistics = metrics.detector_statistics(scores, logits, boxes, present, true_boxes, threshold)
+    return {"positives": int(present.sum()), **found}, statistics
+
+
+def detector_outputs(model):
+    """Presence, box and the presence logit of a batch (the logit ranks predictions)."""
+    from stages.shared.inference import as_list
+
+    return lambda pixels: [*as_list(model.predict_on_batch(pixels)), model.presence_logits(pixels)]
 
 
 EVALUATORS = {"classifier": evaluate_classifier, "detector": evaluate_detector}
@@ -98,7 +114,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=list(MODELS))
     name = parser.parse_args(argv).model
-    cfg = getattr(load_params("evaluate"), name)
+    cfg, seed = getattr(load_params("evaluate"), name), load_params("base").seed
     from stages.shared.inference import load_model, predict_files
 
     model, meta = load_model(model_file(name))
@@ -107,7 +123,8 @@ def main(argv: list[str]) -> None:
     test = test[test["split"] == "test"].reset_index(drop=True)
     if test.empty:
         raise UserError(f"{manifest}: no test rows — set split.fractions.test above 0")
-    found = predict_files(model, list(test["path"]), meta["image_size"], cfg.batch_size)
+    run = detector_outputs(model) if name == "detector" else None
+    found = predict_files(model, list(test["path"]), meta["image_size"], cfg.batch_size, run)
     out = EVAL_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     if not found.index:
@@ -117,8 +134,9 @@ def main(argv: list[str]) -> None:
             f" {first['reason']} — check the dataset folder, then re-run split"
         )
     rows = test.iloc[found.index].reset_index(drop=True)
-    scores = EVALUATORS[name](rows, found.outputs, meta, cfg, out)
+    scores, statistics = EVALUATORS[name](rows, found.outputs, meta, cfg, out)
     summary = {"test_images": len(rows), "skipped": len(found.skipped), **rounded(scores)}
+    summary["ci95"] = intervals.bootstrap(len(rows), statistics, cfg.bootstrap, seed)
     write_json(out / "metrics.json", summary)
     write_json(out / "skipped.json", found.skipped)
     print(f"evaluate@{name}: {summary}")

@@ -1,7 +1,8 @@
 """Stage `export`: ship both models as SavedModel (TF Serving) and TFLite, checked on test images.
 
 In:  models/<model>.keras + .json, data/split/<task>.csv (test rows) and their images.
-Out: models/export/<model>/ (SavedModel, endpoint `serve`), models/export/<model>.tflite;
+Out: models/export/<model>/ (SavedModel, endpoint `serve`, metadata in assets.extra/),
+     models/export/<model>.tflite (metadata in its flatbuffer); both order box corners;
      reports/export.json: per model and format, size, the largest difference from the Keras
      outputs on up to `export.max_images` test images, and CPU latency per image.
 Params: export.*. Stops (one line) when an export disagrees with Keras beyond the tolerance.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import shutil
+
+import numpy as np
 
 from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import read_manifest, write_json
@@ -37,23 +40,23 @@ def export_model(name: str, cfg) -> dict:
     """Export one model in both formats, compare with Keras, time them; the report entry."""
     from stages.shared import exporting
     from stages.shared.inference import as_list, load_model
+    from stages.shared.metrics import ordered_corners
 
     model, meta = load_model(model_file(name))
-    size = meta["image_size"]
-    pixels = check_pixels(name, size, cfg.max_images)
+    pixels = check_pixels(name, meta["image_size"], cfg.max_images)
     saved, lite = EXPORT_DIR / name, EXPORT_DIR / f"{name}.tflite"
-    exporting.export_saved_model(model, saved, size)
-    exporting.convert_tflite(saved, lite)
+    exporting.export_saved_model(model, saved, meta)
+    exporting.convert_tflite(saved, lite, meta)
     expected = as_list(model.predict_on_batch(pixels))
-    interpreter = exporting.tflite_interpreter(lite)
-    shapes = [e.shape for e in expected]
-    got = {
-        "saved_model": exporting.run_saved_model(saved, pixels),
-        "tflite": exporting.run_tflite(interpreter, pixels, shapes),
+    if meta["task"] == "detection":  # the exports order the corners in their graph
+        expected[1] = ordered_corners(expected[1]).astype(np.float32)
+    runners = {
+        "saved_model": exporting.SavedModelRunner(saved),
+        "tflite": exporting.TFLiteRunner(lite),
     }
     report = {"images_checked": len(pixels), "keras_bytes": model_file(name).stat().st_size}
-    for fmt, outputs in got.items():
-        difference = exporting.max_difference(expected, outputs)
+    for fmt, runner in runners.items():
+        difference = exporting.max_difference(expected, runner.predict_on_batch(pixels))
         if difference > cfg.tolerance:
             raise UserError(
                 f"{name}: {fmt} export differs from the Keras model by {difference:.2e}, more than"
@@ -63,9 +66,7 @@ def export_model(name: str, cfg) -> dict:
         report[fmt] = {"bytes": exporting.folder_bytes(path), "max_abs_difference": difference}
     report["latency_ms_per_image"] = {
         "keras": exporting.median_ms(model.predict_on_batch, pixels),
-        "tflite": exporting.median_ms(
-            lambda x: exporting.run_tflite(interpreter, x, shapes), pixels
-        ),
+        "tflite": exporting.median_ms(runners["tflite"].predict_on_batch, pixels),
     }
     return report
 

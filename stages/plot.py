@@ -80,6 +80,10 @@ def classifier_figures(cfg, out: Path) -> tuple[list[tuple[str, str]], str]:
         ("class", "precision", "recall", "f1", "support", "roc_auc"),
         per_class.itertuples(index=False),
     )
+    untested = per_class.loc[per_class["support"] == 0, "class"].tolist()
+    if untested:
+        names = ", ".join(untested)
+        per_class_table += f"\n\nClasses without test rows (not in the macro averages): {names}."
     return list(zip(captions, figures, strict=True)), per_class_table
 
 

@@ -3,7 +3,9 @@
     python -m stages.predict --model models/classifier.keras photos/ 'more/*.png' a.jpg
     python -m stages.predict --model models/detector.keras frames/ --draw boxed/ --out faces.csv
 
-In:  image files, folders (searched recursively) and globs; the model and the JSON beside it.
+In:  image files, folders (searched recursively) and globs; the model: a `.keras` file (with
+     the JSON beside it), or an export: a SavedModel folder or a `.tflite` file (metadata
+     inside). The same images give the same answers whichever form of the model serves them.
 Out: a CSV on stdout (or `--out`): classifier: path, predicted, confidence (+ top-k columns
      with `--top-k`); detector: path, present, score, x1, y1, x2, y2 in pixels of the image
      (empty when no object is found). `--draw DIR` saves each image with its box drawn.
@@ -45,6 +47,25 @@ def expand_inputs(items: list[str]) -> list[str]:
                 raise UserError(f"{item}: no such file, folder or matching glob")
             found += [m for m in matches if Path(m).is_file()]
     return list(dict.fromkeys(found))  # each file once, first mention first
+
+
+def open_model(path: Path):
+    """(runner with `predict_on_batch`, metadata) for a `.keras` model or one of its exports."""
+    from stages.shared import exporting
+    from stages.shared.inference import load_model
+
+    if path.is_dir():
+        if not (path / exporting.SAVED_MODEL_METADATA).exists():
+            raise UserError(f"{path}: not a SavedModel written by the export stage")
+        return exporting.SavedModelRunner(path), None
+    if path.suffix == ".tflite":
+        if not path.exists():
+            raise UserError(f"{path}: not found — run the export stage (`dvc repro export`)")
+        runner = exporting.TFLiteRunner(path)
+        if runner.meta is None:
+            raise UserError(f"{path}: no metadata inside — export it with the export stage")
+        return runner, None
+    return load_model(path)
 
 
 def classifier_rows(paths: list[str], outputs: list[np.ndarray], meta: dict, top_k: int):
@@ -99,9 +120,10 @@ def main(argv: list[str]) -> None:
     paths = expand_inputs(args.images)
     if not paths:
         raise UserError("no image files found in " + ", ".join(args.images))
-    from stages.shared.inference import load_model, predict_files
+    from stages.shared.inference import predict_files
 
-    model, meta = load_model(Path(args.model))
+    model, meta = open_model(Path(args.model))
+    meta = meta or model.meta
     found = predict_files(model, paths, meta["image_size"], args.batch_size)
     for skipped in found.skipped:
         print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)

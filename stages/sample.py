@@ -4,9 +4,14 @@ No network: the digits come with scikit-learn, the faces (LFW subset) and backgr
 scikit-image. Deterministic: every image is drawn from a generator seeded by base.seed and
 the image's index.
 
-Out: data/sample/classification/<digit>/*.png  (RGB, recoloured, upscaled digits)
-     data/sample/detection/images/*.jpg + labels/*.json  (labelme; negatives have no JSON)
+Out: data/sample/classification/<digit>/digit_<index>.png  (RGB, recoloured, upscaled digits;
+     <index>: the digit's row in scikit-learn's set, its source)
+     data/sample/detection/images/frame_<n>_face<id>.jpg + labels/frame_<n>_face<id>.json
+     (labelme; <id>: which LFW face was pasted, the frame's source; negatives are
+     frame_<n>.jpg, without JSON)
 Params: base.seed, sample.<task>.
+The file names carry each image's source so that `split` can keep a source in one split
+(split.group_pattern): the same face pasted into two frames never sits in train and test.
 """
 
 from __future__ import annotations
@@ -121,17 +126,19 @@ def write_faces(out: Path, cfg, seed: int) -> int:
     for index in tqdm(range(cfg.frames), desc="sample@detection", unit="frame"):
         rng = make_rng(seed, "frame", index)
         frame = make_frame(rng, backgrounds, cfg.frame_width, cfg.frame_height)
-        name = f"frame_{index:04d}.jpg"
+        stem = f"frame_{index:04d}"
         if rng.random() >= cfg.negative_fraction:
             side = int(rng.integers(cfg.face_min, cfg.face_max + 1))
-            face = (faces[rng.integers(len(faces))] * 255).astype(np.uint8)
+            face_id = int(rng.integers(len(faces)))
+            face = (faces[face_id] * 255).astype(np.uint8)
             face = Image.fromarray(face).resize((side, side), Image.BILINEAR).convert("RGB")
             x = int(rng.integers(0, cfg.frame_width - side + 1))
             y = int(rng.integers(0, cfg.frame_height - side + 1))
             frame.paste(face, (x, y))
-            doc = labelme_doc(name, (x, y, x + side, y + side), frame.size, rng)
-            (out / "labels" / f"frame_{index:04d}.json").write_text(json.dumps(doc, indent=1))
-        frame.save(out / "images" / name, quality=92)
+            stem += f"_face{face_id:03d}"
+            doc = labelme_doc(f"{stem}.jpg", (x, y, x + side, y + side), frame.size, rng)
+            (out / "labels" / f"{stem}.json").write_text(json.dumps(doc, indent=1))
+        frame.save(out / "images" / f"{stem}.jpg", quality=92)
     return cfg.frames
 
 

@@ -1,14 +1,18 @@
 """Stage `split@<task>`: assign every usable image of a dataset to train / val / test.
 
 In:  the dataset folder named by `data.<task>` in params.yaml.
-Out: data/split/<task>.csv (a manifest: paths, labels or boxes, content hash, split) and
-     reports/data/<task>.json (counts per split and class, duplicates, skipped files + why).
-Params: base.seed, split.*.
+Out: data/split/<task>.csv (a manifest: paths, labels or boxes, content hash, group, split)
+     and reports/data/<task>.json (counts per split and class, groups, duplicates and
+     near-duplicates, skipped files + why).
+Params: base.seed, split.* (split.group_by.<task> and split.group_pattern.<task> for its task).
+Images of one group (a source named by split.group_by, exact copies, near-duplicates) always
+share a split, so the test split holds no source the model trained on.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -16,10 +20,13 @@ import pandas as pd
 
 from stages.shared.cli import UserError, run_stage
 from stages.shared.datasets import Scan, scan_classification, scan_detection
+from stages.shared.duplicates import near_duplicate_pairs
 from stages.shared.manifest import SPLITS, write_json, write_manifest
 from stages.shared.params import load_params
 from stages.shared.paths import TASKS, split_manifest, split_report
-from stages.shared.splitting import assign_splits
+from stages.shared.splitting import assign_splits, group_key, join_groups
+
+NEAR_DUPLICATES_LISTED = 200  # pairs written to the report; all are counted
 
 
 def drop_conflicts(frame: pd.DataFrame, scan: Scan) -> pd.DataFrame:
@@ -51,6 +58,65 @@ def check_classes(frame: pd.DataFrame, classes: list[str], cfg, key: str) -> lis
     return small
 
 
+def source_groups(frame: pd.DataFrame, root: str, task: str, cfg) -> tuple[list, int]:
+    """Each row's source group key (None: its own) by split.group_by, and how many rows have
+    none; a pattern that matches no file is one line naming the param."""
+    by, text = getattr(cfg.group_by, task), getattr(cfg.group_pattern, task)
+    pattern = re.compile(text) if by == "pattern" else None
+    top = "images" if task == "detection" else None
+    relative = [Path(p).relative_to(root).as_posix() for p in frame["path"]]
+    keys = [group_key(rel, by, pattern, top) for rel in relative]
+    unmatched = sum(key is None for key in keys)
+    if by == "pattern" and keys and unmatched == len(keys):
+        raise UserError(
+            f"split.group_pattern.{task}: '{text}' matches no file of '{root}' (e.g."
+            f" {relative[0]!r}) — fix the pattern, or set split.group_by.{task}: none"
+        )
+    return keys, unmatched
+
+
+def assign_groups(frame: pd.DataFrame, root: str, task: str, cfg) -> dict:
+    """Fill frame["group"] (source, exact copies and near-duplicates joined); return what
+    the report says about the groups."""
+    sources, unmatched = source_groups(frame, root, task, cfg)
+    # Key priority by prefix: a component is named after its source if it has one.
+    keys = [
+        ([f"0:{source}"] if source is not None else []) + [f"1:{md5}"]
+        for source, md5 in zip(sources, frame["md5"], strict=True)
+    ]
+    pairs = near_duplicate_pairs(list(frame["phash"]), cfg.near_duplicates.max_distance)
+    frame["group"] = [name[2:] for name in join_groups(keys, [(i, j) for i, j, _ in pairs])]
+    paths = list(frame["path"])
+    return {
+        "by": getattr(cfg.group_by, task),
+        "pattern": getattr(cfg.group_pattern, task) or None,
+        "files_without_a_source": unmatched,
+        "near_duplicates": {
+            "max_distance": cfg.near_duplicates.max_distance,
+            "pairs": len(pairs),
+            "listed": [[paths[i], paths[j], d] for i, j, d in pairs[:NEAR_DUPLICATES_LISTED]],
+        },
+    }
+
+
+def group_report(frame: pd.DataFrame, fractions: dict) -> dict:
+    """How many groups, the largest, and a warning for each group larger than a split."""
+    sizes = frame.groupby("group").size().sort_values(ascending=False, kind="mergesort")
+    smallest = min((f, s) for s, f in fractions.items() if f > 0)
+    share = smallest[0] * len(frame)
+    warnings = [
+        f"group {name!r} ({count} images) is larger than the {smallest[1]} split's share"
+        f" ({share:.0f} images): it cannot be split, so the fractions are off"
+        for name, count in sizes.items()
+        if count > share
+    ]
+    return {
+        "count": len(sizes),
+        "largest": {"group": str(sizes.index[0]), "images": int(sizes.iloc[0])},
+        "warnings": warnings,
+    }
+
+
 def build_report(task: str, root: str, frame: pd.DataFrame, scan: Scan, dropped: list[str]):
     """The JSON report: counts per split and class, duplicates, adjustments, skipped files."""
     per_split = frame.groupby(["split", "label"]).size()
@@ -79,37 +145,49 @@ def build_report(task: str, root: str, frame: pd.DataFrame, scan: Scan, dropped:
     }
 
 
+def scan_frame(task: str, root: str, key: str, cfg, fingerprint: bool):
+    """(manifest rows as a frame, scan, dropped classes) of a dataset folder."""
+    if task == "classification":
+        scan, classes = scan_classification(Path(root), key, fingerprint)
+        frame = pd.DataFrame(scan.rows, columns=["path", "label", "md5", "phash"])
+        frame = drop_conflicts(frame, scan)
+        dropped = check_classes(frame, classes, cfg, key)
+        return frame[~frame["label"].isin(dropped)], scan, dropped
+    scan = scan_detection(Path(root), key, fingerprint)
+    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "phash"]
+    frame = pd.DataFrame(scan.rows, columns=columns)
+    frame["label"] = frame["present"].map({1: "object", 0: "negative"})
+    frame = drop_conflicts(frame, scan)
+    if not frame["present"].any():
+        raise UserError(f"{key}: no image in '{root}' has a labelme rectangle — label some")
+    return frame, scan, []
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     task = parser.parse_args(argv).task
     base, data, cfg = load_params("base"), load_params("data"), load_params("split")
     key, root = f"data.{task}", getattr(data, task)
-    if task == "classification":
-        scan, classes = scan_classification(Path(root), key)
-        frame = pd.DataFrame(scan.rows, columns=["path", "label", "md5"])
-        frame = drop_conflicts(frame, scan)
-        dropped = check_classes(frame, classes, cfg, key)
-        frame = frame[~frame["label"].isin(dropped)]
-    else:
-        scan = scan_detection(Path(root), key)
-        frame = pd.DataFrame(scan.rows, columns=["path", "present", "x1", "y1", "x2", "y2", "md5"])
-        frame["label"] = frame["present"].map({1: "object", 0: "negative"})
-        frame = drop_conflicts(frame, scan)
-        dropped = []
-        if not frame["present"].any():
-            raise UserError(f"{key}: no image in '{root}' has a labelme rectangle — label some")
+    fingerprint = cfg.near_duplicates.max_distance > 0
+    frame, scan, dropped = scan_frame(task, root, key, cfg, fingerprint)
     frame = frame.reset_index(drop=True)
+    groups = assign_groups(frame, root, task, cfg)
     fractions = cfg.fractions.model_dump()
     frame["split"] = assign_splits(
-        frame["md5"], frame["label"], fractions, base.seed, cfg.folds, cfg.fold
+        frame["group"], frame["label"], fractions, base.seed, cfg.folds, cfg.fold
     )
     write_manifest(split_manifest(task), frame, task)
     report = build_report(task, root, frame, scan, dropped)
+    report["groups"] = {**groups, **group_report(frame, fractions)}
     report["cross_validation"] = {"folds": cfg.folds, "val_fold": cfg.fold}
     write_json(split_report(task), report)
     counts = {s: int((frame["split"] == s).sum()) for s in SPLITS}
-    print(f"split@{task}: {counts}, {len(scan.skipped)} skipped (see {split_report(task)})")
+    print(
+        f"split@{task}: {counts}, {report['groups']['count']} groups,"
+        f" {groups['near_duplicates']['pairs']} near-duplicate pairs,"
+        f" {len(scan.skipped)} skipped (see {split_report(task)})"
+    )
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ A killed run resumes from its last completed epoch (state in .work/, outside DVC
 
 from __future__ import annotations
 
-import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +39,14 @@ def class_weights(labels: list[str], classes: list[str], mode: str) -> dict[int,
 
 
 def train(cfg, base, paths: dict) -> dict:
-    """Train (or resume) a classifier; save the best model with its metadata; return a summary."""
+    """Train (or resume) a classifier; save the best model with its metadata; return a summary.
+
+    With `fine_tune.layers`, phase 2 unfreezes the top backbone layers of phase 1's best
+    model at `fine_tune.learning_rate`; the model saved is the best epoch of either phase.
+    """
     import keras
 
-    from stages.shared import classifiers, tfdata, training
+    from stages.shared import backbones, classifiers, tfdata, training
 
     strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths)
     frame = read_manifest(Path(paths["manifest"]), "classification")
@@ -50,12 +54,20 @@ def train(cfg, base, paths: dict) -> dict:
     size = base.image_size.classification
     labels = lambda rows: tfdata.one_hot(rows["label"], classes)  # noqa: E731
     train_rows, data = training.train_val_data(
-        frame, paths["manifest"], labels, size, cfg, base.seed, batch
+        frame, paths["manifest"], labels, size, cfg, training.training_seed(base, cfg), batch
     )
     data["class_weight"] = class_weights(list(train_rows["label"]), classes, cfg.class_weight)
-    steps = math.ceil(len(train_rows) / batch)
     aug = cfg.in_model_augmentation
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+
+    def compile_model(model, rate) -> None:
+        model.compile(
+            optimizer=training.make_optimizer(cfg.optimizer, rate),
+            loss=loss,
+            metrics=["accuracy"],
+            jit_compile=base.jit_compile,
+        )
+
     with strategy.scope():  # variables made here are mirrored on every replica
         model = classifiers.build_classifier(
             cfg.architecture,
@@ -66,49 +78,42 @@ def train(cfg, base, paths: dict) -> dict:
             weights=cfg.weights,
             width=cfg.width,
         )
-        rate = training.make_schedule(
-            cfg.schedule, learning_rate, steps, cfg.epochs, cfg.decay_rate
-        )
-        model.compile(
-            optimizer=training.make_optimizer(cfg.optimizer, rate),
-            loss=loss,
-            metrics=["accuracy"],
-            jit_compile=base.jit_compile,
+        steps = data["steps"]
+        compile_model(
+            model,
+            training.make_schedule(cfg.schedule, learning_rate, steps, cfg.epochs, cfg.decay_rate),
         )
     manifest_md5 = file_md5(Path(paths["manifest"]))
     state = training.work_dir("train_classifier", cfg.model_dump(), base.model_dump(), manifest_md5)
-    resuming = (state / "backup").exists() or (state / "phase1.keras").exists()
-    live = training.open_live(paths["live_dir"], resuming)
-    if not (state / "phase1.keras").exists():
+    tune, phase1 = cfg.fine_tune, state / "phase1.keras"
+    tuning = state / training.FINE_TUNE
+    if phase1.exists():  # phase 1 is over: continue phase 2 where it stopped
+        start = training.last_snapshot(state)["epochs_run"]
+        live = training.open_live(paths["live_dir"], training.resume_point(tuning, start))
+    else:
+        live = training.open_live(paths["live_dir"], training.resume_point(state))
         training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
-        keras.models.load_model(state / "best.keras").save(state / "phase1.keras")
-    total = cfg.epochs
-    tune = cfg.fine_tune
-    if cfg.architecture in classifiers.BACKBONES and tune.layers and tune.epochs:
+        start = training.last_snapshot(state)["epochs_run"]
+        if tune.layers:
+            shutil.copy(state / "best.keras", state / "phase1.tmp")
+            (state / "phase1.tmp").replace(phase1)
+    if tune.layers:
         with strategy.scope():
-            model = keras.models.load_model(state / "phase1.keras")
-            classifiers.unfreeze_top(model, tune.layers)
-            model.compile(
-                optimizer=training.make_optimizer(cfg.optimizer, tune.learning_rate),
-                loss=loss,
-                metrics=["accuracy"],
-                jit_compile=base.jit_compile,
-            )
-        total += tune.epochs
-        training.fit_phase(model, data, cfg, state / "fine_tune", live, paths, total, cfg.epochs)
+            model = keras.models.load_model(phase1)
+            backbones.unfreeze_top(model.get_layer("backbone"), tune.layers)
+            compile_model(model, tune.learning_rate)
+        training.fit_phase(model, data, cfg, tuning, live, paths, start + tune.epochs, start)
     metadata = {
         "task": "classification",
         "classes": classes,
         "image_size": size,
         "architecture": cfg.architecture,
         "params": cfg.model_dump(),
-        "seed": base.seed,
+        "seed": training.training_seed(base, cfg),
         "manifest_md5": manifest_md5,
-        "epochs_run": total,
     }
     keys = ("loss", "accuracy")
-    summary = training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
-    return summary
+    return training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
 
 
 def main(argv: list[str]) -> None:

@@ -10,7 +10,6 @@ A killed run resumes from its last completed epoch (state in .work/, outside DVC
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +52,16 @@ def train(cfg, base, paths: dict) -> dict:
     strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths)
     frame = read_manifest(Path(paths["manifest"]), "detection")
     size = base.image_size.detection
-    train_rows, data = training.train_val_data(
-        frame, paths["manifest"], detection_targets, size, cfg, base.seed, batch
+    _, data = training.train_val_data(
+        frame,
+        paths["manifest"],
+        detection_targets,
+        size,
+        cfg,
+        training.training_seed(base, cfg),
+        batch,
     )
-    steps = math.ceil(len(train_rows) / batch)
+    steps = data["steps"]
     with strategy.scope():  # variables made here are mirrored on every replica
         model = build_model(cfg, size)
         rate = training.make_schedule(
@@ -71,19 +76,18 @@ def train(cfg, base, paths: dict) -> dict:
         )
     manifest_md5 = file_md5(Path(paths["manifest"]))
     state = training.work_dir("train_detector", cfg.model_dump(), base.model_dump(), manifest_md5)
-    live = training.open_live(paths["live_dir"], (state / "backup").exists())
+    live = training.open_live(paths["live_dir"], training.resume_point(state))
     training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
     metadata = {
         "task": "detection",
         "image_size": size,
         "backbone": cfg.backbone,
         "params": cfg.model_dump(),
-        "seed": base.seed,
+        "seed": training.training_seed(base, cfg),
         "manifest_md5": manifest_md5,
     }
     keys = ("loss", "mean_iou", "presence_accuracy")
-    summary = training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
-    return summary
+    return training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
 
 
 def main(argv: list[str]) -> None:

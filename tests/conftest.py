@@ -62,9 +62,18 @@ def make_detection(root: Path, positives: int, negatives: int, beside: bool = Fa
     return root
 
 
+OWN_DATA_GROUPS = {"classification": "none", "detection": "none"}
+
+
 def write_params(directory: Path, **sections) -> Path:
-    """The project's params.yaml with sections (dicts, merged one level deep) overridden."""
+    """The project's params.yaml with sections (dicts, merged one level deep) overridden.
+
+    A test that points `data` at its own files has none of the sample's source names, so,
+    as a user with such data would, it sets `split.group_by` to none unless it says otherwise.
+    """
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if "data" in sections and "group_by" not in sections.get("split", {}):
+        params["split"]["group_by"] = dict(OWN_DATA_GROUPS)
     for name, values in sections.items():
         params[name] = {**params.get(name, {}), **values}
     path = directory / "params.yaml"
@@ -88,14 +97,12 @@ TINY_PARAMS = {
         "classification": {
             "copies": 1,
             "keep_original": True,
-            "size": 16,
             "format": "png",
             "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
         },
         "detection": {
             "copies": 1,
             "keep_original": True,
-            "size": 32,
             "format": "jpg",
             "min_visibility": 0.5,
             "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
@@ -156,6 +163,7 @@ def new_pipeline_repo(project: Path) -> Path:
     )
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
+    shutil.copytree(ROOT / "pretrained", project / "pretrained")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
@@ -173,6 +181,24 @@ def new_pipeline_repo(project: Path) -> Path:
 def dvc_project(tmp_path) -> Path:
     """A fresh git + DVC repository holding the pipeline code and tiny params, committed."""
     return new_pipeline_repo(tmp_path / "project")
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory) -> dict:
+    """One tiny project through a whole `dvc repro`, once per test session (a full run costs
+    ~2 minutes here): {"project": its folder, "stdout": what that first repro printed}."""
+    project = new_pipeline_repo(tmp_path_factory.mktemp("reproduced") / "project")
+    first = dvc("repro", cwd=project)
+    return {"project": project, "stdout": first.stdout}
+
+
+@pytest.fixture
+def reproduced_project(reproduced, tmp_path) -> Path:
+    """A private copy of the reproduced project: code committed, the run's outputs, dvc.lock
+    and DVC cache in place but not committed, as right after a first `dvc repro`."""
+    copy = tmp_path / "project"
+    shutil.copytree(reproduced["project"], copy, symlinks=True)
+    return copy
 
 
 # --- tiny saved models, as the training stages save them ---

@@ -25,6 +25,8 @@ def set_augment(workdir, task: str, **values) -> None:
     params = yaml.safe_load(path.read_text())
     if "workers" in values:
         params["augment"]["workers"] = values.pop("workers")
+    if "size" in values:  # the model input size is what augment writes
+        params["base"]["image_size"][task] = values.pop("size")
     params["augment"][task].update(values)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 

@@ -73,7 +73,7 @@ def test_vgg16_backbone_builds_without_weights():
     model = FaceTracker("vgg16", 32, head_width=8, pooling="max")
     presence, box = model(np.zeros((2, 32, 32, 3), "float32"))
     assert presence.shape == (2, 1) and box.shape == (2, 4)
-    assert model.backbone.get_layer("backbone").name == "backbone"
+    assert model.backbone.name == "backbone" and model.backbone.get_layer("vgg16")
 
 
 def test_unknown_backbone_and_pooling_are_clear_errors():

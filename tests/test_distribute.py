@@ -55,6 +55,17 @@ def test_a_malformed_tf_config_is_one_clear_line(monkeypatch):
         distribute.is_chief()
 
 
+def test_the_multi_worker_patches_refuse_another_keras(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras, "__version__", "3.16.0")
+    with pytest.raises(
+        UserError,
+        match=r"multi_worker patches internals of Keras 3\.15\.x .* this is Keras 3\.16\.0",
+    ):
+        distribute.patch_keras_for_multi_worker()
+
+
 def test_multi_worker_without_tf_config_is_one_clear_line(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(UserError, match=r"multi_worker needs the TF_CONFIG environment variable"):

@@ -16,7 +16,9 @@ from stages.shared.cli import UserError
 from stages.shared.inference import predict_files
 from stages.shared.manifest import write_manifest
 from stages.shared.metrics import detection_ap
+from stages.shared.params import load_params
 from stages.shared.training import save_model
+from tests.conftest import write_params
 
 
 def colour_classifier() -> keras.Model:
@@ -40,11 +42,14 @@ def classification_split(root: Path) -> None:
     for i in range(3):
         for colour in ("red", "blue"):
             path = write_square(root / "data" / colour / f"{i}.png", colour)
-            rows.append({"path": path, "label": colour, "md5": f"{colour}{i}", "split": "test"})
+            md5 = f"{colour}{i}"
+            rows.append({"path": path, "label": colour, "md5": md5, "group": md5, "split": "test"})
     broken = root / "data/red/broken.png"
     broken.write_bytes(b"")
-    rows.append({"path": str(broken), "label": "red", "md5": "x", "split": "test"})
-    rows.append({"path": rows[0]["path"], "label": "red", "md5": "t", "split": "train"})
+    rows.append({"path": str(broken), "label": "red", "md5": "x", "group": "x", "split": "test"})
+    rows.append(
+        {"path": rows[0]["path"], "label": "red", "md5": "t", "group": "t", "split": "train"}
+    )
     write_manifest(root / "data/split/classification.csv", pd.DataFrame(rows), "classification")
 
 
@@ -80,8 +85,8 @@ def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
         present = int(i < 4)
         box = [0.1, 0.2, 0.6, 0.7] if present else [0.0] * 4
-        rows.append([str(path), present, *box, f"m{i}", "test"])
-    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "split"]
+        rows.append([str(path), present, *box, f"m{i}", f"m{i}", "test"])
+    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "group", "split"]
     write_manifest(
         workdir / "data/split/detection.csv", pd.DataFrame(rows, columns=columns), "detection"
     )
@@ -97,7 +102,7 @@ def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
     assert predictions["iou"].isna().sum() == 2  # negatives have no IoU
     pred = predictions[["pred_x1", "pred_y1", "pred_x2", "pred_y2"]].to_numpy()
     truth = predictions[["x1", "y1", "x2", "y2"]].to_numpy()
-    again = detection_ap(predictions["score"], pred, predictions["present"], truth)
+    again = detection_ap(predictions["logit"], pred, predictions["present"], truth)
     assert scores["ap50"] == pytest.approx(again["ap50"], abs=1e-4)
     assert (predictions["predicted_present"] == (predictions["score"] >= 0.5)).all()
     curve = pd.read_csv(out / "pr_curve.csv")
@@ -125,3 +130,82 @@ def test_predict_files_is_the_same_whatever_the_batch_size(tmp_path):
     assert one.index == four.index == [0, 1, 3, 4, 5, 6]
     assert np.allclose(one.outputs[0], four.outputs[0])
     assert [s["path"] for s in one.skipped] == [paths[2]]
+
+
+def noisy_classification_split(root: Path, seed: int = 0) -> None:
+    """30 test squares, a third of them labelled with the other colour: accuracy 2/3."""
+    rows = []
+    for i in range(30):
+        colour = "red" if i % 2 else "blue"
+        label = colour if i % 3 else ("blue" if colour == "red" else "red")
+        path = write_square(root / "data" / f"{i:02d}.png", colour)
+        rows.append({"path": path, "label": label, "md5": str(i), "group": str(i), "split": "test"})
+    write_manifest(root / "data/split/classification.csv", pd.DataFrame(rows), "classification")
+
+
+def test_intervals_hold_the_point_value_and_repeat_byte_for_byte(workdir):
+    noisy_classification_split(workdir)
+    meta = {"classes": ["blue", "red"], "image_size": 8}
+    save_model(colour_classifier(), workdir / "models/classifier.keras", meta)
+    evaluate.main(["classifier"])
+    path = workdir / "reports/eval/classifier/metrics.json"
+    first = path.read_bytes()
+    scores = json.loads(first)
+    assert scores["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+    for metric in ("accuracy", "macro_f1"):
+        interval = scores["ci95"][metric]
+        assert interval["low"] < scores[metric] < interval["high"], metric
+    # 30 images at 2/3: the binomial standard error is 0.086, so the interval spans ~±0.17.
+    width = scores["ci95"]["accuracy"]["high"] - scores["ci95"]["accuracy"]["low"]
+    assert 0.25 < width < 0.45
+    evaluate.main(["classifier"])
+    assert path.read_bytes() == first
+    write_params(workdir, base={"seed": 99})
+    evaluate.main(["classifier"])
+    assert json.loads(path.read_text())["ci95"] != scores["ci95"]  # seeded by base.seed
+
+
+def test_the_bootstrap_matches_the_binomial_interval_of_a_proportion():
+    from stages.shared.intervals import bootstrap
+
+    hits = np.array([1] * 280 + [0] * 120)  # p = 0.7, n = 400: 1.96 × SE = 0.0449
+    interval = bootstrap(400, lambda rows: {"p": hits[rows].mean()}, 2000, seed=5)["p"]
+    assert interval["low"] == pytest.approx(0.7 - 0.0449, abs=0.012)
+    assert interval["high"] == pytest.approx(0.7 + 0.0449, abs=0.012)
+
+
+def detection_rows(paths: list[str]) -> pd.DataFrame:
+    """Ten test rows: eight objects, two negatives."""
+    present = [1] * 8 + [0] * 2
+    boxes = [[0.1, 0.1, 0.5, 0.6] if p else [0.0] * 4 for p in present]
+    rows = [[path, p, *box] for path, p, box in zip(paths, present, boxes, strict=True)]
+    return pd.DataFrame(rows, columns=["path", "present", "x1", "y1", "x2", "y2"])
+
+
+def test_ap_ranks_by_logits_so_renaming_the_files_changes_nothing(workdir):
+    """Every probability is exactly 1.0 (saturated); only the logits tell them apart. Ranked
+    by probability, AP would depend on file-name order."""
+    cfg = load_params("evaluate").detector
+    rows = detection_rows([f"img_{i}.jpg" for i in range(10)])
+    # Boxes: objects 0-3 hit (IoU 1), objects 4-7 miss; logits: the misses rank highest.
+    hit, miss = [0.1, 0.1, 0.5, 0.6], [0.6, 0.7, 0.9, 0.9]
+    boxes = np.array([hit] * 4 + [miss] * 4 + [hit] * 2, "float32")
+    logits = np.array([20, 21, 22, 23, 30, 31, 32, 33, 40, 41], "float32")
+    outputs = [np.ones((10, 1), "float32"), boxes, logits[:, None]]
+    scores, _ = evaluate.evaluate_detector(rows, outputs, {}, cfg, workdir)
+    # Renamed (reverse name order) and listed in another order: the same AP.
+    order = np.random.default_rng(0).permutation(10)
+    renamed = detection_rows([f"z{9 - i}.jpg" for i in range(10)]).iloc[order]
+    shuffled = [o[order] for o in outputs]
+    again, _ = evaluate.evaluate_detector(
+        renamed.reset_index(drop=True), shuffled, {}, cfg, workdir
+    )
+    assert again["ap50"] == scores["ap50"] and again["ap50_95"] == scores["ap50_95"]
+    # By hand: ranked by logit, negatives first (2 false positives), then 4 misses, then 4
+    # hits: precision at recall 0.125..0.5 is 1/7, 2/8, 3/9, 4/10 → envelope 0.4 up to 0.5.
+    assert scores["ap50"] == pytest.approx(0.4 * 51 / 101, abs=1e-6)
+    by_probability = [
+        detection_ap(np.ones(10), b, r["present"], r[["x1", "y1", "x2", "y2"]].to_numpy())["ap50"]
+        for r, b in ((rows, boxes), (renamed.reset_index(drop=True), boxes[order]))
+    ]
+    assert by_probability[0] != by_probability[1]  # the file-order dependence logits remove

@@ -36,8 +36,8 @@ def metric(data: dict, path: str, key: str):
     return data["metrics"][path]["data"][key]
 
 
-def test_experiments_run_queue_refuse_typos_and_diff(dvc_project):
-    dvc("repro", cwd=dvc_project)
+def test_experiments_run_queue_refuse_typos_and_diff(reproduced_project):
+    dvc_project = reproduced_project
     commit_run(dvc_project, "baseline")
 
     dvc(
@@ -93,8 +93,8 @@ def data_stage_hashes(lock: dict) -> dict[str, list]:
     }
 
 
-def test_a_forced_rerun_on_a_clone_reproduces_the_committed_results(dvc_project, tmp_path):
-    dvc("repro", cwd=dvc_project)
+def test_a_forced_rerun_on_a_clone_reproduces_the_committed_results(reproduced_project, tmp_path):
+    dvc_project = reproduced_project
     commit_run(dvc_project, "run")
     clone = tmp_path / "clone"
     run_cli(["git", "clone", "-q", str(dvc_project), str(clone)], cwd=tmp_path)

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from stages import export
+from stages import export, predict
+from stages.shared import exporting
 from stages.shared.cli import UserError
 from stages.shared.manifest import write_manifest
-from tests.conftest import save_tiny_classifier, save_tiny_detector, write_image, write_params
+from tests.conftest import save_tiny_classifier, write_image, write_params
+
+# A detector whose box head says x1 = 0.8 > x2 = 0.2 and y1 = 0.7 > y2 = 0.3 for any image.
+UNORDERED = np.array([0.8, 0.7, 0.2, 0.3], "float32")
+
+
+def save_unordered_detector(path):
+    """A tiny detector whose raw box has its corners swapped, saved like training does."""
+    from stages.shared.detectors import FaceTracker
+    from stages.shared.training import save_model
+
+    model = FaceTracker("plain_cnn", 32, head_width=8)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    last = model.box_head.layers[-1]
+    last.set_weights([np.zeros_like(last.kernel), np.log(UNORDERED / (1 - UNORDERED))])
+    save_model(model, path, {"task": "detection", "image_size": 32, "seed": 5})
 
 
 def write_test_split(root) -> None:
@@ -20,11 +37,11 @@ def write_test_split(root) -> None:
     rows = {"classification": [], "detection": []}
     for i in range(3):
         path = write_image(root / f"data/img_{i}.png", rng, (24, 18)).as_posix()
-        rows["classification"].append([path, "red", f"c{i}", "test"])
-        rows["detection"].append([path, 1, 0.1, 0.1, 0.5, 0.5, f"d{i}", "test"])
+        rows["classification"].append([path, "red", f"c{i}", f"g{i}", "test"])
+        rows["detection"].append([path, 1, 0.1, 0.1, 0.5, 0.5, f"d{i}", f"g{i}", "test"])
     columns = {
-        "classification": ["path", "label", "md5", "split"],
-        "detection": ["path", "present", "x1", "y1", "x2", "y2", "md5", "split"],
+        "classification": ["path", "label", "md5", "group", "split"],
+        "detection": ["path", "present", "x1", "y1", "x2", "y2", "md5", "group", "split"],
     }
     for task, data in rows.items():
         frame = pd.DataFrame(data, columns=columns[task])
@@ -35,12 +52,26 @@ def write_test_split(root) -> None:
 def models(workdir):
     write_test_split(workdir)
     save_tiny_classifier(workdir / "models/classifier.keras")
-    save_tiny_detector(workdir / "models/detector.keras")
+    save_unordered_detector(workdir / "models/detector.keras")
     return workdir
 
 
-def test_export_writes_both_formats_that_agree_with_keras(models):
-    export.main([])
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Both tiny models exported once (paths are absolute: no test depends on the cwd)."""
+    root = tmp_path_factory.mktemp("exported")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(root)
+        write_params(root)
+        write_test_split(root)
+        save_tiny_classifier(root / "models/classifier.keras")
+        save_unordered_detector(root / "models/detector.keras")
+        export.main([])
+    return root
+
+
+def test_export_writes_both_formats_that_agree_with_keras(exported):
+    models = exported
     report = json.loads((models / "reports/export.json").read_text())
     for name in ("classifier", "detector"):
         assert (models / f"models/export/{name}/saved_model.pb").exists()
@@ -50,6 +81,50 @@ def test_export_writes_both_formats_that_agree_with_keras(models):
         for fmt in ("saved_model", "tflite"):
             assert entry[fmt]["max_abs_difference"] <= 1e-4 and entry[fmt]["bytes"] > 0
         assert entry["latency_ms_per_image"]["tflite"] > 0
+
+
+def test_exports_carry_their_metadata_and_order_the_box_corners(exported):
+    models = exported
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    runners = {
+        "saved_model": exporting.SavedModelRunner(models / "models/export/detector"),
+        "tflite": exporting.TFLiteRunner(models / "models/export/detector.tflite"),
+    }
+    for fmt, runner in runners.items():
+        presence, box = runner.predict_on_batch(pixels)
+        assert presence.shape == (3, 1), fmt
+        np.testing.assert_allclose(box, np.tile([0.2, 0.3, 0.8, 0.7], (3, 1)), atol=1e-6)
+        assert runner.meta["task"] == "detection" and runner.meta["image_size"] == 32
+        assert "x1 <= x2" in runner.meta["outputs"]["box"] and runner.meta["seed"] == 5
+    classifier = exporting.TFLiteRunner(models / "models/export/classifier.tflite")
+    assert classifier.meta["classes"] == ["blue", "red"]
+    saved = exporting.SavedModelRunner(models / "models/export/classifier")
+    assert saved.meta["classes"] == ["blue", "red"] and saved.meta["image_size"] == 16
+
+
+def run_predict(args: list[str], capsys) -> pd.DataFrame:
+    predict.main(args)
+    out, _ = capsys.readouterr()
+    return pd.read_csv(io.StringIO(out))
+
+
+@pytest.mark.parametrize("name", ["classifier", "detector"])
+def test_predict_gives_the_same_answers_with_an_export(exported, capsys, name):
+    models = exported
+    images = str(models / "data")
+    by_format = {
+        fmt: run_predict(["--model", str(models / path), "--threshold", "0", images], capsys)
+        for fmt, path in {
+            "keras": f"models/{name}.keras",
+            "saved_model": f"models/export/{name}",
+            "tflite": f"models/export/{name}.tflite",
+        }.items()
+    }
+    reference = by_format.pop("keras")
+    for fmt, frame in by_format.items():
+        pd.testing.assert_frame_equal(frame, reference, atol=1e-4, obj=fmt)
+    if name == "detector":  # pixels of each 24×18 image, corners in order
+        assert (reference[["x1", "y1", "x2", "y2"]].iloc[0] == [4.8, 5.4, 19.2, 12.6]).all()
 
 
 def test_export_stops_when_an_export_disagrees(models):

@@ -142,11 +142,24 @@ def test_classifier_scores_known_answers():
     assert "top_3_accuracy" not in classifier_scores(ACTUAL, PROBA, top_k=3)  # k = classes
 
 
-def test_roc_auc_skips_a_class_absent_from_the_test_set():
-    actual = np.array([0, 0, 1, 1])
-    proba = np.array([[0.9, 0.1, 0], [0.8, 0.2, 0], [0.3, 0.7, 0], [0.4, 0.6, 0]])
+def test_a_class_absent_from_the_test_set_is_left_out_of_every_macro_average():
+    # Class 2 has no test row; one image of class 1 is predicted as class 2.
+    actual = np.array([0, 0, 0, 1, 1])
+    proba = np.array(
+        [[0.9, 0.1, 0], [0.8, 0.2, 0], [0.3, 0.6, 0.1], [0.4, 0.6, 0], [0.1, 0.2, 0.7]]
+    )
+    scores = classifier_scores(actual, proba)
     assert np.isnan(per_class_auc(actual, proba)[2])
-    assert classifier_scores(actual, proba)["roc_auc"] == pytest.approx(1.0)
+    # ROC AUC over classes 0 and 1 only. Class 0: positives 0.9, 0.8, 0.3 vs negatives 0.4,
+    # 0.1 → 5 of 6 pairs ordered. Class 1: positives 0.6, 0.2 vs 0.1, 0.2, 0.6 → 3 ordered,
+    # 2 ties (½ each), 1 reversed → 4/6.
+    assert scores["roc_auc"] == pytest.approx((5 / 6 + 4 / 6) / 2)
+    # Class 0: precision 2/2, recall 2/3; class 1: precision 1/2, recall 1/2. Class 2 (no
+    # rows) is not averaged in, though the image predicted as class 2 still misses class 1.
+    assert scores["macro_precision"] == pytest.approx((1 + 0.5) / 2)
+    assert scores["macro_recall"] == pytest.approx((2 / 3 + 0.5) / 2)
+    assert scores["macro_f1"] == pytest.approx((0.8 + 0.5) / 2)
+    assert scores["classes_without_test_rows"] == 1
 
 
 def test_a_test_split_of_one_class_has_no_roc_but_does_not_fail():

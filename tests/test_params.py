@@ -93,3 +93,115 @@ def test_a_fold_must_exist(workdir):
         UserError, match=r"params.yaml: split: fold must be below folds \(5\), got 5"
     ):
         load_params("split")
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (
+            "train_classifier",
+            {"epochs": "15"},
+            r"train_classifier\.epochs: Input should be a valid integer \(got '15'\)",
+        ),
+        (
+            "train_classifier",
+            {"deterministic": "no"},
+            r"deterministic: Input should be a valid boolean \(got 'no'\)",
+        ),
+        (
+            "train_detector",
+            {"batch_size": True},
+            r"train_detector\.batch_size: Input should be a valid integer \(got True\)",
+        ),
+        (
+            "train_detector",
+            {"learning_rate": "0.001"},
+            r"learning_rate: Input should be a valid number",
+        ),
+        ("split", {"folds": 2.0}, r"split\.folds: Input should be a valid integer \(got 2\.0\)"),
+    ],
+)
+def test_values_are_never_coerced(workdir, section, values, message):
+    write_params(workdir, **{section: values})
+    with pytest.raises(UserError, match=message):
+        load_params(section)
+
+
+def test_numbers_in_exponent_notation_are_numbers(workdir):
+    # YAML 1.1 (PyYAML) reads `1e-4` as a string; with strict params that would be an error.
+    path = write_params(workdir)
+    text = path.read_text().replace("learning_rate: 0.001", "learning_rate: 1e-4", 1)
+    path.write_text(text)
+    assert load_params("train_classifier").learning_rate == pytest.approx(1e-4)
+    assert load_params("train_classifier").epochs == 15  # integers stay integers
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        (
+            "train_classifier",
+            {"architecture": "simple_cnn", "weights": "imagenet"},
+            r"train_classifier: weights: simple_cnn has no backbone to load weights into",
+        ),
+        (
+            "train_classifier",
+            {"architecture": "plain_cnn", "weights": "imagenet"},
+            r"weights: plain_cnn has no imagenet weights",
+        ),
+        (
+            "train_classifier",
+            {
+                "architecture": "mobilenet_v2",
+                "fine_tune": {"layers": 10, "epochs": 0, "learning_rate": 1e-5},
+            },
+            r"fine_tune: layers \(10\) and epochs \(0\) go together",
+        ),
+        (
+            "train_classifier",
+            {
+                "architecture": "mobilenet_v2",
+                "fine_tune": {"layers": 0, "epochs": 3, "learning_rate": 1e-5},
+            },
+            r"fine_tune: layers \(0\) and epochs \(3\) go together",
+        ),
+        (
+            "train_classifier",
+            {
+                "architecture": "mini_inception",
+                "fine_tune": {"layers": 2, "epochs": 3, "learning_rate": 1e-5},
+            },
+            r"fine_tune: mini_inception has no backbone to unfreeze",
+        ),
+        (
+            "train_classifier",
+            {"schedule": "cosine", "reduce_lr": {"patience": 2, "factor": 0.5, "min_lr": 0.0}},
+            r"reduce_lr\.patience: the cosine schedule sets the learning rate itself",
+        ),
+        (
+            "train_detector",
+            {"weights": "models/detector.keras"},
+            r"train_detector\.weights: .*must be inside pretrained/",
+        ),
+        (
+            "train_detector",
+            {"weights": "pretrained/../models/x.keras"},
+            r"must be inside pretrained/",
+        ),
+        (
+            "train_detector",
+            {"weights": "pretrained/weights.bin"},
+            r"must be null, imagenet, or a \.keras model",
+        ),
+    ],
+)
+def test_contradictory_settings_are_one_line(workdir, section, values, message):
+    write_params(workdir, **{section: values})
+    with pytest.raises(UserError, match=message) as err:
+        load_params(section)
+    assert "\n" not in str(err.value)
+
+
+def test_a_weights_file_in_pretrained_is_accepted(workdir):
+    write_params(workdir, train_detector={"weights": "pretrained/digits.keras"})
+    assert load_params("train_detector").weights == "pretrained/digits.keras"

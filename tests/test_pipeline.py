@@ -29,9 +29,11 @@ def ran_stages(output: str) -> list[str]:
     return [line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage")]
 
 
-def test_repro_then_nothing_to_do_then_a_split_param_reruns_only_split(dvc_project):
-    first = dvc("repro", cwd=dvc_project)
-    assert sorted(ran_stages(first.stdout)) == sorted(ALL_STAGES)
+def test_repro_then_nothing_to_do_then_a_split_param_reruns_only_split(
+    reproduced, reproduced_project
+):
+    dvc_project = reproduced_project
+    assert sorted(ran_stages(reproduced["stdout"])) == sorted(ALL_STAGES)
     manifests = {
         task: (dvc_project / f"data/split/{task}.csv").read_bytes()
         for task in ("classification", "detection")
@@ -92,8 +94,8 @@ def set_param(project, dotted: str, value) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_an_augment_param_touches_only_its_own_branch(dvc_project):
-    dvc("repro", cwd=dvc_project)
+def test_an_augment_param_touches_only_its_own_branch(reproduced_project):
+    dvc_project = reproduced_project
     assert changed_stages(dvc_project) == set()
     set_param(dvc_project, "augment.detection.copies", 2)
     assert changed_stages(dvc_project) == {"augment@detection"}
@@ -107,8 +109,8 @@ def test_an_augment_param_touches_only_its_own_branch(dvc_project):
     assert changed_stages(dvc_project) == {"augment@classification"}
 
 
-def test_a_training_param_touches_only_its_own_model(dvc_project):
-    dvc("repro", cwd=dvc_project)
+def test_a_training_param_touches_only_its_own_model(reproduced_project):
+    dvc_project = reproduced_project
     set_param(dvc_project, "train_detector.head_width", 8)
     assert changed_stages(dvc_project) == {"train-detector"}
     set_param(dvc_project, "train_classifier.dropout", 0.1)
@@ -140,8 +142,8 @@ PLOT_IDS = [
 ]
 
 
-def test_evaluate_and_plot_params_never_retrain_and_plots_render(dvc_project, tmp_path):
-    dvc("repro", cwd=dvc_project)
+def test_evaluate_and_plot_params_never_retrain_and_plots_render(reproduced_project, tmp_path):
+    dvc_project = reproduced_project
     set_param(dvc_project, "train_classifier.learning_rate", 0.002)
     assert changed_stages(dvc_project) == {"train-classifier"}  # not the detector, split, augment
     set_param(dvc_project, "train_classifier.learning_rate", 0.001)
@@ -151,7 +153,9 @@ def test_evaluate_and_plot_params_never_retrain_and_plots_render(dvc_project, tm
     assert ran_stages(dvc("repro", cwd=dvc_project).stdout) == ["plot"]
     set_param(dvc_project, "evaluate.detector.presence_threshold", 0.6)
     assert changed_stages(dvc_project) == {"evaluate@detector"}
-    assert ran_stages(dvc("repro", cwd=dvc_project).stdout) == ["evaluate@detector", "plot"]
+    # plot follows only if the threshold changed a prediction of this tiny model
+    ran = ran_stages(dvc("repro", cwd=dvc_project).stdout)
+    assert ran[0] == "evaluate@detector" and set(ran) <= {"evaluate@detector", "plot"}
     out = tmp_path / "html"
     dvc("plots", "show", "-o", str(out), cwd=dvc_project)
     html = (out / "index.html").read_text()

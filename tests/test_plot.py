@@ -68,7 +68,14 @@ def fake_reports(root: Path) -> None:
     roc_points(actual, proba, classes).to_csv(ev / "roc.csv", index=False)
     roc_averages(actual, proba).to_csv(ev / "roc_average.csv", index=False)
     (ev / "metrics.json").write_text(
-        json.dumps({"test_images": 6, "skipped": 0, "accuracy": 0.8333})
+        json.dumps(
+            {
+                "test_images": 6,
+                "skipped": 0,
+                "accuracy": 0.8333,
+                "ci95": {"accuracy": {"low": 0.5, "high": 1.0}},
+            }
+        )
     )
     dv = root / "reports/eval/detector"
     dv.mkdir(parents=True)
@@ -148,7 +155,7 @@ def test_plot_stage_writes_every_figure_and_the_summary(workdir):
     page = (workdir / "reports/summary.md").read_text()
     for name in FIGURES:
         assert f"(figures/{name})" in page
-    assert "| accuracy | 0.8333 |" in page and "| ap50 | 0.6931 |" in page
+    assert "| accuracy | 0.8333 (95% CI 0.5–1) |" in page and "| ap50 | 0.6931 |" in page
     assert "| architecture | simple_cnn |" in page and "| backbone | plain_cnn |" in page
     assert "| dog | 1 | 0.5 | 0.6667 | 2 | 0.75 |" in page  # per-class table
     assert "1 unreadable, skipped" in page
@@ -158,7 +165,7 @@ def test_plot_stage_writes_every_figure_and_the_summary(workdir):
         "## Limitations",
         "| test images | 6 |",
         "| cat, dog, owl",
-        "| accuracy | 0.8333 |",
+        "| accuracy | 0.8333 (95% CI 0.5–1) |",
         "| architecture | simple_cnn |",
         "abababab",
     ):

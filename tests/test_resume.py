@@ -1,4 +1,5 @@
-"""A `dvc repro` killed with SIGKILL mid-training resumes at the next `dvc repro`."""
+"""A `dvc repro` killed with SIGKILL mid-training resumes at the next `dvc repro`, and ends in
+the model and the history a run that was never killed produces."""
 
 from __future__ import annotations
 
@@ -15,6 +16,12 @@ from tests.conftest import dvc, run_cli
 from tests.test_pipeline import set_param
 
 pytestmark = pytest.mark.slow
+
+HISTORY = {
+    "classifier": "reports/train/classifier/plots/metrics",
+    "detector": "reports/train/detector/plots/metrics",
+}
+STAGE = {"classifier": "train-classifier", "detector": "train-detector"}
 
 
 def start_repro(project, *targets: str) -> subprocess.Popen:
@@ -40,32 +47,54 @@ def wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_sigkill_mid_training_then_repro_resumes_from_the_last_epoch(dvc_project):
-    # Batches of 1 over a few hundred images: an epoch lasts seconds, long enough to land in.
-    set_param(dvc_project, "sample.classification.per_class", 30)
-    set_param(dvc_project, "train_classifier.batch_size", 1)
-    set_param(dvc_project, "train_classifier.epochs", 4)
-    set_param(dvc_project, "train_classifier.early_stopping_patience", 10)
-    history = dvc_project / "reports/train/classifier/plots/metrics/train/loss.tsv"
-    process = start_repro(dvc_project, "train-classifier")
+def history(project, model: str) -> dict[str, list]:
+    """Every DVCLive series of a training run: step and value rows (timestamps left out)."""
+    series = {}
+    for path in sorted((project / HISTORY[model]).rglob("*.tsv")):
+        frame = pd.read_csv(path, sep="\t").drop(columns="timestamp", errors="ignore")
+        series[path.relative_to(project).as_posix()] = frame.to_numpy().tolist()
+    return series
+
+
+def slow_epochs(project, model: str) -> None:
+    """Batches of 1 over a few hundred images: an epoch lasts seconds, long enough to land in;
+    early stopping and the LR schedule both act within the run."""
+    set_param(project, "sample.classification.per_class", 90)
+    set_param(project, "sample.detection.frames", 360)
+    section = f"train_{model}"
+    set_param(project, f"{section}.batch_size", 1)
+    set_param(project, f"{section}.epochs", 5)
+    set_param(project, f"{section}.early_stopping_patience", 2)
+    if model == "classifier":  # ReduceLROnPlateau acts (constant schedule), its counters too
+        set_param(project, f"{section}.reduce_lr.patience", 1)
+
+
+@pytest.mark.parametrize("model", ["classifier", "detector"])
+def test_sigkill_mid_training_then_repro_ends_as_an_uninterrupted_run(dvc_project, model):
+    slow_epochs(dvc_project, model)
+    stage, model_file = STAGE[model], dvc_project / f"models/{model}.keras"
+    dvc("repro", stage, cwd=dvc_project)
+    uninterrupted = model_file.read_bytes(), history(dvc_project, model)
+    epochs_run = len(uninterrupted[1][f"{HISTORY[model]}/train/loss.tsv"])
+    assert epochs_run >= 3, "the run must last past the epoch the kill lands in"
+
+    process = start_repro(dvc_project, "--force", "--single-item", stage)
+    loss = dvc_project / HISTORY[model] / "train/loss.tsv"
     try:
-        # The DVCLive history has a row once epoch 1 is done (and backed up).
-        wait_for(
-            lambda: history.exists() and len(history.read_text().splitlines()) >= 2, 600, "epoch 1"
-        )
-        time.sleep(0.5)  # well into epoch 2
+        # The DVCLive history has rows once epochs are done (and backed up).
+        wait_for(lambda: loss.exists() and len(loss.read_text().splitlines()) >= 3, 600, "epoch 2")
+        time.sleep(0.3)  # into epoch 3 (an epoch takes seconds)
         os.killpg(process.pid, signal.SIGKILL)
     finally:
         output = process.communicate()[0]
     assert process.returncode == -signal.SIGKILL, output[-2000:]
-    assert "Epoch 4/4" not in output, "the run finished before the kill: nothing was tested"
+    assert not model_file.exists(), "the run finished before the kill: nothing was tested"
 
-    resumed = dvc("repro", "train-classifier", cwd=dvc_project)
+    resumed = dvc("repro", stage, cwd=dvc_project)
     log = resumed.stdout + resumed.stderr
-    assert "Epoch 1/4" not in log, log[-3000:]  # BackupAndRestore: no epoch is trained twice
-    assert "Epoch 4/4" in log
-    steps = pd.read_csv(history, sep="\t")["step"].tolist()
-    assert steps == [0, 1, 2, 3], steps
-    assert not list((dvc_project / ".work/train_classifier").glob("*")), "state not cleaned up"
-    status = run_cli([sys.executable, "-m", "dvc", "status", "train-classifier"], dvc_project)
+    assert "Epoch 1/5" not in log, log[-3000:]  # BackupAndRestore: no epoch is trained twice
+    assert model_file.read_bytes() == uninterrupted[0], "resumed weights differ"
+    assert history(dvc_project, model) == uninterrupted[1]
+    assert not list((dvc_project / ".work").rglob("*.keras")), "state not cleaned up"
+    status = run_cli([sys.executable, "-m", "dvc", "status", stage], dvc_project)
     assert "up to date" in status.stdout

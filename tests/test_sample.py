@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pandas as pd
+
 from stages import sample, split
 from stages.shared.labelme import read_label
 from tests.conftest import TINY_PARAMS, write_params
@@ -40,3 +42,25 @@ def test_sample_is_deterministic_and_split_reads_it(workdir):
     split.main(["classification"])
     report = json.loads((workdir / "reports/data/detection.json").read_text())
     assert report["images"] == 24 and report["skipped"]["count"] == 0
+
+
+def test_the_sample_names_each_source_and_split_keeps_a_source_in_one_split(workdir):
+    # Many frames over few faces: each face is pasted several times.
+    params = {**TINY_PARAMS, "sample": {**TINY_PARAMS["sample"]}}
+    params["sample"]["detection"] = {**params["sample"]["detection"], "frames": 120}
+    write_params(workdir, **params)
+    for task in ("classification", "detection"):
+        sample.main([task])
+        split.main([task])
+    frame = pd.read_csv(workdir / "data/split/detection.csv")
+    faces = frame["path"].str.extract(r"_face(\d+)\.jpg$")[0]
+    assert faces.notna().sum() == frame["present"].sum()  # every positive names its face
+    assert frame.loc[faces.isna(), "present"].eq(0).all()
+    per_face = frame[faces.notna()].groupby(faces[faces.notna()])["split"].nunique()
+    assert (per_face == 1).all() and (frame[faces.notna()].groupby(faces)["path"].count() > 1).any()
+    assert set(frame["split"]) == {"train", "val", "test"}
+    report = json.loads((workdir / "reports/data/detection.json").read_text())
+    assert report["groups"]["by"] == "pattern"
+    assert report["groups"]["files_without_a_source"] == int((frame["present"] == 0).sum())
+    digits = pd.read_csv(workdir / "data/split/classification.csv")
+    assert digits["path"].str.fullmatch(r".*/\d/digit_\d{4}\.png").all()

@@ -11,7 +11,7 @@ import pytest
 
 from stages import split
 from stages.shared.cli import UserError
-from tests.conftest import make_classification, make_detection, write_image, write_params
+from tests.conftest import labelme, make_classification, make_detection, write_image, write_params
 
 
 def run_split(task: str) -> tuple[pd.DataFrame, dict]:
@@ -30,7 +30,7 @@ def test_classification_manifest_and_report(workdir):
     shutil.copy(root / "cat" / "img_00.png", root / "cat" / "img_00 copy.png")
     write_params(workdir, data={"classification": "ds"})
     frame, report = run_split("classification")
-    assert list(frame.columns) == ["path", "label", "md5", "split"]
+    assert list(frame.columns) == ["path", "label", "md5", "group", "split"]
     assert len(frame) == 31 and report["images"] == 31
     # 20 unique cats split 14/3/3; the duplicate adds one to whichever split its twin is in.
     unique_cats = frame[frame["label"] == "cat"].drop_duplicates("md5")["split"].value_counts()
@@ -127,3 +127,139 @@ def test_detection_with_a_broken_label_skips_the_image_with_the_reason(workdir):
     (entry,) = report["skipped"]["files"]
     assert entry["path"] == "faces/images/im_00.jpg"
     assert entry["reason"].startswith("faces/labels/im_00.json: invalid JSON")
+
+
+# --- groups: a source (patient, session), exact copies and near-duplicates share a split ---
+
+
+def make_patients(root, patients: int = 12, slices: int = 4, seed: int = 0):
+    """<root>/<class>/patient_<p>/slice_<s>.png: every patient has slices in both classes."""
+    rng = np.random.default_rng(seed)
+    for p in range(patients):
+        for label in ("tumour", "healthy"):
+            for s in range(slices if label == "tumour" else slices - 1):
+                write_image(root / label / f"patient_{p:02d}" / f"slice_{s}.png", rng, (14, 11))
+    write_image(root / "healthy" / "loose_scan.png", rng, (14, 11))  # no patient folder
+    return root
+
+
+@pytest.mark.parametrize(("group_by", "pattern"), [("folder", ""), ("pattern", r"patient_(\d+)/")])
+def test_a_patient_never_straddles_splits(workdir, group_by, pattern):
+    make_patients(workdir / "scans")
+    write_params(
+        workdir,
+        data={"classification": "scans"},
+        split={
+            "group_by": {"classification": group_by, "detection": "none"},
+            "group_pattern": {"classification": pattern, "detection": ""},
+        },
+    )
+    frame, report = run_split("classification")
+    patient = frame["path"].str.extract(r"(patient_\d+)")[0]
+    assert (frame[patient.notna()].groupby(patient)["split"].nunique() == 1).all()
+    assert set(frame["split"]) == {"train", "val", "test"}
+    groups = report["groups"]
+    assert groups["by"] == group_by and groups["count"] == 13  # 12 patients + the loose scan
+    assert groups["files_without_a_source"] == 1 and groups["largest"]["images"] == 7
+    # Stratified as closely as 7-image patients allow: each class is near 70/15/15.
+    for label, total in (("tumour", 48), ("healthy", 37)):
+        counts = report["classes"][label]
+        assert abs(counts["test"] - 0.15 * total) <= 4 and abs(counts["val"] - 0.15 * total) <= 4
+
+
+def test_without_groups_the_same_patient_lands_in_several_splits(workdir):
+    # The leak the groups prevent: checked so the test above cannot pass by chance.
+    make_patients(workdir / "scans")
+    write_params(workdir, data={"classification": "scans"})
+    frame, _ = run_split("classification")
+    patient = frame["path"].str.extract(r"(patient_\d+)")[0]
+    assert (frame.groupby(patient)["split"].nunique() > 1).any()
+
+
+def test_detection_groups_by_the_folder_below_images(workdir):
+    rng = np.random.default_rng(0)
+    for session in range(8):
+        for frame_no in range(5):
+            write_image(workdir / f"cam/images/s{session}/f{frame_no}.jpg", rng, (40, 30))
+            doc = labelme([[5 + session, 4], [30, 25]])
+            path = workdir / f"cam/labels/s{session}/f{frame_no}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(doc))
+    write_params(
+        workdir,
+        data={"detection": "cam"},
+        split={"group_by": {"classification": "none", "detection": "folder"}},
+    )
+    frame, report = run_split("detection")
+    session = frame["path"].str.extract(r"images/(s\d)/")[0]
+    assert (frame.groupby(session)["split"].nunique() == 1).all()
+    assert report["groups"]["count"] == 8 and set(frame["group"]) == {f"s{i}" for i in range(8)}
+
+
+def test_a_resized_reencoded_copy_joins_its_original(workdir):
+    root = make_classification(workdir / "ds", {"a": 30, "b": 30})
+    # Smooth random pictures (pixel noise has no low frequencies to hash), then a copy of one.
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    for label in ("a", "b"):
+        for i in range(30):
+            coarse = rng.integers(0, 256, (5, 5, 3), dtype=np.uint8)
+            smooth = Image.fromarray(coarse).resize((48, 48), Image.BICUBIC)
+            smooth.save(root / label / f"img_{i:02d}.png")
+    original = Image.open(root / "a" / "img_05.png")
+    original.resize((36, 36), Image.BILINEAR).save(root / "a" / "img_05_small.jpg", quality=70)
+    write_params(workdir, data={"classification": "ds"})
+    frame, report = run_split("classification")
+    pairs = report["groups"]["near_duplicates"]
+    listed = {tuple(sorted(pair[:2])) for pair in pairs["listed"]}
+    assert ("ds/a/img_05.png", "ds/a/img_05_small.jpg") in listed
+    assert pairs["pairs"] == len(pairs["listed"]) == 1  # the other 59 pictures are all distinct
+    twins = frame[frame["path"].isin(["ds/a/img_05.png", "ds/a/img_05_small.jpg"])]
+    assert twins["group"].nunique() == 1 and twins["split"].nunique() == 1
+    write_params(
+        workdir, data={"classification": "ds"}, split={"near_duplicates": {"max_distance": 0}}
+    )
+    frame, report = run_split("classification")
+    assert report["groups"]["near_duplicates"]["pairs"] == 0
+    assert frame["group"].nunique() == 61
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (r"patient_(\d+", r"split\.group_pattern\.classification: not a valid regular expression"),
+        (r"patient_\d+", r"split\.group_pattern\.classification: needs a capture group"),
+        (
+            r"visit_(\d+)",
+            r"split\.group_pattern\.classification: 'visit_\(\\d\+\)' matches no file of 'scans'"
+            r" \(e\.g\. 'healthy/",
+        ),
+    ],
+)
+def test_a_bad_group_pattern_is_one_line_naming_the_param(workdir, pattern, message):
+    make_patients(workdir / "scans", patients=3)
+    write_params(
+        workdir,
+        data={"classification": "scans"},
+        split={
+            "group_by": {"classification": "pattern", "detection": "none"},
+            "group_pattern": {"classification": pattern, "detection": ""},
+        },
+    )
+    with pytest.raises(UserError, match=message) as err:
+        split.main(["classification"])
+    assert "\n" not in str(err.value)
+
+
+def test_a_group_larger_than_a_split_is_a_warning_not_a_crash(workdir):
+    make_patients(workdir / "scans", patients=2, slices=10)  # two patients of 19 images
+    write_params(
+        workdir,
+        data={"classification": "scans"},
+        split={"group_by": {"classification": "folder", "detection": "none"}},
+    )
+    frame, report = run_split("classification")
+    warnings = report["groups"]["warnings"]
+    assert len(warnings) == 2 and "larger than the test split's share" in warnings[0]
+    assert frame.groupby("group")["split"].nunique().eq(1).all()

@@ -6,6 +6,7 @@ import json
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from stages import augment, split, train_classifier
@@ -58,33 +59,87 @@ def test_two_identical_runs_give_identical_weights(classification_data):
 
 
 class Interrupt(keras.callbacks.Callback):
-    """Stops training abruptly after the first epoch, as a crash or kill would."""
+    """Stops training abruptly at the end of an epoch, after its backup, as a kill would."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
+        if epoch == self.epoch:
             raise KeyboardInterrupt
 
 
-def test_an_interrupted_run_resumes_at_epoch_two(classification_data):
-    cfg = load_params("train_classifier").model_copy(update={"epochs": 3})
+def histories(live_dir) -> dict[str, list]:
+    """Every DVCLive series (step, value), timestamps left out."""
+    return {
+        path.relative_to(live_dir).as_posix(): pd.read_csv(path, sep="\t")
+        .drop(columns="timestamp", errors="ignore")
+        .to_numpy()
+        .tolist()
+        for path in sorted(live_dir.rglob("*.tsv"))
+    }
+
+
+def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classification_data):
+    # ReduceLROnPlateau with patience 1 and early stopping with patience 2: their counters
+    # decide the learning rate and the last epoch, so they must survive the interruption.
+    cfg = load_params("train_classifier").model_copy(
+        update={
+            "epochs": 5,
+            "learning_rate": 0.01,
+            "early_stopping_patience": 2,
+            "reduce_lr": load_params("train_classifier").reduce_lr.model_copy(
+                update={"patience": 1}
+            ),
+        }
+    )
     base = load_params("base")
+    train_classifier.train(cfg, base, paths(classification_data, "straight"))
     run = paths(classification_data)
     with pytest.raises(KeyboardInterrupt):
-        train_classifier.train(cfg, base, {**run, "extra_callbacks": [Interrupt()]})
+        train_classifier.train(cfg, base, {**run, "extra_callbacks": [Interrupt(1)]})
     assert list((classification_data / ".work/train_classifier").glob("*/backup"))
 
     epochs: list[int] = []
     record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
-    train_classifier.train(cfg, base, {**run, "extra_callbacks": [record]})
-    assert epochs == [1, 2]  # 0-based: epochs 2 and 3
-    steps = (classification_data / run["live_dir"] / "plots/metrics/eval/loss.tsv").read_text()
-    assert [line.split("\t")[0] for line in steps.splitlines()[1:]] == ["0", "1", "2"]
+    summary = train_classifier.train(cfg, base, {**run, "extra_callbacks": [record]})
+    assert epochs[0] == 2  # 0-based: the run goes on at epoch 3
+    straight = keras.models.load_model("models/straight.keras").get_weights()
+    resumed = keras.models.load_model("models/run.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(straight, resumed, strict=True))
+    live = classification_data / "reports/train"
+    assert histories(live / "run") == histories(live / "straight")
+    meta = json.loads((classification_data / "models/straight.json").read_text())
+    assert summary["epochs_run"] == meta["epochs_run"] == 2 + len(epochs)
     assert not list((classification_data / ".work/train_classifier").iterdir())
+
+
+def test_an_early_stop_records_the_epochs_really_run(classification_data):
+    cfg = load_params("train_classifier").model_copy(update={"epochs": 6})
+
+    class StopAtThree(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = epoch == 2
+
+    run = {**paths(classification_data), "extra_callbacks": [StopAtThree()]}
+    train_classifier.train(cfg, load_params("base"), run)
+    meta = json.loads((classification_data / "models/run.json").read_text())
+    assert meta["params"]["epochs"] == 6 and meta["epochs_run"] == 3
+    losses = pd.read_csv("reports/train/run/plots/metrics/eval/loss.tsv", sep="\t")["loss"]
+    assert meta["best_epoch"] == int(losses.to_numpy().argmin()) + 1
 
 
 def test_exponential_schedule_really_lowers_the_rate(classification_data):
     cfg = load_params("train_classifier").model_copy(
-        update={"schedule": "exponential", "decay_rate": 0.5, "learning_rate": 0.01}
+        update={
+            "schedule": "exponential",
+            "decay_rate": 0.5,
+            "learning_rate": 0.01,
+            "reduce_lr": load_params("train_classifier").reduce_lr.model_copy(
+                update={"patience": 0}
+            ),
+        }
     )
     train_classifier.train(cfg, load_params("base"), paths(classification_data))
     rates = classification_data / "reports/train/run/plots/metrics/train/learning_rate.tsv"
@@ -94,29 +149,65 @@ def test_exponential_schedule_really_lowers_the_rate(classification_data):
     )
 
 
-def test_fine_tune_phase_continues_after_the_frozen_phase(classification_data):
-    cfg = load_params("train_classifier").model_copy(
+class EpochWeights(keras.callbacks.Callback):
+    """The weights (all, and the backbone's) at the end of every epoch, with the val loss."""
+
+    def __init__(self, store: dict):
+        super().__init__()
+        self.store = store
+
+    def on_epoch_end(self, epoch, logs=None):
+        backbone = [w.copy() for w in self.model.get_layer("backbone").get_weights()]
+        weights = [w.copy() for w in self.model.get_weights()]
+        self.store[epoch] = (logs["val_loss"], weights, backbone)
+
+
+def same(one, two) -> bool:
+    return len(one) == len(two) and all(
+        np.array_equal(a, b) for a, b in zip(one, two, strict=False)
+    )
+
+
+def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
+    """Phase 1 trains a head on a pretrained, frozen backbone; phase 2 unfreezes its top. The
+    saved model must be the best epoch over both phases: here phase 2's."""
+    from stages.shared.classifiers import build_classifier
+    from stages.shared.training import save_model
+
+    keras.utils.set_random_seed(7)
+    donor = build_classifier("plain_cnn", size=16, num_classes=4, dropout=0.0, aug=[])
+    save_model(donor, classification_data / "pretrained/donor.keras", {})
+    base_cfg = load_params("train_classifier")
+    cfg = base_cfg.model_copy(
         update={
-            "architecture": "mobilenet_v2",
-            "epochs": 1,
-            "fine_tune": load_params("train_classifier").fine_tune.model_copy(
-                update={"layers": 5, "epochs": 1}
+            "architecture": "plain_cnn",
+            "weights": "pretrained/donor.keras",
+            "epochs": 2,
+            "fine_tune": base_cfg.fine_tune.model_copy(
+                update={"layers": 6, "epochs": 3, "learning_rate": 1e-3}
             ),
         }
     )
-    base = load_params("base").model_copy(
-        update={
-            "image_size": load_params("base").image_size.model_copy(update={"classification": 32})
-        }
-    )
-    seen: list[tuple[int, int]] = []
-
-    def count_trainable(epoch, logs):
-        seen.append((epoch, len(record.model.trainable_weights)))
-
-    record = keras.callbacks.LambdaCallback(on_epoch_begin=count_trainable)
-    train_classifier.train(cfg, base, {**paths(classification_data), "extra_callbacks": [record]})
-    (first_epoch, frozen), (second_epoch, tuned) = seen
-    assert (first_epoch, second_epoch) == (0, 1) and tuned > frozen
+    seen: dict = {}
+    run = {**paths(classification_data), "extra_callbacks": [EpochWeights(seen)]}
+    summary = train_classifier.train(cfg, load_params("base"), run)
+    assert sorted(seen) == [0, 1, 2, 3, 4]
+    best = min(seen, key=lambda epoch: seen[epoch][0])
+    assert best >= 2, "the test needs phase 2 to improve on phase 1; pick other settings"
+    saved = keras.models.load_model(classification_data / "models/run.keras")
+    assert same(saved.get_weights(), seen[best][1])
     meta = json.loads((classification_data / "models/run.json").read_text())
-    assert meta["epochs_run"] == 2 and meta["architecture"] == "mobilenet_v2"
+    assert meta["epochs_run"] == 5 and meta["best_epoch"] == best + 1 == summary["best_epoch"]
+    assert meta["val_loss"] == pytest.approx(seen[best][0], abs=1e-4)
+    # Phase 1 kept the pretrained backbone as it was; phase 2 changed its top convolutions
+    # (BatchNorm stays frozen) and nothing below them.
+    donor_backbone = donor.get_layer("backbone")
+    assert same(seen[1][2], donor_backbone.get_weights())
+    tuned = saved.get_layer("backbone").layers
+    changed = [
+        i
+        for i, layer in enumerate(tuned)
+        if not same(layer.get_weights(), donor_backbone.layers[i].get_weights())
+    ]
+    convs = [i for i, layer in enumerate(tuned) if isinstance(layer, keras.layers.Conv2D)]
+    assert changed == convs[-2:]

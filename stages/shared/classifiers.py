@@ -1,8 +1,9 @@
-"""Classifier architectures, looked up by name: small CNNs and keras.applications backbones.
+"""Classifier architectures, looked up by name: small CNNs, and a pooling head on a backbone.
 
 Every model takes float32 pixels in [0, 255] and normalises them itself, so a saved
 `.keras` file needs no outside preprocessing. Backbone models keep the backbone as one
-layer named `backbone`, frozen at first; `unfreeze_top` opens its top layers for fine-tuning.
+layer named `backbone` (see backbones.py); a pretrained one is frozen at first, and
+`backbones.unfreeze_top` opens its top layers for fine-tuning.
 """
 
 from __future__ import annotations
@@ -12,23 +13,8 @@ from collections.abc import Callable
 import keras
 from keras import layers
 
+from stages.shared.backbones import BACKBONES, build_backbone
 from stages.shared.cli import UserError
-
-# keras.applications backbones: (constructor, normalisation layer for [0, 255] input).
-BACKBONES: dict[str, tuple[Callable, Callable[[], layers.Layer]]] = {
-    "mobilenet_v2": (
-        keras.applications.MobileNetV2,
-        lambda: layers.Rescaling(1 / 127.5, offset=-1.0),  # its preprocess_input: [-1, 1]
-    ),
-    "efficientnet_b0": (
-        keras.applications.EfficientNetB0,
-        lambda: layers.Identity(),  # EfficientNet rescales [0, 255] inside the model
-    ),
-    "vgg16": (
-        keras.applications.VGG16,
-        lambda: layers.Rescaling(1 / 255.0),  # the face-tracking tutorial fed [0, 1]
-    ),
-}
 
 
 def augmentation_layers(flip: str, rotation: float, zoom: float) -> list[layers.Layer]:
@@ -41,35 +27,6 @@ def augmentation_layers(flip: str, rotation: float, zoom: float) -> list[layers.
     if zoom > 0:
         stack.append(layers.RandomZoom(zoom))
     return stack
-
-
-def build_backbone(
-    name: str, size: int, weights: str | None, bn_momentum: float | None = None
-) -> keras.Model:
-    """A headless keras.applications backbone; a failed weights download is one clear line.
-
-    `bn_momentum` overrides the BatchNorm momentum (0.99 / 0.999 in keras.applications). From
-    scratch with few steps per epoch, such a slow moving average stays near its initial
-    values for hundreds of steps, so the model evaluated in inference mode looks untrained.
-    """
-    if name not in BACKBONES:
-        raise UserError(f"unknown backbone {name!r}; choices: {', '.join(BACKBONES)}")
-    constructor, _ = BACKBONES[name]
-    try:
-        backbone = constructor(include_top=False, weights=weights, input_shape=(size, size, 3))
-    except Exception as err:  # keras.utils.get_file raises a bare Exception on URL errors
-        if weights is None:
-            raise
-        raise UserError(
-            f"could not load {weights} weights for {name} ({' '.join(str(err).split())[:160]})"
-            f" — set weights: null, or put the weights file in ~/.keras/models/ first"
-        ) from None
-    backbone.name = "backbone"
-    if bn_momentum is not None:
-        for layer in backbone.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = bn_momentum
-    return backbone
 
 
 def simple_cnn(size: int, num_classes: int, dropout: float, aug: list[layers.Layer], **_):
@@ -194,17 +151,22 @@ def mini_inception(size: int, num_classes: int, dropout: float, aug, width: int 
     return keras.Model(inputs, outputs, name="mini_inception")
 
 
-def transfer(name: str) -> Callable[..., keras.Model]:
-    """A builder for a classifier on a frozen keras.applications backbone."""
+def on_backbone(name: str) -> Callable[..., keras.Model]:
+    """A builder for a classifier: a backbone, global average pooling, dropout, softmax.
+
+    A pretrained backbone (`weights` set) starts frozen and runs in inference mode, so its
+    BatchNorm statistics survive fine-tuning; from scratch it trains like any layer.
+    """
 
     def build(size: int, num_classes: int, dropout: float, aug, weights=None, **_) -> keras.Model:
         backbone = build_backbone(name, size, weights)
-        backbone.trainable = False
         inputs = keras.Input((size, size, 3))
         x = keras.Sequential(aug, name="augmentation")(inputs) if aug else inputs
-        x = BACKBONES[name][1]()(x)
-        # training=False keeps BatchNorm in inference mode, also when fine-tuning later.
-        x = backbone(x, training=False)
+        if weights is None:
+            x = backbone(x)
+        else:
+            backbone.trainable = False
+            x = backbone(x, training=False)
         x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))
         outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
         return keras.Model(inputs, outputs, name=f"{name}_classifier")
@@ -215,8 +177,7 @@ def transfer(name: str) -> Callable[..., keras.Model]:
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "simple_cnn": simple_cnn,
     "mini_inception": mini_inception,
-    "mobilenet_v2": transfer("mobilenet_v2"),
-    "efficientnet_b0": transfer("efficientnet_b0"),
+    **{name: on_backbone(name) for name in BACKBONES},
 }
 
 
@@ -226,18 +187,3 @@ def build_classifier(architecture: str, **kwargs) -> keras.Model:
         choices = ", ".join(ARCHITECTURES)
         raise UserError(f"unknown architecture {architecture!r}; choices: {choices}")
     return ARCHITECTURES[architecture](**kwargs)
-
-
-def unfreeze_top(model: keras.Model, count: int) -> int:
-    """Make the top `count` layers of the model's backbone trainable; return how many are.
-
-    BatchNormalization layers stay frozen, as the Keras transfer-learning guide advises:
-    updating their statistics on a small dataset wrecks what the backbone learnt.
-    """
-    backbone = model.get_layer("backbone")
-    backbone.trainable = True
-    boundary = max(len(backbone.layers) - count, 0)
-    for index, layer in enumerate(backbone.layers):
-        frozen = index < boundary or isinstance(layer, layers.BatchNormalization)
-        layer.trainable = not frozen
-    return sum(1 for layer in backbone.layers if layer.trainable)

@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stages.shared.cli import UserError
-from stages.shared.images import ImageError, file_md5, image_size, is_hidden, is_image_file
+from stages.shared.images import ImageError, file_md5, image_facts, is_hidden, is_image_file
 from stages.shared.labelme import LabelError, find_label, read_label
 
 
@@ -55,8 +55,11 @@ def list_files(root: Path, scan: Scan) -> list[Path]:
     return files
 
 
-def scan_classification(root: Path, key: str = "data.classification") -> tuple[Scan, list[str]]:
-    """Rows (path, label, md5) for every decodable image, and all class names (even empty)."""
+def scan_classification(
+    root: Path, key: str = "data.classification", fingerprint: bool = False
+) -> tuple[Scan, list[str]]:
+    """Rows (path, label, md5, phash) for every decodable image, and all class names (even
+    empty); `phash` is the perceptual hash with `fingerprint`, else None."""
     check_root(root, key)
     scan = Scan()
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -68,17 +71,18 @@ def scan_classification(root: Path, key: str = "data.classification") -> tuple[S
             scan.skip(path, f"not an image ({path.suffix or 'no extension'})")
         else:
             try:
-                image_size(path)
+                _, phash = image_facts(path, fingerprint)
             except ImageError as err:
                 scan.skip(path, str(err))
                 continue
             row = {"path": path.as_posix(), "label": rel.parts[0], "md5": file_md5(path)}
-            scan.rows.append(row)
+            scan.rows.append({**row, "phash": phash})
     return scan, classes
 
 
-def scan_detection(root: Path, key: str = "data.detection") -> Scan:
-    """Rows (path, present, x1..y2, md5) for every decodable image; orphan labels skipped."""
+def scan_detection(root: Path, key: str = "data.detection", fingerprint: bool = False) -> Scan:
+    """Rows (path, present, x1..y2, md5, phash) for every decodable image; orphan labels
+    skipped; `phash` is the perceptual hash with `fingerprint`, else None."""
     check_root(root, key)
     scan = Scan()
     files = list_files(root, scan)
@@ -90,7 +94,7 @@ def scan_detection(root: Path, key: str = "data.detection") -> Scan:
             scan.skip(path, f"not an image ({path.suffix or 'no extension'})")
             continue
         try:
-            size = image_size(path)
+            size, phash = image_facts(path, fingerprint)
         except ImageError as err:
             scan.skip(path, str(err))
             continue
@@ -108,6 +112,7 @@ def scan_detection(root: Path, key: str = "data.detection") -> Scan:
         if box is None:
             scan.notes["negative: no JSON" if label_path is None else "negative: no shape"] += 1
         row = {"path": path.as_posix(), "present": int(box is not None), "md5": file_md5(path)}
+        row["phash"] = phash
         row.update(zip(("x1", "y1", "x2", "y2"), box or (0.0, 0.0, 0.0, 0.0), strict=True))
         scan.rows.append(row)
     for path in files:

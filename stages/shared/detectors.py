@@ -1,8 +1,10 @@
 """The FaceTracker single-object detector: a backbone and two heads, with its own train_step.
 
 Heads as in the face-tracking tutorial: pooled backbone features → Dense(head_width, relu) →
-Dense(1, sigmoid) for "is there an object", and → Dense(4, sigmoid) for its box (x1, y1, x2,
+Dense(1) → sigmoid for "is there an object", and → Dense(4, sigmoid) for its box (x1, y1, x2,
 y2) in [0, 1]. Total loss = w_loc · localization + w_cls · classification (tutorial: 1, 0.5).
+`presence_logits` gives the presence before its sigmoid, for ranking: confident
+probabilities saturate at exactly 1.0 in float32 and could not be told apart.
 """
 
 from __future__ import annotations
@@ -11,13 +13,9 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from stages.shared.classifiers import BACKBONES, build_backbone
+from stages.shared.backbones import build_backbone
 from stages.shared.cli import UserError
 from stages.shared.losses import box_iou, localization_loss
-
-# From scratch, on a CPU budget, only `plain_cnn` learns; the keras.applications backbones
-# need `weights: imagenet` (see README, "Which detector backbone").
-DETECTOR_BACKBONES = ("plain_cnn", *BACKBONES)
 
 
 @keras.saving.register_keras_serializable(package="pipeline")
@@ -60,36 +58,6 @@ POOLING = {
 }
 
 
-def plain_cnn(size: int) -> keras.Model:
-    """A ~1.2M-parameter VGG-style stack that learns from scratch in minutes on a CPU."""
-    inputs = keras.Input((size, size, 3))
-    x = layers.Rescaling(1 / 255.0)(inputs)
-    x = layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
-    for filters, convs, pool in ((32, 1, True), (64, 2, True), (128, 2, True), (256, 2, False)):
-        for _ in range(convs):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
-            # momentum 0.9: with ~80 steps an epoch, 0.99 leaves the moving statistics far from
-            # the batch statistics for many epochs, and validation looks broken meanwhile.
-            x = layers.BatchNormalization(momentum=0.9)(x)
-            x = layers.ReLU()(x)
-        if pool:
-            x = layers.MaxPool2D()(x)
-    return keras.Model(inputs, x, name="backbone")
-
-
-def build_detector_backbone(
-    name: str, size: int, weights: str | None, bn_momentum: float | None = None
-) -> keras.Model:
-    """A backbone by name, taking [0, 255] pixels, returning a feature map."""
-    if name == "plain_cnn":
-        return plain_cnn(size)
-    if name not in BACKBONES:
-        raise UserError(f"unknown backbone {name!r}; choices: {', '.join(DETECTOR_BACKBONES)}")
-    inputs = keras.Input((size, size, 3))
-    features = build_backbone(name, size, weights, bn_momentum)(BACKBONES[name][1]()(inputs))
-    return keras.Model(inputs, features, name="backbone")
-
-
 @keras.saving.register_keras_serializable(package="pipeline")
 class FaceTracker(keras.Model):
     """Backbone + presence head + box head; `call` returns (presence [B, 1], box [B, 4])."""
@@ -116,8 +84,10 @@ class FaceTracker(keras.Model):
         }
         if pooling not in POOLING:
             raise UserError(f"unknown pooling {pooling!r}; choices: {', '.join(POOLING)}")
-        self.backbone = build_detector_backbone(backbone, image_size, weights, bn_momentum)
-        self.presence_head = self._head(1, "presence")
+        # From scratch, on a CPU budget, only `plain_cnn` learns; the keras.applications backbones
+        # need pretrained weights (see README, "Which detector backbone").
+        self.backbone = build_backbone(backbone, image_size, weights, bn_momentum)
+        self.presence_head = self._head(1, "presence", activation=None)  # logits
         self.box_head = self._head(4, "box")
         self.loss_weights = (1.0, 0.5)
         self.localization = "corners"
@@ -128,24 +98,26 @@ class FaceTracker(keras.Model):
         }
         self.trackers["presence_accuracy"] = keras.metrics.BinaryAccuracy(name="presence_accuracy")
 
-    def _head(self, units: int, name: str) -> keras.Sequential:
+    def _head(self, units: int, name: str, activation: str | None = "sigmoid") -> keras.Sequential:
         cfg = self.config
         return keras.Sequential(
             [
                 POOLING[cfg["pooling"]](),
                 layers.Dense(cfg["head_width"], activation="relu"),
                 layers.Dropout(cfg["dropout"]),
-                layers.Dense(units, activation="sigmoid", dtype="float32"),
+                layers.Dense(units, activation=activation, dtype="float32"),
             ],
             name=f"{name}_head",
         )
 
     def call(self, images, training=False):
         features = self.backbone(images, training=training)
-        return (
-            self.presence_head(features, training=training),
-            self.box_head(features, training=training),
-        )
+        presence = ops.sigmoid(self.presence_head(features, training=training))
+        return presence, self.box_head(features, training=training)
+
+    def presence_logits(self, images):
+        """(batch, 1) presence before the sigmoid (inference mode)."""
+        return self.presence_head(self.backbone(images, training=False), training=False)
 
     def compile(self, optimizer, localization="corners", loss_weights=(1.0, 0.5), **kwargs):
         """Like the tutorial's `compile(opt, classloss, localizationloss)`, by name."""

@@ -19,6 +19,7 @@ from stages.shared.cli import UserError
 from stages.shared.paths import WORK_DIR
 
 log = logging.getLogger(__name__)
+PATCHED_KERAS = "3.15."  # the Keras release whose internals patch_keras_for_multi_worker edits
 
 
 def split_cpu(count: int) -> None:
@@ -135,6 +136,14 @@ def patch_keras_for_multi_worker() -> None:
     the multi-worker branch of `reduce_per_replica` reduces along an axis 0 they do not have.
     Both patches only change behaviour under MultiWorkerMirroredStrategy.
     """
+    import keras
+
+    if not keras.__version__.startswith(PATCHED_KERAS):
+        raise UserError(
+            f"base.distribute.strategy: multi_worker patches internals of Keras {PATCHED_KERAS}x"
+            f" (keras-team/keras#20585), this is Keras {keras.__version__} — install the Keras"
+            " of requirements.txt, or use strategy: mirrored on one machine"
+        )
     from keras.src.backend.tensorflow import trainer
 
     if getattr(trainer, "_multi_worker_patched", False):

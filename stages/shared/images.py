@@ -67,12 +67,25 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.asarray(to_rgb(open_image(path)))
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of a decodable image of at least MIN_SIDE pixels a side, upright;
-    raises ImageError otherwise."""
-    img = open_image(path)
+def check_size(img: Image.Image) -> tuple[int, int]:
+    """(width, height) of an image of at least MIN_SIDE pixels a side, or ImageError."""
     if min(img.width, img.height) < MIN_SIDE:
         raise ImageError(
             f"too small ({img.width}×{img.height} px); images need {MIN_SIDE} px a side or more"
         )
     return img.width, img.height
+
+
+def perceptual_hash(img: Image.Image) -> str:
+    """imagehash's pHash as 16 hex digits: copies of an image that were resized, re-encoded or
+    lightly edited land a few bits apart (see duplicates.py)."""
+    import imagehash
+
+    return str(imagehash.phash(to_rgb(img)))
+
+
+def image_facts(path: Path, fingerprint: bool) -> tuple[tuple[int, int], str | None]:
+    """((width, height), pHash or None) of a usable image, from one decode; ImageError else."""
+    img = open_image(path)
+    size = check_size(img)
+    return size, perceptual_hash(img) if fingerprint else None

@@ -28,22 +28,30 @@ class Predictions:
     skipped: list[dict[str, str]] = field(default_factory=list)  # {"path", "reason"}
 
 
-def load_model(path: Path) -> tuple[Any, dict]:
-    """A saved `.keras` model (safe mode) and the metadata JSON saved beside it."""
+def load_model_file(path: Path):
+    """A saved `.keras` model of this pipeline, loaded in safe mode, or one clear line."""
     import keras
 
     # Importing the model modules registers their custom layers and models for loading.
     from stages.shared import classifiers, detectors  # noqa: F401
 
     path = Path(path)
-    meta_path = path.with_suffix(".json")
-    for needed in (path, meta_path):
-        if not needed.exists():
-            raise UserError(f"{needed}: not found — train the model first (`dvc repro`)")
+    if not path.exists():
+        raise UserError(f"{path}: not found — train the model first (`dvc repro`)")
     try:
-        model = keras.models.load_model(path, safe_mode=True)
-    except (ValueError, OSError) as err:
-        raise UserError(f"{path}: cannot load the model ({err}) — re-run its training") from None
+        return keras.models.load_model(path, safe_mode=True)
+    except (ValueError, OSError, TypeError) as err:
+        detail = " ".join(str(err).split())[:200]
+        raise UserError(f"{path}: cannot load the model ({detail}) — re-run its training") from None
+
+
+def load_model(path: Path) -> tuple[Any, dict]:
+    """A saved `.keras` model (safe mode) and the metadata JSON saved beside it."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    model = load_model_file(path)
+    if not meta_path.exists():
+        raise UserError(f"{meta_path}: not found — train the model first (`dvc repro`)")
     return model, json.loads(meta_path.read_text())
 
 
@@ -69,8 +77,12 @@ def as_list(outputs) -> list[np.ndarray]:
     return [np.asarray(item, dtype=np.float32) for item in items]
 
 
-def predict_files(model, paths: Sequence[str], size: int, batch_size: int = 64) -> Predictions:
-    """Run `model` over image files in fixed batches (same batches ⇒ same numbers)."""
+def predict_files(
+    model, paths: Sequence[str], size: int, batch_size: int = 64, run=None
+) -> Predictions:
+    """Run `model` (or `run(pixels)` → outputs) over image files in fixed batches (same
+    batches ⇒ same numbers)."""
+    run = run or model.predict_on_batch
     result = Predictions()
     chunks: list[list[np.ndarray]] = []
     for start in range(0, len(paths), batch_size):
@@ -79,7 +91,7 @@ def predict_files(model, paths: Sequence[str], size: int, batch_size: int = 64) 
         if not kept:
             continue
         result.index += [start + i for i in kept]
-        chunks.append(as_list(model.predict_on_batch(pixels)))
+        chunks.append(as_list(run(pixels)))
     if chunks:
         result.outputs = [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
     return result

@@ -1,7 +1,8 @@
 """Manifests: the CSV tables that say which file goes where, and atomic file writing.
 
 A manifest never copies images; it lists them. Classification rows: path, label, md5,
-split. Detection rows: path, present (0/1), x1, y1, x2, y2 (normalised), md5, split.
+group, split. Detection rows: path, present (0/1), x1, y1, x2, y2 (normalised), md5, group,
+split. Images of one group (a source, exact or near copies) always share a split.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import pandas as pd
 from stages.shared.cli import UserError
 
 COLUMNS = {
-    "classification": ["path", "label", "md5", "split"],
-    "detection": ["path", "present", "x1", "y1", "x2", "y2", "md5", "split"],
+    "classification": ["path", "label", "md5", "group", "split"],
+    "detection": ["path", "present", "x1", "y1", "x2", "y2", "md5", "group", "split"],
 }
 SPLITS = ("train", "val", "test")
 BOX = ["x1", "y1", "x2", "y2"]
@@ -52,7 +53,9 @@ def write_manifest(path: Path, frame: pd.DataFrame, task: str, extra: tuple[str,
 def read_manifest(path: Path, task: str) -> pd.DataFrame:
     """Read and check a manifest written by `write_manifest`."""
     try:
-        frame = pd.read_csv(path, dtype={"path": str, "label": str, "md5": str, "split": str})
+        frame = pd.read_csv(
+            path, dtype={"path": str, "label": str, "md5": str, "group": str, "split": str}
+        )
     except FileNotFoundError:
         raise UserError(f"{path}: manifest not found — run `dvc repro` for its stage") from None
     missing = [c for c in COLUMNS[task] if c not in frame.columns]

@@ -7,8 +7,13 @@ confusion matrix (raw and row-normalised) and ROC points per class.
 Detector AP follows the COCO evaluation (pycocotools `COCOeval`): predictions sorted by confidence
 (stable), a prediction is a true positive when its image has an object and IoU ≥ the
 threshold, precision made monotone from the right, then averaged at 101 recall points
-(0, 0.01, …, 1). Here every image gets exactly one prediction, scored by its presence
-probability; an image without an object turns its prediction into a false positive.
+(0, 0.01, …, 1). Here every image gets exactly one prediction, ranked by its presence logit
+(the value before the sigmoid: probabilities saturate at exactly 1.0 in float32, and ties
+would fall back to file order); an image without an object turns its prediction into a
+false positive.
+
+`classifier_statistics` and `detector_statistics` give the headline metrics of any subset of
+test rows, for the bootstrap intervals (intervals.py).
 """
 
 from __future__ import annotations
@@ -59,6 +64,14 @@ def average_precision(scores: np.ndarray, hits: np.ndarray, positives: int) -> f
     return float(sampled.mean())
 
 
+def ap_at_thresholds(
+    ranking: np.ndarray, ious: np.ndarray, positives: int, thresholds=COCO_IOU_THRESHOLDS
+) -> dict[str, float]:
+    """AP50 and AP50-95 of ranked predictions with their IoUs (−1 where no object)."""
+    per_threshold = [average_precision(ranking, ious >= t, positives) for t in thresholds]
+    return {"ap50": per_threshold[0], "ap50_95": float(np.mean(per_threshold))}
+
+
 def detection_ap(
     scores: np.ndarray,
     pred_boxes: np.ndarray,
@@ -69,10 +82,7 @@ def detection_ap(
     """AP50 and AP50-95 (mean over COCO's 10 IoU thresholds) for one prediction per image."""
     present = np.asarray(present, dtype=bool).reshape(-1)
     ious = np.where(present, box_iou(true_boxes, pred_boxes), -1.0)
-    per_threshold = [
-        average_precision(scores, ious >= threshold, int(present.sum())) for threshold in thresholds
-    ]
-    return {"ap50": per_threshold[0], "ap50_95": float(np.mean(per_threshold))}
+    return ap_at_thresholds(scores, ious, int(present.sum()), thresholds)
 
 
 def detection_scores(
@@ -81,20 +91,41 @@ def detection_scores(
     present: np.ndarray,
     true_boxes: np.ndarray,
     threshold: float = 0.5,
+    ranking: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """Presence accuracy / precision / recall at `threshold`, mean IoU on positives, AP."""
+    """Presence accuracy / precision / recall at `threshold` (on the probabilities `scores`),
+    mean IoU on positives, AP (predictions ranked by `ranking`, the logits; else `scores`)."""
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     present = np.asarray(present, dtype=bool).reshape(-1)
     said = scores >= threshold
     true_pos = int((said & present).sum())
     ious = box_iou(true_boxes, pred_boxes)[present]
+    ranked = scores if ranking is None else np.asarray(ranking, dtype=np.float64).reshape(-1)
     return {
         "presence_accuracy": float((said == present).mean()),
         "presence_precision": true_pos / int(said.sum()) if said.any() else 0.0,
         "presence_recall": true_pos / int(present.sum()) if present.any() else float("nan"),
         "mean_iou": float(ious.mean()) if len(ious) else float("nan"),
-        **detection_ap(scores, pred_boxes, present, true_boxes),
+        **detection_ap(ranked, pred_boxes, present, true_boxes),
     }
+
+
+def detector_statistics(scores, ranking, pred_boxes, present, true_boxes, threshold: float):
+    """Headline detector metrics of a subset of test rows (indices, repeats allowed)."""
+    present = np.asarray(present, dtype=bool).reshape(-1)
+    said = np.asarray(scores).reshape(-1) >= threshold
+    ious = np.where(present, box_iou(true_boxes, pred_boxes), -1.0)
+    ranking = np.asarray(ranking, dtype=np.float64).reshape(-1)
+
+    def statistics(rows: np.ndarray) -> dict[str, float]:
+        has = present[rows]
+        return {
+            **ap_at_thresholds(ranking[rows], ious[rows], int(has.sum())),
+            "mean_iou": float(ious[rows][has].mean()) if has.any() else float("nan"),
+            "presence_accuracy": float((said[rows] == has).mean()),
+        }
+
+    return statistics
 
 
 def precision_recall_points(scores: np.ndarray, hits: np.ndarray, positives: int) -> np.ndarray:
@@ -118,12 +149,16 @@ def precision_recall_points(scores: np.ndarray, hits: np.ndarray, positives: int
 def classifier_scores(actual: np.ndarray, proba: np.ndarray, top_k: int = 0) -> dict[str, float]:
     """Headline scores of class indices `actual` against (N, C) probabilities.
 
+    Macro averages (precision, recall, F1, ROC AUC) are over the classes that have test rows:
+    a class absent from the test split has no recall and no ROC curve, so it is left out of
+    every average alike (a prediction of it still counts as a miss for the true class).
     `top_k_accuracy` is added when `top_k` > 0 and there are more than `top_k` classes.
     """
     classes = np.arange(proba.shape[1])
+    tested = np.unique(actual)
     predicted = proba.argmax(axis=1)
     precision, recall, f1, _ = skm.precision_recall_fscore_support(
-        actual, predicted, labels=classes, average="macro", zero_division=0
+        actual, predicted, labels=tested, average="macro", zero_division=0
     )
     scores = {
         "accuracy": float(skm.accuracy_score(actual, predicted)),
@@ -131,12 +166,26 @@ def classifier_scores(actual: np.ndarray, proba: np.ndarray, top_k: int = 0) -> 
         "macro_recall": float(recall),
         "macro_f1": float(f1),
         "roc_auc": nanmean(per_class_auc(actual, proba)),
+        "classes_without_test_rows": int(len(classes) - len(tested)),
     }
     if 0 < top_k < len(classes):
         scores[f"top_{top_k}_accuracy"] = float(
             skm.top_k_accuracy_score(actual, proba, k=top_k, labels=classes)
         )
     return scores
+
+
+def classifier_statistics(actual: np.ndarray, proba: np.ndarray):
+    """Headline classifier metrics of a subset of test rows (indices, repeats allowed), macro
+    F1 over the classes present in the subset, as `classifier_scores` does."""
+    predicted = proba.argmax(axis=1)
+
+    def statistics(rows: np.ndarray) -> dict[str, float]:
+        truth, guess = actual[rows], predicted[rows]
+        f1 = skm.f1_score(truth, guess, labels=np.unique(truth), average="macro", zero_division=0)
+        return {"accuracy": float((truth == guess).mean()), "macro_f1": float(f1)}
+
+    return statistics
 
 
 def nanmean(values: np.ndarray) -> float:

@@ -1,26 +1,71 @@
 """Typed, checked params: one frozen pydantic model per `params.yaml` section.
 
 Only a stage's `main` calls `load_params`; library functions take plain arguments. Every
-key is required and unknown keys are refused, so a typo (in the file or in
-`dvc exp run -S ...`) stops the stage before any work, with one line naming the key.
+key is required, unknown keys are refused and nothing is coerced (`epochs: "15"`,
+`deterministic: "no"` and `batch_size: true` are errors, not 15, False and 1), so a typo
+(in the file or in `dvc exp run -S ...`) stops the stage before any work, with one line
+naming the key. Settings that contradict each other are refused the same way.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from stages.shared.cli import UserError
 from stages.shared.paths import PARAMS_FILE
 
 
 class Section(BaseModel):
-    """A params block: frozen, no unknown keys, no silent type coercion of strings to numbers."""
+    """A params block: frozen, no unknown keys, no type coercion (an int is still a float)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# Backbones a classifier can sit on and a detector can use (backbones.BACKBONES builds them).
+BACKBONES = ("plain_cnn", "vgg16", "mobilenet_v2", "efficientnet_b0")
+PRETRAINED_DIR = "pretrained"
+
+
+def check_weights(value: str | None) -> str | None:
+    """null, `imagenet`, or a weights file inside pretrained/ (a DVC dependency of training)."""
+    if value is None or value == "imagenet":
+        return value
+    if not value.endswith((".keras", ".h5")):
+        raise ValueError(
+            "must be null, imagenet, or a .keras model of this pipeline / a keras.applications"
+            f" .h5 weights file in {PRETRAINED_DIR}/"
+        )
+    parts = PurePosixPath(value).parts
+    if len(parts) < 2 or parts[0] != PRETRAINED_DIR or ".." in parts:
+        raise ValueError(
+            f"{value!r} must be inside {PRETRAINED_DIR}/ (a dependency of the training stages"
+            f" in dvc.yaml) — move the file there and set weights: {PRETRAINED_DIR}/<file>"
+        )
+    return value
+
+
+Weights = Annotated[str | None, AfterValidator(check_weights)]
+
+
+def check_backbone_weights(backbone: str, weights: str | None) -> None:
+    """Refuse weights a backbone cannot take: plain_cnn has no imagenet / .h5 file."""
+    if backbone == "plain_cnn" and weights is not None and not weights.endswith(".keras"):
+        raise ValueError(
+            f"weights: plain_cnn has no {weights} weights — set weights: null or a .keras"
+            f" model in {PRETRAINED_DIR}/"
+        )
 
 
 class ImageSizes(Section):
@@ -85,24 +130,62 @@ class Fractions(Section):
         return self
 
 
+GroupBy = Literal["none", "folder", "pattern"]
+
+
+class GroupByTask(Section):
+    classification: GroupBy
+    detection: GroupBy
+
+
+def check_pattern(value: str) -> str:
+    """A regular expression with a capture group (the group name), or "" (unused)."""
+    if not value:
+        return value
+    try:
+        compiled = re.compile(value)
+    except re.error as err:
+        raise ValueError(f"not a valid regular expression ({err}): {value!r}") from None
+    if compiled.groups < 1:
+        raise ValueError(f"needs a capture group, e.g. 'patient_(\\d+)', got {value!r}")
+    return value
+
+
+class GroupPatternTask(Section):
+    classification: Annotated[str, AfterValidator(check_pattern)]
+    detection: Annotated[str, AfterValidator(check_pattern)]
+
+
+class NearDuplicates(Section):
+    max_distance: int = Field(ge=0, le=24, description="pHash bits apart; 0 turns the check off")
+
+
 class SplitParams(Section):
     fractions: Fractions
     min_per_class: int = Field(ge=1, description="fewer unique images in a class is 'small'")
     small_classes: Literal["error", "drop"]
     folds: int = Field(ge=1, le=50, description="k-fold cross-validation; 1 = the plain split")
     fold: int = Field(ge=0, description="which fold is the val split (0 .. folds - 1)")
+    group_by: GroupByTask = Field(description="per task: what keeps images in one split")
+    group_pattern: GroupPatternTask = Field(description="per task: regex, capture = group")
+    near_duplicates: NearDuplicates
 
     @model_validator(mode="after")
-    def _fold_exists(self) -> SplitParams:
+    def _consistent(self) -> SplitParams:
         if self.fold >= self.folds:
             raise ValueError(f"fold must be below folds ({self.folds}), got {self.fold}")
+        for task in ("classification", "detection"):
+            if getattr(self.group_by, task) == "pattern" and not getattr(self.group_pattern, task):
+                raise ValueError(
+                    f"group_by.{task} is pattern: set group_pattern.{task} to a regular"
+                    " expression whose first capture group names the source"
+                )
         return self
 
 
 class AugmentClassification(Section):
     copies: int = Field(ge=0, le=1000, description="augmented copies per training image")
     keep_original: bool
-    size: int = Field(ge=8, le=1024, description="output side, pixels (square)")
     format: Literal["png", "jpg"]
     transforms: list[dict[str, Any]]
 
@@ -138,6 +221,7 @@ class FineTune(Section):
 class Training(Section):
     """Knobs both training stages share."""
 
+    seed: int | None = Field(ge=0, description="initialisation, order, dropout; null = base.seed")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"]
@@ -149,17 +233,48 @@ class Training(Section):
     cache: Literal["auto", "memory", "none"]
     deterministic: bool
 
+    @model_validator(mode="after")
+    def _one_owner_of_the_rate(self) -> Training:
+        if self.reduce_lr.patience > 0 and self.schedule != "constant":
+            raise ValueError(
+                f"reduce_lr.patience: the {self.schedule} schedule sets the learning rate"
+                " itself — set reduce_lr.patience: 0, or schedule: constant"
+            )
+        return self
+
 
 class TrainClassifierParams(Training):
     monitor: Literal["val_loss", "val_accuracy"] = Field(description="picks the best epoch")
-    architecture: Literal["simple_cnn", "mini_inception", "mobilenet_v2", "efficientnet_b0"]
-    weights: Literal["imagenet"] | None = Field(description="backbones only; null = from scratch")
+    architecture: Literal["simple_cnn", "mini_inception", *BACKBONES]  # type: ignore[valid-type]
+    weights: Weights = Field(description="null, imagenet, or pretrained/<file>; backbones only")
     width: int = Field(ge=1, le=64, description="mini_inception filter multiplier")
     dropout: float = Field(ge=0.0, lt=1.0)
     label_smoothing: float = Field(ge=0.0, lt=1.0)
     class_weight: Literal["none", "balanced"]
     in_model_augmentation: InModelAugmentation
     fine_tune: FineTune
+
+    @model_validator(mode="after")
+    def _backbone_settings(self) -> TrainClassifierParams:
+        has_backbone = self.architecture in BACKBONES
+        if self.weights is not None and not has_backbone:
+            raise ValueError(
+                f"weights: {self.architecture} has no backbone to load weights into — set"
+                f" weights: null, or architecture: one of {', '.join(BACKBONES)}"
+            )
+        check_backbone_weights(self.architecture, self.weights)
+        tune = self.fine_tune
+        if (tune.layers > 0) != (tune.epochs > 0):
+            raise ValueError(
+                f"fine_tune: layers ({tune.layers}) and epochs ({tune.epochs}) go together —"
+                " set both above 0 for a fine-tuning phase, or both to 0"
+            )
+        if tune.layers and not has_backbone:
+            raise ValueError(
+                f"fine_tune: {self.architecture} has no backbone to unfreeze — set"
+                f" fine_tune.layers: 0, or architecture: one of {', '.join(BACKBONES)}"
+            )
+        return self
 
 
 class LossWeights(Section):
@@ -171,8 +286,8 @@ class TrainDetectorParams(Training):
     monitor: Literal["val_loss", "val_box_loss", "val_mean_iou"] = Field(
         description="picks the best epoch"
     )
-    backbone: Literal["plain_cnn", "vgg16", "mobilenet_v2", "efficientnet_b0"]
-    weights: Literal["imagenet"] | None = Field(description="keras.applications backbones only")
+    backbone: Literal[BACKBONES]  # type: ignore[valid-type]
+    weights: Weights = Field(description="null, imagenet, or pretrained/<file>")
     trainable_backbone: bool
     bn_momentum: float | None = Field(
         ge=0.0, lt=1.0, description="override keras.applications BatchNorm momentum; null = keep"
@@ -183,15 +298,22 @@ class TrainDetectorParams(Training):
     localization_loss: Literal["corners", "giou"]
     loss_weights: LossWeights
 
+    @model_validator(mode="after")
+    def _backbone_weights(self) -> TrainDetectorParams:
+        check_backbone_weights(self.backbone, self.weights)
+        return self
+
 
 class EvaluateClassifier(Section):
     batch_size: int = Field(ge=1)
     top_k: int = Field(ge=0, description="top-k accuracy, reported with more than k classes")
+    bootstrap: int = Field(ge=100, le=100_000, description="resamples for the 95% intervals")
 
 
 class EvaluateDetector(Section):
     batch_size: int = Field(ge=1)
     presence_threshold: float = Field(gt=0.0, lt=1.0, description="score that says 'object'")
+    bootstrap: int = Field(ge=100, le=100_000, description="resamples for the 95% intervals")
 
 
 class EvaluateParams(Section):
@@ -224,10 +346,22 @@ SECTIONS: dict[str, type[Section]] = {
 }
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading `1e-4` as a number as YAML 1.2 does (YAML 1.1, which
+    PyYAML follows, wants `1.0e-4` and would hand the stage the string '1e-4')."""
+
+
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_params_file(path: Path = PARAMS_FILE) -> dict[str, Any]:
     """The raw params mapping, with unknown top-level sections refused."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.load(Path(path).read_text(), Loader=ParamsLoader)  # a SafeLoader
     except FileNotFoundError:
         raise UserError(f"{path}: not found — run stages from the project root") from None
     except yaml.YAMLError as err:

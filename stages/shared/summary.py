@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from stages.shared.intervals import describe
+
 # The params worth a glance in review, per model (all of them are in models/<model>.json).
 KEY_PARAMS = {
     "classifier": (
@@ -57,10 +59,12 @@ def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def headline_rows(name: str, scores: dict) -> list[tuple[str, object]]:
-    """(metric, value) for the model's headline metrics, then any top-k accuracy."""
+    """(metric, value) for the model's headline metrics, then any top-k accuracy; a metric
+    with a bootstrap interval reads "0.992 (95% CI 0.981–0.999)"."""
     keys = [k for k in HEADLINES[name] if k in scores]
     keys += sorted(k for k in scores if k.startswith("top_"))
-    return [(key, scores[key]) for key in keys]
+    ci95 = scores.get("ci95", {})
+    return [(key, describe(scores[key], ci95[key]) if key in ci95 else scores[key]) for key in keys]
 
 
 def model_section(

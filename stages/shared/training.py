@@ -1,5 +1,11 @@
 """What both training stages share: optimizers, schedules, callbacks, resumable work dirs,
-and saving a model with the metadata that produced it."""
+and saving a model with the metadata that produced it.
+
+A resumed run is the same run: the shuffle order of every epoch depends on (seed, epoch)
+only (tfdata.make_dataset), Keras' BackupAndRestore restores weights and optimizer, and
+`RunState` restores the counters of the callbacks that pick the saved epoch, stop early and
+lower the learning rate, so a run killed at epoch k ends where an uninterrupted one would.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,20 @@ import hashlib
 import json
 import shutil
 import sys
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import keras
 import pandas as pd
 
 from stages.shared.cli import UserError
 from stages.shared.distribute import worker_paths
-from stages.shared.manifest import write_json
+from stages.shared.manifest import atomic_write_text, write_json
 from stages.shared.paths import WORK_DIR
+
+STAGES_DIR = Path(__file__).resolve().parents[1]  # the code every training run is keyed on
+FINE_TUNE = "fine_tune"  # phase 2's folder inside a run's work dir
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -81,14 +91,30 @@ class AlignLiveStep(keras.callbacks.Callback):
         self.live.step = epoch
 
 
+def code_hash() -> str:
+    """A hash of every Python file of the pipeline: a code change means a fresh start."""
+    digest = hashlib.sha256()
+    for path in sorted(STAGES_DIR.rglob("*.py")):
+        digest.update(path.relative_to(STAGES_DIR).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def work_dir(stage: str, *inputs: Any) -> Path:
-    """A git-ignored folder for resumable state, keyed by everything that shapes the run.
+    """A git-ignored folder for resumable state, keyed by params, data and code.
 
     DVC deletes a stage's outputs before running it, so BackupAndRestore state and the best
-    checkpoint live here instead. A different params/data key means a fresh start.
+    checkpoint live here instead. A different key means a fresh start; the state of other
+    keys (abandoned runs) is deleted.
     """
-    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-    return Path(worker_paths({"state": (WORK_DIR / stage / key[:16]).as_posix()})["state"])
+    text = json.dumps([inputs, code_hash()], sort_keys=True, default=str)
+    key = hashlib.sha256(text.encode()).hexdigest()[:16]
+    state = Path(worker_paths({"state": (WORK_DIR / stage / key).as_posix()})["state"])
+    if state.parent.is_dir():
+        for stale in state.parent.iterdir():
+            if stale.name != key:
+                shutil.rmtree(stale, ignore_errors=True)
+    return state
 
 
 def monitor_mode(monitor: str) -> str:
@@ -96,53 +122,137 @@ def monitor_mode(monitor: str) -> str:
     return "max" if any(word in monitor for word in ("accuracy", "iou")) else "min"
 
 
-def best_so_far(live_dir: Path, monitor: str) -> float | None:
-    """The best monitored value DVCLive logged before an interruption (None on a fresh run)."""
-    name = monitor.replace("val_", "eval/") if monitor.startswith("val_") else f"train/{monitor}"
-    path = live_dir / "plots" / "metrics" / f"{name}.tsv"
-    if not path.exists():
-        return None
-    values = pd.read_csv(path, sep="\t")[name.split("/")[-1]]
-    if not len(values):
-        return None
-    return float(values.max() if monitor_mode(monitor) == "max" else values.min())
+def backup_epoch(phase_dir: Path) -> int:
+    """The epoch BackupAndRestore resumes a phase at (0 when it has no backup)."""
+    path = Path(phase_dir) / "backup" / "training_metadata.json"
+    return int(json.loads(path.read_text())["epoch"]) if path.exists() else 0
 
 
-def make_callbacks(cfg, state: Path, live, tensorboard_dir: Path, schedule: str) -> list:
-    """The callbacks of one fit: backup, best checkpoint, early stop, LR, TensorBoard, DVCLive."""
+def read_run_state(phase_dir: Path) -> dict:
+    """What `RunState` recorded for a phase: snapshots by epoch, and whether it finished."""
+    path = Path(phase_dir) / "run_state.json"
+    return json.loads(path.read_text()) if path.exists() else {"epochs": {}, "finished": False}
+
+
+def last_snapshot(phase_dir: Path) -> dict:
+    """The latest snapshot of a phase (epochs run, best epoch, callback counters), or {}."""
+    epochs = read_run_state(phase_dir)["epochs"]
+    return epochs[max(epochs, key=int)] if epochs else {}
+
+
+def _number(value):
+    """A callback counter as JSON: numpy scalars as Python numbers, None kept."""
+    if value is None or isinstance(value, int):
+        return value
+    return float(value)
+
+
+def seed_states(model: keras.Model) -> list:
+    """The random-number states of the model's layers (dropout, augmentation), in order:
+    Keras' weights files leave them out, so a resumed run would draw other dropout masks."""
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
+class RunState(keras.callbacks.Callback):
+    """Saves, at each epoch end, the counters of the checkpoint, early-stopping and LR
+    callbacks, the layers' random-number states, the best epoch and the epochs run;
+    restores them when a run resumes.
+
+    It sits just before BackupAndRestore: its snapshot for epoch k+1 is written before the
+    backup of epoch k+1, and the two latest are kept, so whichever backup a kill leaves
+    behind has its snapshot.
+    """
+
+    KEPT: ClassVar[dict[str, tuple[str, ...]]] = {
+        "checkpoint": ("best",),
+        "early_stopping": ("wait", "best", "best_epoch"),
+        "reduce_lr": ("wait", "best", "cooldown_counter"),
+    }
+
+    def __init__(self, phase_dir: Path, tracked: dict, resume_epoch: int, carried: dict):
+        super().__init__()
+        self.path = Path(phase_dir) / "run_state.json"
+        self.tracked, self.resume_epoch, self.carried = tracked, resume_epoch, carried
+        self.record = read_run_state(phase_dir)
+
+    def _write(self) -> None:
+        atomic_write_text(self.path, json.dumps(self.record))
+
+    def on_train_begin(self, logs=None):
+        # Runs after the tracked callbacks' own on_train_begin, which resets them.
+        snapshot = self.record["epochs"].get(str(self.resume_epoch))
+        if snapshot is None:
+            return
+        for name, callback in self.tracked.items():
+            for attr, value in snapshot.get(name, {}).items():
+                setattr(callback, attr, value)
+        for variable, value in zip(seed_states(self.model), snapshot["seeds"], strict=True):
+            variable.assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        before = self.record["epochs"].get(str(epoch)) or self.carried
+        snapshot: dict[str, Any] = {
+            name: {attr: _number(getattr(callback, attr)) for attr in self.KEPT[name]}
+            for name, callback in self.tracked.items()
+        }
+        improved = snapshot["checkpoint"]["best"] != before.get("checkpoint", {}).get("best")
+        snapshot["best_epoch"] = epoch + 1 if improved else before.get("best_epoch", 0)
+        snapshot["epochs_run"] = epoch + 1
+        snapshot["seeds"] = [
+            keras.ops.convert_to_numpy(v).tolist() for v in seed_states(self.model)
+        ]
+        kept = {k: v for k, v in self.record["epochs"].items() if int(k) >= epoch}
+        self.record["epochs"] = {**kept, str(epoch + 1): snapshot}
+        self._write()
+
+    def on_train_end(self, logs=None):
+        self.record["finished"] = True
+        self._write()
+
+
+def make_callbacks(cfg, phase_dir: Path, live, tensorboard_dir: Path, first: int, carried: dict):
+    """The callbacks of one fit: best checkpoint (one file across phases), early stop, LR,
+    TensorBoard, DVCLive, the run's state, and its backup last, so that it saves what every
+    other callback decided at the end of the epoch."""
     from dvclive.keras import DVCLiveCallback
 
     mode = monitor_mode(cfg.monitor)
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(state / "backup")),
-        keras.callbacks.ModelCheckpoint(
-            str(state / "best.keras"),
+    run_dir = phase_dir.parent if phase_dir.name == FINE_TUNE else phase_dir
+    tracked = {
+        "checkpoint": keras.callbacks.ModelCheckpoint(
+            str(run_dir / "best.keras"),
             monitor=cfg.monitor,
             mode=mode,
             save_best_only=True,
-            initial_value_threshold=best_so_far(Path(live.dir), cfg.monitor),
+            initial_value_threshold=carried.get("checkpoint", {}).get("best"),
         ),
-        keras.callbacks.EarlyStopping(
+        "early_stopping": keras.callbacks.EarlyStopping(
             monitor=cfg.monitor, mode=mode, patience=cfg.early_stopping_patience
         ),
-    ]
-    if schedule == "constant" and cfg.reduce_lr.patience > 0:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=cfg.monitor,
-                mode=mode,
-                factor=cfg.reduce_lr.factor,
-                patience=cfg.reduce_lr.patience,
-                min_lr=cfg.reduce_lr.min_lr,
-            )
+    }
+    if cfg.reduce_lr.patience > 0:  # params allow it with the `constant` schedule only
+        tracked["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+            monitor=cfg.monitor,
+            mode=mode,
+            factor=cfg.reduce_lr.factor,
+            patience=cfg.reduce_lr.patience,
+            min_lr=cfg.reduce_lr.min_lr,
         )
-    callbacks += [
+    return [
+        *tracked.values(),
         LearningRateLogger(),
         AlignLiveStep(live),
         keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0, write_graph=False),
         DVCLiveCallback(live=live),
+        RunState(phase_dir, tracked, first, carried),
+        keras.callbacks.BackupAndRestore(str(phase_dir / "backup"), delete_checkpoint=False),
     ]
-    return callbacks
+
+
+def training_seed(base, cfg) -> int:
+    """The seed of a training run: its own `seed`, or `base.seed`. The data (split, augment)
+    follow `base.seed` only, so training seeds can vary over one fixed test split."""
+    return base.seed if cfg.seed is None else cfg.seed
 
 
 def prepare(base, cfg, paths: dict):
@@ -152,7 +262,7 @@ def prepare(base, cfg, paths: dict):
     from stages.shared.seeding import seed_everything
 
     strategy = distribute.setup(base)
-    seed_everything(base.seed, cfg.deterministic)
+    seed_everything(training_seed(base, cfg), cfg.deterministic)
     replicas = strategy.num_replicas_in_sync
     batch, rate = distribute.scaled(
         cfg.batch_size, cfg.learning_rate, replicas, base.distribute.scale_learning_rate
@@ -173,67 +283,126 @@ def stage_paths(argv: list[str], defaults: dict[str, str], description: str) -> 
 def train_val_data(
     frame: pd.DataFrame, manifest: str, targets, size: int, cfg, seed: int, batch_size: int
 ):
-    """(train rows, {"train": shuffled dataset, "val": dataset}) from a manifest's rows.
+    """(train rows, data) from a manifest's rows: data["train"](epochs) is the shuffled
+    training stream of those epochs, data["val"] the val batches, data["steps"] the batches
+    of one training epoch.
 
     `targets(rows)` turns manifest rows into the model's target arrays; `batch_size` is the
     global batch (params' per-replica batch × replicas).
     """
-    from stages.shared.tfdata import make_dataset
+    from stages.shared.tfdata import make_dataset, steps_per_epoch
 
     train_rows, val_rows = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
     if val_rows.empty:
         raise UserError(f"{manifest}: no val rows — set split.fractions.val above 0")
+    paths, train_targets = list(train_rows["path"]), targets(train_rows)
+
+    def train(epochs: range):
+        return make_dataset(paths, train_targets, size, batch_size, seed, cfg.cache, epochs)
+
     data = {
-        "train": make_dataset(
-            train_rows["path"],
-            targets(train_rows),
-            size,
-            batch_size,
-            shuffle_seed=seed,
-            cache=cfg.cache,
-        ),
+        "train": train,
         "val": make_dataset(val_rows["path"], targets(val_rows), size, batch_size, cache=cfg.cache),
+        "steps": steps_per_epoch(len(train_rows), batch_size),
     }
     return train_rows, data
 
 
-def fit_phase(model, data: dict, cfg, state: Path, live, paths: dict, epochs: int, initial_epoch=0):
-    """One resumable `model.fit` with the standard callbacks (+ `paths["extra_callbacks"]`)."""
-    callbacks = make_callbacks(cfg, state, live, Path(paths["tensorboard"]), cfg.schedule)
-    callbacks += paths.get("extra_callbacks", [])
-    return model.fit(
-        data["train"],
+def resume_point(phase_dir: Path, start: int = 0) -> int:
+    """The epoch a phase continues at: `start` for a fresh one, else its backup's epoch."""
+    return max(start, backup_epoch(phase_dir))
+
+
+def fit_phase(model, data: dict, cfg, phase_dir: Path, live, paths: dict, epochs: int, start=0):
+    """One resumable `model.fit` of epochs [start, epochs) with the standard callbacks (+
+    `paths["extra_callbacks"]`, last); a phase that already finished is not run again."""
+    if read_run_state(phase_dir)["finished"]:
+        return
+    first = resume_point(phase_dir, start)
+    if first >= epochs:  # killed after its last epoch was backed up: nothing left to train
+        return
+    carried = last_snapshot(phase_dir.parent) if phase_dir.name == FINE_TUNE else {}
+    callbacks = make_callbacks(cfg, phase_dir, live, Path(paths["tensorboard"]), first, carried)
+    model.fit(
+        data["train"](range(first, epochs)),
         validation_data=data["val"],
         epochs=epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
+        initial_epoch=first,
+        steps_per_epoch=data["steps"],
+        callbacks=[*callbacks, *paths.get("extra_callbacks", [])],
         class_weight=data.get("class_weight"),
-        shuffle=False,  # tf.data already shuffles, seeded
+        shuffle=False,  # the dataset is shuffled, seeded per epoch
         verbose=1 if sys.stdout.isatty() else 2,
     )
 
 
-def open_live(live_dir: str, resuming: bool):
-    """DVCLive for a training stage: no dvc.yaml edits, no experiment of its own."""
+def trim_history(live_dir: Path, first: int) -> None:
+    """Drop DVCLive rows of epochs ≥ `first`: an epoch logged but not backed up before a
+    kill is trained again, and must be logged once. Kept rows keep their bytes."""
+    for path in Path(live_dir).glob("plots/metrics/**/*.tsv"):
+        header, *rows = path.read_text().splitlines()
+        column = header.split("\t").index("step")
+        kept = [row for row in rows if int(row.split("\t")[column]) < first]
+        if len(kept) < len(rows):
+            atomic_write_text(path, "\n".join([header, *kept]) + "\n")
+
+
+def open_live(live_dir: str, first: int):
+    """DVCLive for a training stage, resumed at epoch `first` (fresh when 0): no dvc.yaml
+    edits, no experiment of its own."""
     from dvclive import Live
 
-    return Live(live_dir, resume=resuming, dvcyaml=False, save_dvc_exp=False)
+    if first:
+        trim_history(Path(live_dir), first)
+    return Live(live_dir, resume=first > 0, dvcyaml=False, save_dvc_exp=False)
 
 
 def save_model(model: keras.Model, path: Path, metadata: dict[str, Any]) -> None:
-    """Save a model and, beside it, the JSON that says what produced it."""
+    """Save a model and, beside it, the JSON that says what produced it.
+
+    The `.keras` archive is written without Keras' save date or file times, so the same
+    weights give the same bytes and DVC does not re-run the stages downstream for nothing.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
+    strip_save_times(path)
     write_json(path.with_suffix(".json"), metadata)
 
 
+def strip_save_times(path: Path) -> None:
+    """Rewrite a `.keras` zip with fixed entry times and no `date_saved` in metadata.json."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(tmp, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "metadata.json":
+                meta = json.loads(data)
+                meta.pop("date_saved", None)
+                data = json.dumps(meta).encode()
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            target.writestr(fixed, data)
+    tmp.replace(path)
+
+
+def run_epochs(state: Path) -> dict[str, int]:
+    """Epochs run (all phases) and the best epoch (1-based) of a run, from its RunState."""
+    for phase_dir in (state / FINE_TUNE, state):
+        run = last_snapshot(phase_dir)
+        if run:
+            return {"epochs_run": run["epochs_run"], "best_epoch": run["best_epoch"]}
+    return {"epochs_run": 0, "best_epoch": 0}
+
+
 def finish_run(state: Path, data: dict, live, path: Path, metadata: dict, keys) -> dict:
-    """Score the best checkpoint on val, log it to DVCLive, save it with its metadata, and
-    forget the run's resumable state; return the val scores (rounded, `val_<key>`)."""
+    """Score the best checkpoint on val, log it to DVCLive, save it with its metadata (which
+    epoch it is, how many ran), and forget the run's resumable state; return the val scores
+    (rounded, `val_<key>`) with the epoch counts."""
     best = keras.models.load_model(state / "best.keras")
     scores = best.evaluate(data["val"], verbose=0, return_dict=True)
     summary = {f"val_{key}": round(float(scores[key]), 4) for key in keys}
-    live.summary["best"] = summary  # the saved model's scores, beside the last epoch's
+    summary.update(run_epochs(state))
+    live.summary["best"] = summary  # the saved model, beside the last epoch's scores
     live.make_summary()
     save_model(best, path, {**metadata, **summary})
     shutil.rmtree(state, ignore_errors=True)

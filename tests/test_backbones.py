@@ -1,0 +1,104 @@
+"""backbones.py: backbones by name, pretrained weights from a file, fine-tuning the top only."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from stages.shared import backbones, params
+from stages.shared.classifiers import build_classifier
+from stages.shared.cli import UserError
+from stages.shared.detectors import FaceTracker
+from stages.shared.training import save_model
+
+
+def same(one, two) -> bool:
+    return len(one) == len(two) and all(
+        np.array_equal(a, b) for a, b in zip(one, two, strict=False)
+    )
+
+
+def test_the_params_check_and_the_builders_know_the_same_backbones():
+    assert set(params.BACKBONES) == set(backbones.BACKBONES)
+
+
+def test_unknown_backbone_is_a_clear_error():
+    with pytest.raises(UserError, match=r"unknown backbone 'vgg19'; choices: plain_cnn, "):
+        backbones.build_backbone("vgg19", 32)
+
+
+def test_a_classifier_backbone_seeds_a_detector_and_back(tmp_path):
+    keras.utils.set_random_seed(1)
+    classifier = build_classifier("plain_cnn", size=24, num_classes=3, dropout=0.0, aug=[])
+    save_model(classifier, tmp_path / "classifier.keras", {})
+    # Another input size: convolution weights do not depend on it.
+    detector = FaceTracker(
+        "plain_cnn", 40, head_width=8, weights=str(tmp_path / "classifier.keras")
+    )
+    assert same(detector.backbone.get_weights(), classifier.get_layer("backbone").get_weights())
+    detector(np.zeros((1, 40, 40, 3), "float32"))
+    save_model(detector, tmp_path / "detector.keras", {})
+    again = build_classifier(
+        "plain_cnn",
+        size=24,
+        num_classes=2,
+        dropout=0.0,
+        aug=[],
+        weights=str(tmp_path / "detector.keras"),
+    )
+    assert same(again.get_layer("backbone").get_weights(), detector.backbone.get_weights())
+
+
+def test_weights_that_do_not_fit_are_one_clear_line(tmp_path):
+    small = build_classifier("simple_cnn", size=16, num_classes=2, dropout=0.0, aug=[])
+    save_model(small, tmp_path / "simple.keras", {})
+    with pytest.raises(UserError, match=r"simple\.keras: this model has no backbone"):
+        backbones.build_backbone("plain_cnn", 16, str(tmp_path / "simple.keras"))
+    other = build_classifier("plain_cnn", size=32, num_classes=2, dropout=0.0, aug=[])
+    save_model(other, tmp_path / "plain.keras", {})
+    with pytest.raises(UserError, match=r"plain\.keras: its backbone .* does not fit a mobilenet"):
+        backbones.build_backbone("mobilenet_v2", 32, str(tmp_path / "plain.keras"))
+    with pytest.raises(UserError, match=r"missing\.keras: not found"):
+        backbones.build_backbone("plain_cnn", 16, str(tmp_path / "missing.keras"))
+
+
+def test_a_keras_applications_weights_file_loads_offline(tmp_path):
+    keras.utils.set_random_seed(2)
+    app = backbones.application("mobilenet_v2", 32, None)
+    app.save_weights(tmp_path / "mobilenet.weights.h5")
+    loaded = backbones.build_backbone("mobilenet_v2", 32, str(tmp_path / "mobilenet.weights.h5"))
+    assert same(loaded.layers[-1].get_weights(), app.get_weights())
+
+
+def test_unfreezing_the_top_trains_those_layers_and_nothing_below():
+    keras.utils.set_random_seed(3)
+    backbone = backbones.build_backbone("plain_cnn", 16)
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.GlobalAveragePooling2D()(backbone(inputs, training=False))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    backbone.trainable = False
+    count = backbones.unfreeze_top(backbone, 6)  # conv, BN, ReLU, conv, BN, ReLU
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
+    before = [layer.get_weights() for layer in backbone.layers]
+    x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    model.fit(x, np.eye(2, dtype="float32")[[0, 1] * 4], epochs=1, verbose=0)
+    changed = [
+        i for i, layer in enumerate(backbone.layers) if not same(layer.get_weights(), before[i])
+    ]
+    convs = [i for i, layer in enumerate(backbone.layers) if isinstance(layer, keras.layers.Conv2D)]
+    assert changed == convs[-2:] and count == 2  # BatchNorm stays frozen
+
+
+def test_a_failed_weights_download_is_one_clear_line(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure on https://example.invalid: None -- no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.applications.mobilenet_v2.file_utils.get_file", offline)
+    with pytest.raises(
+        UserError,
+        match=r"could not load imagenet weights for mobilenet_v2 .*set weights: null, or put the"
+        r" weights file in pretrained/",
+    ):
+        backbones.build_backbone("mobilenet_v2", 96, "imagenet")
