@@ -1,8 +1,10 @@
 """Stage `evaluate@<model>`: score a trained model on the test split, never seen in training.
 
-In:  models/<model>.keras + .json, data/split/<task>.csv (its `test` rows) and their images.
+In:  models/<model>.keras + .json, data/split/<task>.csv (its `test` rows and their images;
+     its `train` rows for the baselines).
 Out: reports/eval/<model>/metrics.json (rounded, human names; `ci95`: a seeded bootstrap 95%
-     interval of each headline metric over the test images) and plot data:
+     interval of each headline metric over the test images; `baseline`: what predictors
+     that ignore the image score, from the train split) and plot data:
      classifier: predictions.csv (path, actual, predicted, confidence), per_class.csv,
                  confusion.csv (counts + row-normalised), roc.csv (per class), roc_average.csv;
      detector:   predictions.csv (path, presence, score and its logit, said present, true
@@ -21,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.shared import intervals, metrics
+from stages.shared import baselines, intervals, metrics
 from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import BOX, atomic_write_text, read_manifest, write_json
 from stages.shared.params import load_params
@@ -33,7 +35,11 @@ PRED_BOX = [f"pred_{c}" for c in BOX]
 def rounded(scores: dict) -> dict:
     """4 decimals, so `dvc metrics diff` reads well; NaN (undefined) becomes null."""
     return {
-        k: None if isinstance(v, float) and math.isnan(v) else round(v, 4)
+        k: rounded(v)
+        if isinstance(v, dict)
+        else None
+        if isinstance(v, float) and math.isnan(v)
+        else round(v, 4)
         for k, v in scores.items()
     }
 
@@ -43,9 +49,11 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
     atomic_write_text(path, frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
 
 
-def evaluate_classifier(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path):
-    """Classifier scores, per-class report, confusion, ROC; returns (metrics, the statistics
-    of a subset of rows for the bootstrap)."""
+def evaluate_classifier(
+    rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path, train: pd.DataFrame
+):
+    """Classifier scores beside the majority and prior baselines, per-class report,
+    confusion, ROC; returns (metrics, the statistics of a subset of rows for the bootstrap)."""
     classes = meta["classes"]
     unknown = sorted(set(rows["label"]) - set(classes))
     if unknown:
@@ -70,12 +78,19 @@ def evaluate_classifier(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dic
     write_csv(out / "roc.csv", metrics.roc_points(actual, proba, classes))
     write_csv(out / "roc_average.csv", metrics.roc_averages(actual, proba))
     scores = metrics.classifier_scores(actual, proba, cfg.top_k)
+    known = train[train["label"].isin(classes)]
+    if not known.empty:
+        train_labels = known["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+        scores["baseline"] = baselines.classifier_baselines(train_labels, actual, len(classes))
     return scores, metrics.classifier_statistics(actual, proba)
 
 
-def evaluate_detector(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path):
+def evaluate_detector(
+    rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path, train: pd.DataFrame
+):
     """Presence scores, IoU, AP50 / AP50-95 and the PR curve, predictions ranked by their
-    logits; returns (metrics, the statistics of a subset of rows for the bootstrap)."""
+    logits, beside the mean-box baseline; returns (metrics, the statistics of a subset of
+    rows for the bootstrap)."""
     scores, boxes = outputs[0].reshape(-1), metrics.ordered_corners(outputs[1])
     logits = outputs[2].reshape(-1)
     present = rows["present"].to_numpy().astype(bool)
@@ -97,7 +112,12 @@ def evaluate_detector(rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict,
     threshold = cfg.presence_threshold
     found = metrics.detection_scores(scores, boxes, present, true_boxes, threshold, logits)
     statistics = metrics.detector_statistics(scores, logits, boxes, present, true_boxes, threshold)
-    return {"positives": int(present.sum()), **found}, statistics
+    found = {"positives": int(present.sum()), **found}
+    if train["present"].any():
+        found["baseline"] = baselines.detector_baseline(
+            train["present"].to_numpy(), train[BOX].to_numpy(), present, true_boxes, threshold
+        )
+    return found, statistics
 
 
 def detector_outputs(model):
@@ -119,8 +139,9 @@ def main(argv: list[str]) -> None:
 
     model, meta = load_model(model_file(name))
     manifest = split_manifest(MODELS[name])
-    test = read_manifest(manifest, MODELS[name])
-    test = test[test["split"] == "test"].reset_index(drop=True)
+    frame = read_manifest(manifest, MODELS[name])
+    test = frame[frame["split"] == "test"].reset_index(drop=True)
+    train = frame[frame["split"] == "train"]
     if test.empty:
         raise UserError(f"{manifest}: no test rows — set split.fractions.test above 0")
     run = detector_outputs(model) if name == "detector" else None
@@ -134,7 +155,7 @@ def main(argv: list[str]) -> None:
             f" {first['reason']} — check the dataset folder, then re-run split"
         )
     rows = test.iloc[found.index].reset_index(drop=True)
-    scores, statistics = EVALUATORS[name](rows, found.outputs, meta, cfg, out)
+    scores, statistics = EVALUATORS[name](rows, found.outputs, meta, cfg, out, train)
     summary = {"test_images": len(rows), "skipped": len(found.skipped), **rounded(scores)}
     summary["ci95"] = intervals.bootstrap(len(rows), statistics, cfg.bootstrap, seed)
     write_json(out / "metrics.json", summary)

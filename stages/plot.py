@@ -3,8 +3,10 @@
 In:  reports/train/<model>/ (DVCLive history), reports/eval/<model>/ (metrics + plot data),
      models/<model>.json (the params that produced each model), reports/data/<task>.json
      (split counts), the test images (galleries).
+In (also): models/<model>_batch.npz (the first training batch, as the model received it).
 Out: reports/figures/*.png (training curves, confusion matrix, ROC, PR curve, IoU histogram,
-     galleries of test predictions), reports/summary.md (metrics, key params, figures) and
+     galleries of test predictions, one training batch per model), reports/summary.md
+     (metrics beside their baselines, key params, checks, figures) and
      reports/model_card_<model>.md (use, limits, data, params, test metrics).
 Params: plot.*.
 """
@@ -15,9 +17,10 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from stages.shared import plotting, summary
+from stages.shared import baselines, plotting, summary
 from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import atomic_write_text
 from stages.shared.params import load_params
@@ -26,6 +29,7 @@ from stages.shared.paths import (
     EVAL_DIR,
     FIGURES_DIR,
     MODELS,
+    MODELS_DIR,
     REPORTS_DIR,
     TRAIN_REPORTS_DIR,
     model_file,
@@ -116,23 +120,51 @@ def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
     return list(zip(captions, figures, strict=True))
 
 
+def train_batch_figure(name: str, meta: dict, cfg, out: Path) -> tuple[str, str]:
+    """The first training batch saved by the training stage, drawn with its labels."""
+    path = MODELS_DIR / f"{name}_batch.npz"
+    try:
+        batch = np.load(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found — run `dvc repro` to produce it") from None
+    images = batch["images"]
+    if name == "classifier":
+        titles = [meta["classes"][i] for i in batch["targets"].argmax(axis=1)]
+        boxes = None
+    else:
+        present = batch["present"].reshape(-1) > 0.5
+        titles = ["object" if p else "no object" for p in present]
+        boxes = [box if p else None for box, p in zip(batch["boxes"], present, strict=True)]
+    figure = plotting.train_batch_figure(images, titles, boxes, cfg.gallery_columns * 2)
+    plotting.save_figure(figure, out / f"{name}_train_batch.png", cfg.dpi)
+    return "One training batch, as the model sees it", f"{name}_train_batch.png"
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
     cfg = load_params("plot")
-    sections = []
+    sections, warnings = [], []
     for name in MODELS:
         scores = read_json(EVAL_DIR / name / "metrics.json")
+        lost = baselines.not_beaten(name, scores, scores.get("baseline", {}))
+        if lost:
+            warnings.append(f"the {name} does not beat its baseline on {'; '.join(lost)}.")
         meta = read_json(model_file(name).with_suffix(".json"))
         if name == "classifier":
             figures, extra = classifier_figures(cfg, FIGURES_DIR)
         else:
             figures, extra = detector_figures(cfg, FIGURES_DIR, scores), ""
+        figures.append(train_batch_figure(name, meta, cfg, FIGURES_DIR))
+        if meta.get("debug"):
+            warnings.append(
+                f"the {name} is a debug run (debug: {meta['debug']['mode']}), not a model."
+            )
         sections.append(summary.model_section(name, scores, meta, figures, extra))
         data_report = read_json(DATA_REPORTS_DIR / f"{MODELS[name]}.json")
         card = summary.model_card(name, scores, meta, data_report)
         atomic_write_text(REPORTS_DIR / f"model_card_{name}.md", card)
-    atomic_write_text(REPORTS_DIR / "summary.md", summary.summary_page(sections))
+    atomic_write_text(REPORTS_DIR / "summary.md", summary.summary_page(sections, warnings))
     print(f"plot: {len(list(FIGURES_DIR.glob('*.png')))} figures and {REPORTS_DIR}/summary.md")
 
 

@@ -1,7 +1,9 @@
 """Stage `train-classifier`: train a Keras 3 classifier on the augmented classification data.
 
 In:  data/augmented/classification/manifest.csv (train + val rows) and the images it lists.
-Out: models/classifier.keras + models/classifier.json (classes, resolved params, best epoch);
+Out: models/classifier.keras + models/classifier.json (classes, resolved params, best epoch,
+     the first-batch check); models/classifier_batch.npz (the first training batch as the
+     model sees it, for `plot`);
      reports/train/classifier/ (DVCLive: per-epoch loss, accuracy, learning rate, train/eval).
      TensorBoard logs go to reports/tensorboard/classifier/ (git-ignored, not a DVC output).
 Params: base.seed, base.image_size.classification, train_classifier.*.
@@ -23,6 +25,7 @@ from stages.shared.params import load_params
 DEFAULTS = {
     "manifest": "data/augmented/classification/manifest.csv",
     "model": "models/classifier.keras",
+    "batch": "models/classifier_batch.npz",
     "live_dir": "reports/train/classifier",
     "tensorboard": "reports/tensorboard/classifier",
 }
@@ -38,6 +41,66 @@ def class_weights(labels: list[str], classes: list[str], mode: str) -> dict[int,
     return {i: float(w) for i, w in enumerate(weights)}
 
 
+def build_model(cfg, size: int, classes: list[str], prior: np.ndarray):
+    """The classifier from params, its output bias at the train class prior; (model, its
+    in-model augmentation layers). `debug: overfit` builds it without augmentation."""
+    from stages.shared import checks, classifiers
+
+    aug = cfg.in_model_augmentation
+    layers = [] if cfg.debug == "overfit" else classifiers.augmentation_layers(**aug.model_dump())
+    model = classifiers.build_classifier(
+        cfg.architecture,
+        size=size,
+        num_classes=len(classes),
+        dropout=cfg.dropout,
+        aug=layers,
+        weights=cfg.weights,
+        width=cfg.width,
+    )
+    # Start at the data's prior: softmax(log p) = p, so the first steps need not learn it.
+    checks.start_at_prior(checks.output_layer(model), np.log(prior))
+    return model, layers
+
+
+def first_batch_checks(model, data: dict, cfg, prior, layers, path: Path) -> dict:
+    """The first-batch loss against the prior's, and the batch as the model sees it, saved."""
+    import keras
+
+    from stages.shared import checks, training
+
+    images, targets = training.first_batch(data)
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    value = float(loss(targets, model(images, training=False)))
+    expected = checks.prior_cross_entropy(prior, cfg.label_smoothing, np.asarray(targets))
+    seen = checks.seen_by_model(model, images, layers)
+    checks.save_arrays(
+        path, images=np.clip(np.rint(seen), 0, 255).astype(np.uint8), targets=targets
+    )
+    return checks.first_batch_report(value, expected, "categorical cross-entropy")
+
+
+def run_phases(model, data: dict, cfg, state: Path, live, paths: dict, recompile) -> None:
+    """Phase 1, then (with `fine_tune.layers`) phase 2 from phase 1's best model, each
+    resumable; phase 2 continues the epoch count where phase 1 stopped."""
+    import keras
+
+    from stages.shared import backbones, training
+
+    tune, phase1 = cfg.fine_tune, state / training.PHASE1
+    if not phase1.exists():
+        training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
+        if tune.layers:
+            shutil.copy(state / "best.keras", state / "phase1.tmp")
+            (state / "phase1.tmp").replace(phase1)
+    if tune.layers:
+        start = training.last_snapshot(state)["epochs_run"]
+        model = keras.models.load_model(phase1)
+        backbones.unfreeze_top(model.get_layer("backbone"), tune.layers)
+        recompile(model, tune.learning_rate)
+        tuning = state / training.FINE_TUNE
+        training.fit_phase(model, data, cfg, tuning, live, paths, start + tune.epochs, start)
+
+
 def train(cfg, base, paths: dict) -> dict:
     """Train (or resume) a classifier; save the best model with its metadata; return a summary.
 
@@ -46,72 +109,54 @@ def train(cfg, base, paths: dict) -> dict:
     """
     import keras
 
-    from stages.shared import backbones, classifiers, tfdata, training
+    from stages.shared import checks, tfdata, training
 
-    strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths)
+    cfg = training.debug_epochs(cfg)
+    strategy, batch, rate, paths = training.prepare(base, cfg, paths, "train_classifier")
     frame = read_manifest(Path(paths["manifest"]), "classification")
     classes = sorted(frame["label"].unique())
-    size = base.image_size.classification
+    size, seed = base.image_size.classification, training.training_seed(base, cfg)
     labels = lambda rows: tfdata.one_hot(rows["label"], classes)  # noqa: E731
     train_rows, data = training.train_val_data(
-        frame, paths["manifest"], labels, size, cfg, training.training_seed(base, cfg), batch
+        frame, paths["manifest"], labels, size, cfg, seed, batch
     )
     data["class_weight"] = class_weights(list(train_rows["label"]), classes, cfg.class_weight)
-    aug = cfg.in_model_augmentation
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing)
+    prior = checks.class_prior(labels(train_rows))
 
-    def compile_model(model, rate) -> None:
-        model.compile(
-            optimizer=training.make_optimizer(cfg.optimizer, rate),
-            loss=loss,
-            metrics=["accuracy"],
-            jit_compile=base.jit_compile,
-        )
+    def recompile(model, learning_rate) -> None:
+        with strategy.scope():
+            model.compile(
+                optimizer=training.make_optimizer(cfg.optimizer, learning_rate),
+                loss=keras.losses.CategoricalCrossentropy(label_smoothing=cfg.label_smoothing),
+                metrics=["accuracy"],
+                jit_compile=base.jit_compile,
+            )
 
     with strategy.scope():  # variables made here are mirrored on every replica
-        model = classifiers.build_classifier(
-            cfg.architecture,
-            size=size,
-            num_classes=len(classes),
-            dropout=cfg.dropout,
-            aug=classifiers.augmentation_layers(aug.flip, aug.rotation, aug.zoom),
-            weights=cfg.weights,
-            width=cfg.width,
-        )
-        steps = data["steps"]
-        compile_model(
-            model,
-            training.make_schedule(cfg.schedule, learning_rate, steps, cfg.epochs, cfg.decay_rate),
-        )
+        model, layers = build_model(cfg, size, classes, prior)
+    steps = data["steps"]
+    recompile(model, training.make_schedule(cfg.schedule, rate, steps, cfg.epochs, cfg.decay_rate))
     manifest_md5 = file_md5(Path(paths["manifest"]))
-    state = training.work_dir("train_classifier", cfg.model_dump(), base.model_dump(), manifest_md5)
-    tune, phase1 = cfg.fine_tune, state / "phase1.keras"
-    tuning = state / training.FINE_TUNE
-    if phase1.exists():  # phase 1 is over: continue phase 2 where it stopped
-        start = training.last_snapshot(state)["epochs_run"]
-        live = training.open_live(paths["live_dir"], training.resume_point(tuning, start))
-    else:
-        live = training.open_live(paths["live_dir"], training.resume_point(state))
-        training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
-        start = training.last_snapshot(state)["epochs_run"]
-        if tune.layers:
-            shutil.copy(state / "best.keras", state / "phase1.tmp")
-            (state / "phase1.tmp").replace(phase1)
-    if tune.layers:
-        with strategy.scope():
-            model = keras.models.load_model(phase1)
-            backbones.unfreeze_top(model.get_layer("backbone"), tune.layers)
-            compile_model(model, tune.learning_rate)
-        training.fit_phase(model, data, cfg, tuning, live, paths, start + tune.epochs, start)
     metadata = {
         "task": "classification",
         "classes": classes,
         "image_size": size,
         "architecture": cfg.architecture,
         "params": cfg.model_dump(),
-        "seed": training.training_seed(base, cfg),
+        "seed": seed,
         "manifest_md5": manifest_md5,
+        "checks": {
+            "first_batch": first_batch_checks(model, data, cfg, prior, layers, Path(paths["batch"]))
+        },
     }
+    state = training.work_dir("train_classifier", cfg.model_dump(), base.model_dump(), manifest_md5)
+    live = training.open_live(paths["live_dir"], training.run_resume_point(state))
+    live.summary["checks"] = metadata["checks"]
+    if cfg.debug == "overfit":
+        return training.finish_debug(model, data, live, Path(paths["model"]), metadata, cfg)
+    if cfg.debug == "fast":
+        metadata["debug"] = {"mode": "fast", "batches_per_epoch": data["steps"]}
+    run_phases(model, data, cfg, state, live, paths, recompile)
     keys = ("loss", "accuracy")
     return training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
 

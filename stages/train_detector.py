@@ -1,7 +1,8 @@
 """Stage `train-detector`: train the FaceTracker single-object detector on augmented data.
 
 In:  data/augmented/detection/manifest.csv (train + val rows) and the images it lists.
-Out: models/detector.keras + models/detector.json (resolved params, best scores);
+Out: models/detector.keras + models/detector.json (resolved params, best scores, the
+     first-batch check); models/detector_batch.npz (the first training batch, for `plot`);
      reports/train/detector/ (DVCLive: total / class / box loss, presence accuracy, mean IoU
      on positives, learning rate; train and eval). TensorBoard: reports/tensorboard/detector/.
 Params: base.seed, base.image_size.detection, train_detector.*.
@@ -22,6 +23,7 @@ from stages.shared.params import load_params
 DEFAULTS = {
     "manifest": "data/augmented/detection/manifest.csv",
     "model": "models/detector.keras",
+    "batch": "models/detector_batch.npz",
     "live_dir": "reports/train/detector",
     "tensorboard": "reports/tensorboard/detector",
 }
@@ -33,8 +35,10 @@ def detection_targets(rows) -> tuple:
     return present, rows[BOX].to_numpy("float32")
 
 
-def build_model(cfg, size: int):
-    """The FaceTracker from params, built (BackupAndRestore needs its weights to exist)."""
+def build_model(cfg, size: int, rate: float):
+    """The FaceTracker from params, built (BackupAndRestore needs its weights to exist), its
+    presence output starting at the train presence rate."""
+    from stages.shared import checks
     from stages.shared.detectors import FaceTracker
 
     model = FaceTracker(
@@ -42,50 +46,67 @@ def build_model(cfg, size: int):
     )
     model.backbone.trainable = cfg.trainable_backbone
     model(np.zeros((1, size, size, 3), "float32"))  # build: BackupAndRestore needs the weights
+    checks.start_at_prior(model.presence_head.layers[-1], [checks.logit(rate)])
     return model
+
+
+def first_batch_checks(model, data: dict, rate: float, path: Path) -> dict:
+    """The first-batch classification loss against the presence prior's, and the batch
+    (images, presence, boxes) as the model sees it, saved for `plot`."""
+    from stages.shared import checks, training
+
+    images, (present, boxes) = training.first_batch(data)
+    value = float(model.class_loss(present, model(images, training=False)[0]))
+    pixels = np.clip(np.rint(np.asarray(images)), 0, 255).astype(np.uint8)
+    checks.save_arrays(path, images=pixels, present=present, boxes=boxes)
+    expected = checks.binary_cross_entropy(rate, np.asarray(present))
+    return checks.first_batch_report(value, expected, "presence cross-entropy")
 
 
 def train(cfg, base, paths: dict) -> dict:
     """Train (or resume) the detector; save the best model with its metadata; return scores."""
     from stages.shared import training
 
-    strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths)
+    cfg = training.debug_epochs(cfg)
+    strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths, "train_detector")
     frame = read_manifest(Path(paths["manifest"]), "detection")
-    size = base.image_size.detection
-    _, data = training.train_val_data(
-        frame,
-        paths["manifest"],
-        detection_targets,
-        size,
-        cfg,
-        training.training_seed(base, cfg),
-        batch,
+    size, seed = base.image_size.detection, training.training_seed(base, cfg)
+    train_rows, data = training.train_val_data(
+        frame, paths["manifest"], detection_targets, size, cfg, seed, batch
     )
+    rate = float(train_rows["present"].mean())
     steps = data["steps"]
     with strategy.scope():  # variables made here are mirrored on every replica
-        model = build_model(cfg, size)
-        rate = training.make_schedule(
+        model = build_model(cfg, size, rate)
+        schedule = training.make_schedule(
             cfg.schedule, learning_rate, steps, cfg.epochs, cfg.decay_rate
         )
         weights = (cfg.loss_weights.localization, cfg.loss_weights.classification)
         model.compile(
-            optimizer=training.make_optimizer(cfg.optimizer, rate),
+            optimizer=training.make_optimizer(cfg.optimizer, schedule),
             localization=cfg.localization_loss,
             loss_weights=weights,
             jit_compile=base.jit_compile,
         )
     manifest_md5 = file_md5(Path(paths["manifest"]))
-    state = training.work_dir("train_detector", cfg.model_dump(), base.model_dump(), manifest_md5)
-    live = training.open_live(paths["live_dir"], training.resume_point(state))
-    training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
+    check = first_batch_checks(model, data, rate, Path(paths["batch"]))
     metadata = {
         "task": "detection",
         "image_size": size,
         "backbone": cfg.backbone,
         "params": cfg.model_dump(),
-        "seed": training.training_seed(base, cfg),
+        "seed": seed,
         "manifest_md5": manifest_md5,
+        "checks": {"first_batch": check},
     }
+    state = training.work_dir("train_detector", cfg.model_dump(), base.model_dump(), manifest_md5)
+    live = training.open_live(paths["live_dir"], training.resume_point(state))
+    live.summary["checks"] = metadata["checks"]
+    if cfg.debug == "overfit":
+        return training.finish_debug(model, data, live, Path(paths["model"]), metadata, cfg)
+    if cfg.debug == "fast":
+        metadata["debug"] = {"mode": "fast", "batches_per_epoch": data["steps"]}
+    training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
     keys = ("loss", "mean_iou", "presence_accuracy")
     return training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
 

@@ -63,6 +63,12 @@ def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
     assert scores["test_images"] == 6 and scores["skipped"] == 1
     assert scores["accuracy"] == 1.0 and scores["macro_f1"] == 1.0 and scores["roc_auc"] == 1.0
     assert "top_3_accuracy" not in scores  # only 2 classes
+    # The train split holds one red image: "always red" is right on 3 of the 6 test images.
+    assert scores["baseline"]["majority"] == {
+        "accuracy": 0.5,
+        "macro_f1": pytest.approx(1 / 3, abs=1e-4),
+    }
+    assert scores["baseline"]["prior"]["roc_auc"] == 0.5
     skipped = json.loads((out / "skipped.json").read_text())
     assert [s["path"] for s in skipped] == [str(workdir / "data/red/broken.png")]
     predictions = pd.read_csv(out / "predictions.csv")
@@ -192,13 +198,14 @@ def test_ap_ranks_by_logits_so_renaming_the_files_changes_nothing(workdir):
     boxes = np.array([hit] * 4 + [miss] * 4 + [hit] * 2, "float32")
     logits = np.array([20, 21, 22, 23, 30, 31, 32, 33, 40, 41], "float32")
     outputs = [np.ones((10, 1), "float32"), boxes, logits[:, None]]
-    scores, _ = evaluate.evaluate_detector(rows, outputs, {}, cfg, workdir)
+    train = detection_rows([f"train_{i}.jpg" for i in range(10)])
+    scores, _ = evaluate.evaluate_detector(rows, outputs, {}, cfg, workdir, train)
     # Renamed (reverse name order) and listed in another order: the same AP.
     order = np.random.default_rng(0).permutation(10)
     renamed = detection_rows([f"z{9 - i}.jpg" for i in range(10)]).iloc[order]
     shuffled = [o[order] for o in outputs]
     again, _ = evaluate.evaluate_detector(
-        renamed.reset_index(drop=True), shuffled, {}, cfg, workdir
+        renamed.reset_index(drop=True), shuffled, {}, cfg, workdir, train
     )
     assert again["ap50"] == scores["ap50"] and again["ap50_95"] == scores["ap50_95"]
     # By hand: ranked by logit, negatives first (2 false positives), then 4 misses, then 4

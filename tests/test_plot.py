@@ -25,6 +25,8 @@ FIGURES = [
     "detector_pr.png",
     "detector_iou.png",
     "detector_gallery.png",
+    "classifier_train_batch.png",
+    "detector_train_batch.png",
 ]
 
 
@@ -74,6 +76,7 @@ def fake_reports(root: Path) -> None:
                 "skipped": 0,
                 "accuracy": 0.8333,
                 "ci95": {"accuracy": {"low": 0.5, "high": 1.0}},
+                "baseline": {"majority": {"accuracy": 0.9, "macro_f1": 0.3}},
             }
         )
     )
@@ -135,11 +138,21 @@ def fake_reports(root: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report))
     (root / "models").mkdir()
+    from stages.shared.checks import save_arrays
+
+    images = rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    save_arrays(
+        root / "models/classifier_batch.npz", images=images, targets=np.eye(3)[[0, 1, 2, 0, 1]]
+    )
+    boxes = np.tile([0.1, 0.2, 0.6, 0.7], (5, 1))
+    present = np.array([[1.0], [1.0], [0.0], [1.0], [0.0]])
+    save_arrays(root / "models/detector_batch.npz", images=images, present=present, boxes=boxes)
     for name, params in (
         ("classifier", {"architecture": "simple_cnn", "epochs": 3}),
         ("detector", {"backbone": "plain_cnn", "loss_weights": {"localization": 1.0}}),
     ):
         meta = {"image_size": 16, "seed": 1, "manifest_md5": "ab" * 16, "params": params}
+        meta["classes"] = ["cat", "dog", "owl"] if name == "classifier" else None
         (root / f"models/{name}.json").write_text(json.dumps({**meta, "val_loss": 0.25}))
 
 
@@ -155,7 +168,12 @@ def test_plot_stage_writes_every_figure_and_the_summary(workdir):
     page = (workdir / "reports/summary.md").read_text()
     for name in FIGURES:
         assert f"(figures/{name})" in page
-    assert "| accuracy | 0.8333 (95% CI 0.5–1) |" in page and "| ap50 | 0.6931 |" in page
+    assert "| accuracy | 0.8333 (95% CI 0.5–1) | 0.9 (majority) |" in page
+    assert "| ap50 | 0.6931 | - |" in page
+    # The model loses to "always the majority class" on accuracy: said first, in one line.
+    first = page.splitlines()[0]
+    expected = "the classifier does not beat its baseline on accuracy 0.8333 vs 0.9 (majority)."
+    assert first == f"**Warning: {expected}**"
     assert "| architecture | simple_cnn |" in page and "| backbone | plain_cnn |" in page
     assert "| dog | 1 | 0.5 | 0.6667 | 2 | 0.75 |" in page  # per-class table
     assert "1 unreadable, skipped" in page
@@ -165,7 +183,7 @@ def test_plot_stage_writes_every_figure_and_the_summary(workdir):
         "## Limitations",
         "| test images | 6 |",
         "| cat, dog, owl",
-        "| accuracy | 0.8333 (95% CI 0.5–1) |",
+        "| accuracy | 0.8333 (95% CI 0.5–1) | 0.9 (majority) |",
         "| architecture | simple_cnn |",
         "abababab",
     ):
@@ -212,7 +230,9 @@ def test_gallery_draws_the_predicted_box_where_it_says(tmp_path):
     ax = fig.axes[0]
     red = [p for p in ax.patches if p.get_edgecolor()[:3] == (1.0, 0.0, 0.0)]
     assert len(red) == 1
-    assert red[0].get_xy() == pytest.approx((50, 20)) and red[0].get_width() == pytest.approx(40)
+    # Pixel i is drawn centred at i: the box's left edge (0.5 of 100 px) sits at 49.5.
+    assert red[0].get_xy() == pytest.approx((49.5, 19.5))
+    assert red[0].get_width() == pytest.approx(40)
     assert red[0].get_height() == pytest.approx(40)
     plotting.save_figure(fig, tmp_path / "g.png", 60)
 
@@ -221,3 +241,25 @@ def test_spread_picks_evenly_and_stably():
     rows = pd.DataFrame({"path": [f"{i:02d}" for i in range(10)][::-1]})
     assert list(plot.spread(rows, 5)["path"]) == ["00", "02", "04", "06", "08"]
     assert len(plot.spread(rows, 20)) == 10
+
+
+def test_a_debug_run_is_marked_everywhere_a_reader_looks(workdir):
+    fake_reports(workdir)
+    meta_path = workdir / "models/detector.json"
+    meta = json.loads(meta_path.read_text())
+    meta["debug"] = {
+        "mode": "overfit",
+        "steps": 120,
+        "first_loss": 2.3,
+        "final_loss": 0.08,
+        "threshold": 0.2,
+        "passed": True,
+    }
+    meta_path.write_text(json.dumps(meta))
+    plot.main([])
+    page = (workdir / "reports/summary.md").read_text()
+    assert "**Warning: the detector is a debug run (debug: overfit), not a model.**" in page
+    assert "train loss 0.08 after 120 steps, threshold 0.2: passed" in page
+    card = (workdir / "reports/model_card_detector.md").read_text()
+    assert card.splitlines()[2] == "**Debug run (`debug: overfit`): not a model to use.**"
+    assert "debug run" not in (workdir / "reports/model_card_classifier.md").read_text().lower()

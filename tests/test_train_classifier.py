@@ -39,6 +39,7 @@ def paths(workdir, name="run"):
         "manifest": "data/augmented/classification/manifest.csv",
         "model": f"models/{name}.keras",
         "live_dir": f"reports/train/{name}",
+        "batch": f"models/{name}_batch.npz",
         "tensorboard": f"reports/tensorboard/{name}",
     }
 

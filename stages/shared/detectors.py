@@ -134,7 +134,7 @@ class FaceTracker(keras.Model):
         return list(self.trackers.values())
 
     def _compute_losses(self, data, training: bool):
-        images, (present, box) = data
+        images, (present, box), _ = keras.utils.unpack_x_y_sample_weight(data)
         pred_present, pred_box = self(images, training=training)
         class_loss = self.class_loss(present, pred_present)
         box_loss = self.box_loss(box, pred_box, present)

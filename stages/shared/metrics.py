@@ -166,6 +166,7 @@ def classifier_scores(actual: np.ndarray, proba: np.ndarray, top_k: int = 0) -> 
         "macro_recall": float(recall),
         "macro_f1": float(f1),
         "roc_auc": nanmean(per_class_auc(actual, proba)),
+        "log_loss": float(skm.log_loss(actual, proba, labels=classes)),
         "classes_without_test_rows": int(len(classes) - len(tested)),
     }
     if 0 < top_k < len(classes):

@@ -218,6 +218,11 @@ class FineTune(Section):
     learning_rate: float = Field(gt=0.0, lt=1.0)
 
 
+class Overfit(Section):
+    steps: int = Field(ge=1, le=10_000, description="step budget of debug: overfit")
+    loss: float = Field(gt=0.0, description="train loss the one batch must fall below")
+
+
 class Training(Section):
     """Knobs both training stages share."""
 
@@ -232,6 +237,10 @@ class Training(Section):
     reduce_lr: ReduceLR
     cache: Literal["auto", "memory", "none"]
     deterministic: bool
+    debug: Literal["none", "fast", "overfit"] = Field(
+        description="fast: 2 batches, 1 epoch; overfit: one fixed batch until its loss is low"
+    )
+    overfit: Overfit
 
     @model_validator(mode="after")
     def _one_owner_of_the_rate(self) -> Training:

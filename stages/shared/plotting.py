@@ -187,9 +187,10 @@ def draw_box(ax, box, size: tuple[int, int], color: str, dashed: bool = False) -
     """A normalised (x1, y1, x2, y2) box drawn on an image of `size` (width, height) pixels."""
     x1, y1, x2, y2 = (float(v) for v in box)
     width, height = size
+    # imshow puts pixel i's centre at i: the image's edge (normalised 0) lies at -0.5.
     ax.add_patch(
         Rectangle(
-            (x1 * width, y1 * height),
+            (x1 * width - 0.5, y1 * height - 0.5),
             (x2 - x1) * width,
             (y2 - y1) * height,
             fill=False,
@@ -238,6 +239,19 @@ def misclassified_gallery(rows: pd.DataFrame, columns: int) -> Figure:
             f"{Path(row.path).name}\n{row.actual} → {row.predicted} ({row.confidence:.2f})",
             fontsize=8,
         )
+    fig.tight_layout()
+    return fig
+
+
+def train_batch_figure(images: np.ndarray, titles: list[str], boxes=None, columns=8) -> Figure:
+    """A training batch exactly as the model received it (uint8 pixels after offline and
+    in-model augmentation): each image with its label, or its box (green) or "no object"."""
+    fig, axes = image_grid(len(images), columns, "One training batch, as the model sees it")
+    for index, (ax, image) in enumerate(zip(axes, images, strict=True)):
+        ax.imshow(image, interpolation="nearest")
+        if boxes is not None and boxes[index] is not None:
+            draw_box(ax, boxes[index], (image.shape[1], image.shape[0]), TRUE_COLOR)
+        ax.set_title(titles[index], fontsize=8)
     fig.tight_layout()
     return fig
 

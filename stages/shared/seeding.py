@@ -33,3 +33,9 @@ def seed_everything(seed: int, deterministic_ops: bool = False) -> None:
     keras.utils.set_random_seed(seed)
     if deterministic_ops:
         tf.config.experimental.enable_op_determinism()
+
+
+def seed_states(model) -> list:
+    """The random-number states of a Keras model's layers (dropout, augmentation), in order:
+    Keras' weights files leave them out, so a resumed run must save them itself."""
+    return [v for v in model.variables if "seed_generator_state" in v.path]

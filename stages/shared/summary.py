@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from stages.shared.baselines import COMPARED
 from stages.shared.intervals import describe
 
 # The params worth a glance in review, per model (all of them are in models/<model>.json).
@@ -30,7 +31,14 @@ KEY_PARAMS = {
     ),
 }
 HEADLINES = {
-    "classifier": ("accuracy", "macro_f1", "macro_precision", "macro_recall", "roc_auc"),
+    "classifier": (
+        "accuracy",
+        "macro_f1",
+        "macro_precision",
+        "macro_recall",
+        "roc_auc",
+        "log_loss",
+    ),
     "detector": (
         "ap50",
         "ap50_95",
@@ -58,13 +66,54 @@ def table(headers: Sequence[str], rows: Sequence[Sequence]) -> str:
     return "\n".join(lines)
 
 
-def headline_rows(name: str, scores: dict) -> list[tuple[str, object]]:
-    """(metric, value) for the model's headline metrics, then any top-k accuracy; a metric
-    with a bootstrap interval reads "0.992 (95% CI 0.981–0.999)"."""
+def baseline_cell(name: str, key: str, scores: dict) -> str:
+    """The baseline a headline metric is compared with, e.g. '0.1 (majority)', or '-'."""
+    compared = COMPARED[name].get(key)
+    value = scores.get("baseline", {}).get(compared[0], {}).get(key) if compared else None
+    return "-" if value is None else f"{fmt(value)} ({compared[0]})"
+
+
+def headline_rows(name: str, scores: dict) -> list[tuple[str, object, str]]:
+    """(metric, value, baseline) for the model's headline metrics, then any top-k accuracy;
+    a metric with a bootstrap interval reads "0.992 (95% CI 0.981–0.999)"."""
     keys = [k for k in HEADLINES[name] if k in scores]
     keys += sorted(k for k in scores if k.startswith("top_"))
     ci95 = scores.get("ci95", {})
-    return [(key, describe(scores[key], ci95[key]) if key in ci95 else scores[key]) for key in keys]
+    return [
+        (
+            key,
+            describe(scores[key], ci95[key]) if key in ci95 else scores[key],
+            baseline_cell(name, key, scores),
+        )
+        for key in keys
+    ]
+
+
+def checks_text(meta: dict) -> str:
+    """The training run's own checks in a sentence or two: the first-batch loss, debug runs."""
+    lines = []
+    first = meta.get("checks", {}).get("first_batch")
+    if first:
+        verdict = "within" if first["ok"] else "BEYOND"
+        lines.append(
+            f"First-batch check: {first['loss']} {fmt(first['first_batch'])} at initialisation,"
+            f" {fmt(first['expected_from_prior'])} expected from the data's prior"
+            f" ({first['ratio']}×, {verdict} {first['within_factor']}×)."
+        )
+    debug = meta.get("debug")
+    if debug and debug["mode"] == "overfit":
+        outcome = "passed" if debug["passed"] else "FAILED"
+        lines.append(
+            f"**Debug run (`debug: overfit`), not a trained model**: one fixed batch, train"
+            f" loss {fmt(debug['final_loss'])} after {debug['steps']} steps, threshold"
+            f" {fmt(debug['threshold'])}: {outcome}."
+        )
+    elif debug:
+        lines.append(
+            f"**Debug run (`debug: {debug['mode']}`), not a trained model**: one epoch of"
+            f" {debug.get('batches_per_epoch')} batches, to check the plumbing."
+        )
+    return "\n\n".join(lines)
 
 
 def model_section(
@@ -85,24 +134,28 @@ def model_section(
         + (f", {scores['positives']} with an object" if "positives" in scores else "")
         + (f"; {scores['skipped']} unreadable, skipped" if scores.get("skipped") else "")
         + ".",
-        table(("test metric", "value"), headline_rows(name, scores)),
+        table(("test metric", "value", "input-independent baseline"), headline_rows(name, scores)),
         table(("best val score", "value"), sorted(best.items())) if best else "",
         table(("param", "value"), made_of),
+        checks_text(meta),
         extra,
     ]
     parts += [f"![{caption}](figures/{file})" for caption, file in figures]
     return "\n\n".join(part for part in parts if part)
 
 
-def summary_page(sections: list[str]) -> str:
-    """The whole page."""
+def summary_page(sections: list[str], warnings: list[str] = ()) -> str:
+    """The whole page; `warnings` (one line each) come first, above everything else."""
     intro = (
         "# Model review\n\n"
         "Written by the `plot` stage from the reports of this revision. Compare revisions with "
         "`dvc metrics diff --md` and `dvc plots diff`; every number below is in "
-        "`reports/eval/<model>/metrics.json`."
+        "`reports/eval/<model>/metrics.json`. Baselines ignore the image: `majority` always "
+        "answers the most frequent train class, `prior` its train frequencies, `mean_box` the "
+        "mean train box at the train presence rate."
     )
-    return "\n\n".join([intro, *sections]) + "\n"
+    flagged = [f"**Warning: {line}**" for line in warnings]
+    return "\n\n".join([*flagged, intro, *sections]) + "\n"
 
 
 USE = {
@@ -150,8 +203,10 @@ def model_card(name: str, scores: dict, meta: dict, data_report: dict) -> str:
     params = meta.get("params", {})
     made_of = flatten(params)
     kind = meta.get("architecture") or meta.get("backbone")
+    debug = meta.get("debug")
     parts = [
         f"# Model card: {name}",
+        f"**Debug run (`debug: {debug['mode']}`): not a model to use.**" if debug else "",
         f"`models/{name}.keras` ({kind}, input {meta.get('image_size')}×{meta.get('image_size')}"
         " RGB pixels in [0, 255]; the model normalises them itself). Written by the `plot` stage"
         f" from `models/{name}.json` and the reports of this revision.",
@@ -160,7 +215,9 @@ def model_card(name: str, scores: dict, meta: dict, data_report: dict) -> str:
         "## Data\n\n"
         + table(("", "value"), data_rows(data_report))
         + f"\n\nTrain manifest md5: `{meta.get('manifest_md5')}`; seed {meta.get('seed')}.",
-        "## Test metrics\n\n" + table(("metric", "value"), headline_rows(name, scores)),
+        "## Test metrics\n\n"
+        + table(("metric", "value", "input-independent baseline"), headline_rows(name, scores)),
         "## Training params\n\n" + table(("param", "value"), made_of),
+        "## Checks\n\n" + (checks_text(meta) or "none recorded"),
     ]
-    return "\n\n".join(parts) + "\n"
+    return "\n\n".join(part for part in parts if part) + "\n"

@@ -24,9 +24,11 @@ from stages.shared.cli import UserError
 from stages.shared.distribute import worker_paths
 from stages.shared.manifest import atomic_write_text, write_json
 from stages.shared.paths import WORK_DIR
+from stages.shared.seeding import seed_states
 
 STAGES_DIR = Path(__file__).resolve().parents[1]  # the code every training run is keyed on
 FINE_TUNE = "fine_tune"  # phase 2's folder inside a run's work dir
+PHASE1 = "phase1.keras"  # phase 1's best model, where phase 2 starts
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -147,12 +149,6 @@ def _number(value):
     return float(value)
 
 
-def seed_states(model: keras.Model) -> list:
-    """The random-number states of the model's layers (dropout, augmentation), in order:
-    Keras' weights files leave them out, so a resumed run would draw other dropout masks."""
-    return [v for v in model.variables if "seed_generator_state" in v.path]
-
-
 class RunState(keras.callbacks.Callback):
     """Saves, at each epoch end, the counters of the checkpoint, early-stopping and LR
     callbacks, the layers' random-number states, the best epoch and the epochs run;
@@ -210,10 +206,10 @@ class RunState(keras.callbacks.Callback):
         self._write()
 
 
-def make_callbacks(cfg, phase_dir: Path, live, tensorboard_dir: Path, first: int, carried: dict):
-    """The callbacks of one fit: best checkpoint (one file across phases), early stop, LR,
-    TensorBoard, DVCLive, the run's state, and its backup last, so that it saves what every
-    other callback decided at the end of the epoch."""
+def make_callbacks(cfg, phase_dir: Path, live, paths: dict, first: int, carried: dict):
+    """The callbacks of one fit: the NaN guard, best checkpoint (one file across phases),
+    early stop, LR, TensorBoard, DVCLive, the run's state, and its backup last, so that it
+    saves what every other callback decided at the end of the epoch."""
     from dvclive.keras import DVCLiveCallback
 
     mode = monitor_mode(cfg.monitor)
@@ -239,10 +235,11 @@ def make_callbacks(cfg, phase_dir: Path, live, tensorboard_dir: Path, first: int
             min_lr=cfg.reduce_lr.min_lr,
         )
     return [
+        paths["guard"],
         *tracked.values(),
         LearningRateLogger(),
         AlignLiveStep(live),
-        keras.callbacks.TensorBoard(str(tensorboard_dir), histogram_freq=0, write_graph=False),
+        keras.callbacks.TensorBoard(str(paths["tensorboard"]), histogram_freq=0, write_graph=False),
         DVCLiveCallback(live=live),
         RunState(phase_dir, tracked, first, carried),
         keras.callbacks.BackupAndRestore(str(phase_dir / "backup"), delete_checkpoint=False),
@@ -255,10 +252,12 @@ def training_seed(base, cfg) -> int:
     return base.seed if cfg.seed is None else cfg.seed
 
 
-def prepare(base, cfg, paths: dict):
+def prepare(base, cfg, paths: dict, section: str):
     """Set up a training stage: devices, strategy and precision first (before TensorFlow
-    initialises), then seeds; (strategy, global batch, learning rate, this worker's paths)."""
+    initialises), then seeds; (strategy, global batch, learning rate, this worker's paths,
+    with the NaN guard of params `section` under "guard")."""
     from stages.shared import distribute
+    from stages.shared.checks import NonFiniteGuard
     from stages.shared.seeding import seed_everything
 
     strategy = distribute.setup(base)
@@ -267,7 +266,8 @@ def prepare(base, cfg, paths: dict):
     batch, rate = distribute.scaled(
         cfg.batch_size, cfg.learning_rate, replicas, base.distribute.scale_learning_rate
     )
-    return strategy, batch, rate, distribute.worker_paths(paths)
+    guard = NonFiniteGuard(section, rate, base.mixed_precision)
+    return strategy, batch, rate, {**distribute.worker_paths(paths), "guard": guard}
 
 
 def stage_paths(argv: list[str], defaults: dict[str, str], description: str) -> dict:
@@ -285,7 +285,7 @@ def train_val_data(
 ):
     """(train rows, data) from a manifest's rows: data["train"](epochs) is the shuffled
     training stream of those epochs, data["val"] the val batches, data["steps"] the batches
-    of one training epoch.
+    of one training epoch. With `debug: fast`, an epoch is 2 batches and val 2 batches.
 
     `targets(rows)` turns manifest rows into the model's target arrays; `batch_size` is the
     global batch (params' per-replica batch × replicas).
@@ -305,12 +305,41 @@ def train_val_data(
         "val": make_dataset(val_rows["path"], targets(val_rows), size, batch_size, cache=cfg.cache),
         "steps": steps_per_epoch(len(train_rows), batch_size),
     }
+    if cfg.debug == "fast":
+        data.update(steps=min(data["steps"], 2), val=data["val"].take(2))
+    if cfg.debug == "overfit":  # one fixed batch of original (not augmented) images
+        originals = train_rows[train_rows["path"] == train_rows["source"]]
+        originals = originals.sample(min(batch_size, len(originals)), random_state=seed)
+        batch = make_dataset(originals["path"], targets(originals), size, batch_size)
+        data["overfit_batch"] = next(iter(batch))
     return train_rows, data
+
+
+def debug_epochs(cfg) -> object:
+    """The params a run really uses: `debug: fast` trains one epoch (and one of phase 2)."""
+    if cfg.debug != "fast":
+        return cfg
+    update = {"epochs": 1}
+    if hasattr(cfg, "fine_tune") and cfg.fine_tune.epochs:
+        update["fine_tune"] = cfg.fine_tune.model_copy(update={"epochs": 1})
+    return cfg.model_copy(update=update)
+
+
+def first_batch(data: dict):
+    """The first batch of epoch 0, as `fit` will receive it."""
+    return next(iter(data["train"](range(1))))
 
 
 def resume_point(phase_dir: Path, start: int = 0) -> int:
     """The epoch a phase continues at: `start` for a fresh one, else its backup's epoch."""
     return max(start, backup_epoch(phase_dir))
+
+
+def run_resume_point(state: Path) -> int:
+    """The epoch a run continues at, in whichever phase it is: 0 for a fresh run."""
+    if (state / PHASE1).exists():  # phase 1 is over: phase 2 goes on where it stopped
+        return resume_point(state / FINE_TUNE, last_snapshot(state)["epochs_run"])
+    return resume_point(state)
 
 
 def fit_phase(model, data: dict, cfg, phase_dir: Path, live, paths: dict, epochs: int, start=0):
@@ -322,7 +351,7 @@ def fit_phase(model, data: dict, cfg, phase_dir: Path, live, paths: dict, epochs
     if first >= epochs:  # killed after its last epoch was backed up: nothing left to train
         return
     carried = last_snapshot(phase_dir.parent) if phase_dir.name == FINE_TUNE else {}
-    callbacks = make_callbacks(cfg, phase_dir, live, Path(paths["tensorboard"]), first, carried)
+    callbacks = make_callbacks(cfg, phase_dir, live, paths, first, carried)
     model.fit(
         data["train"](range(first, epochs)),
         validation_data=data["val"],
@@ -392,6 +421,18 @@ def run_epochs(state: Path) -> dict[str, int]:
         if run:
             return {"epochs_run": run["epochs_run"], "best_epoch": run["best_epoch"]}
     return {"epochs_run": 0, "best_epoch": 0}
+
+
+def finish_debug(model, data: dict, live, path: Path, metadata: dict, cfg) -> dict:
+    """`debug: overfit`: train the fixed batch, save the model marked as a debug run (never
+    to be mistaken for a trained model), and return the check's result."""
+    from stages.shared.checks import overfit_one_batch
+
+    result = overfit_one_batch(model, data["overfit_batch"], cfg.overfit.steps, cfg.overfit.loss)
+    live.summary["debug"] = result
+    live.make_summary()
+    save_model(model, path, {**metadata, "debug": result})
+    return result
 
 
 def finish_run(state: Path, data: dict, live, path: Path, metadata: dict, keys) -> dict:

@@ -1,0 +1,216 @@
+"""checks.py through the training stages: prior initialisation and the first-batch check,
+debug modes, the NaN guard, and the training batch as the model sees it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from stages import augment, split, train_classifier, train_detector
+from stages.shared import checks, plotting
+from stages.shared.cli import run_stage
+from stages.shared.params import load_params
+from tests.conftest import labelme, make_classification, write_params
+
+TRAIN = {"epochs": 1, "batch_size": 8}
+
+
+def paths(name: str) -> dict:
+    task = "classification" if name == "clf" else "detection"
+    return {
+        "manifest": f"data/augmented/{task}/manifest.csv",
+        "model": f"models/{name}.keras",
+        "live_dir": f"reports/train/{name}",
+        "tensorboard": f"reports/tensorboard/{name}",
+        "batch": f"models/{name}_batch.npz",
+    }
+
+
+@pytest.fixture
+def imbalanced(workdir):
+    """Three classes, 30 / 6 / 4 images: far from uniform, so a prior matters."""
+    make_classification(workdir / "ds", {"a": 30, "b": 6, "c": 4})
+    write_params(
+        workdir,
+        data={"classification": "ds"},
+        base={"seed": 1, "image_size": {"classification": 16, "detection": 32}},
+        train_classifier=TRAIN,
+    )
+    split.main(["classification"])
+    augment.main(["classification"])
+    return workdir
+
+
+def classifier_cfg(**update):
+    return load_params("train_classifier").model_copy(update=update)
+
+
+def test_the_output_starts_at_the_prior_and_the_first_batch_loss_matches_it(imbalanced):
+    train_classifier.train(classifier_cfg(), load_params("base"), paths("clf"))
+    meta = json.loads((imbalanced / "models/clf.json").read_text())
+    check = meta["checks"]["first_batch"]
+    rows = pd.read_csv(imbalanced / "data/augmented/classification/manifest.csv")
+    prior = rows[rows["split"] == "train"]["label"].value_counts(normalize=True).sort_index()
+    batch = np.load(imbalanced / "models/clf_batch.npz")["targets"]
+    # The loss the prior gets on this batch's labels, by hand.
+    by_hand = -np.log(prior.to_numpy()[batch.argmax(axis=1)]).mean()
+    assert check["expected_from_prior"] == pytest.approx(by_hand, abs=1e-4)
+    # At initialisation the model answers the prior whatever the image: the same loss.
+    assert check["ok"] and check["first_batch"] == pytest.approx(by_hand, abs=1e-3)
+
+
+def test_label_smoothing_is_accounted_for_in_the_expected_loss():
+    prior = np.array([0.5, 0.25, 0.25])
+    expected = checks.prior_cross_entropy(prior, 0.1)
+    targets = 0.9 * prior + 0.1 / 3
+    assert expected == pytest.approx(-(targets * np.log(prior)).sum())
+    onehot = np.eye(3)[[0, 0, 2]]
+    smoothed = 0.9 * onehot + 0.1 / 3
+    assert checks.prior_cross_entropy(prior, 0.1, onehot) == pytest.approx(
+        -(smoothed * np.log(prior)).sum(axis=1).mean()
+    )
+    assert checks.binary_cross_entropy(0.5) == pytest.approx(math.log(2))
+    assert checks.binary_cross_entropy(0.8, [1, 1, 0]) == pytest.approx(
+        -(2 * math.log(0.8) + math.log(0.2)) / 3
+    )
+
+
+def test_a_first_batch_far_from_the_prior_warns_in_one_line(caplog):
+    with caplog.at_level(logging.WARNING):
+        report = checks.first_batch_report(2.3, 0.73, "categorical cross-entropy")
+    assert not report["ok"] and report["ratio"] == pytest.approx(3.151, abs=1e-3)
+    (record,) = caplog.records
+    assert "first-batch check: categorical cross-entropy 2.3000" in record.getMessage()
+    assert "\n" not in record.getMessage()
+    assert checks.first_batch_report(0.8, 0.73, "x")["ok"]
+
+
+def test_fast_mode_runs_two_batches_one_epoch_and_says_it_is_a_debug_run(imbalanced):
+    cfg = classifier_cfg(debug="fast", epochs=15)
+    train_classifier.train(cfg, load_params("base"), paths("clf"))
+    meta = json.loads((imbalanced / "models/clf.json").read_text())
+    assert meta["debug"] == {"mode": "fast", "batches_per_epoch": 2} and meta["epochs_run"] == 1
+    steps = (imbalanced / "reports/train/clf/plots/metrics/train/loss.tsv").read_text()
+    assert len(steps.splitlines()) == 2  # header + one epoch
+
+
+@pytest.mark.parametrize(("rate", "passes"), [(0.003, True), (1e-9, False)])
+def test_overfit_mode_learns_one_batch_unless_training_is_broken(imbalanced, rate, passes):
+    cfg = classifier_cfg(debug="overfit", learning_rate=rate)
+    result = train_classifier.train(cfg, load_params("base"), paths("clf"))
+    meta = json.loads((imbalanced / "models/clf.json").read_text())
+    assert meta["debug"] == result and result["passed"] is passes
+    if passes:
+        assert result["final_loss"] < 0.05 and result["steps"] < 300
+    else:  # the loss has not moved: the check reports the failure
+        assert result["steps"] == 300 and result["final_loss"] > 0.95 * result["first_loss"]
+
+
+class Poison(keras.callbacks.Callback):
+    """Turns a weight into NaN in the middle of the first epoch."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 2:
+            kernel = self.model.layers[-1].kernel
+            kernel.assign(kernel * float("nan"))
+
+
+def test_a_non_finite_loss_stops_training_with_one_line_and_no_model(imbalanced, capsys):
+    cfg, base = classifier_cfg(epochs=3), load_params("base")
+    run = {**paths("clf"), "extra_callbacks": [Poison()]}
+    with pytest.raises(SystemExit) as stop:
+        run_stage(lambda argv: train_classifier.train(cfg, base, run), [])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in err
+    assert errors[0].startswith("error: training loss became nan at epoch 1, batch 4 — lower")
+    assert "train_classifier.learning_rate (now 0.001)" in errors[0]
+    assert not (imbalanced / "models/clf.keras").exists()
+    logging.basicConfig(force=True)  # run_stage logged to the captured stream; let it go
+
+
+def flipped_frames(workdir, count: int = 12):
+    """Frames with a white square at the left (x 4–14 of 48, y 10–22 of 36), on black."""
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 20, (36, 48, 3), dtype=np.uint8)  # dark, each frame its own
+        pixels[10:22, 4:14] = 255
+        path = workdir / f"cam/images/f{i:02d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).save(path)
+        label = workdir / f"cam/labels/f{i:02d}.json"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text(json.dumps(labelme([[4, 10], [14, 22]], width=48, height=36)))
+    write_params(
+        workdir,
+        data={"detection": "cam"},
+        base={"seed": 2, "image_size": {"classification": 16, "detection": 32}},
+        split={"near_duplicates": {"max_distance": 0}},
+        augment={
+            "detection": {
+                "copies": 1,
+                "keep_original": False,
+                "format": "png",
+                "min_visibility": 0.5,
+                "transforms": [{"name": "HorizontalFlip", "p": 1.0}],
+            }
+        },
+        train_detector={"epochs": 1, "batch_size": 8, "head_width": 8, "debug": "fast"},
+    )
+    split.main(["detection"])
+    augment.main(["detection"])
+
+
+def test_the_saved_batch_has_its_boxes_on_the_flipped_objects(workdir):
+    flipped_frames(workdir)
+    train_detector.train(load_params("train_detector"), load_params("base"), paths("det"))
+    batch = np.load(workdir / "models/det_batch.npz")
+    assert batch["images"].shape == (8, 32, 32, 3) and batch["images"].dtype == np.uint8
+    for image, box in zip(batch["images"], batch["boxes"], strict=True):
+        x1, y1, x2, y2 = (round(v * 32) for v in box)
+        inside = image[y1 + 1 : y2 - 1, x1 + 1 : x2 - 1].mean()
+        mirrored = image[y1 + 1 : y2 - 1, 32 - x2 + 1 : 32 - x1 - 1].mean()
+        assert x1 > 16 and inside > 200 and mirrored < 30  # flipped to the right, box with it
+
+
+def test_the_train_batch_figure_draws_the_box_over_the_object(tmp_path):
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[8:20, 18:29] = (255, 0, 255)  # a magenta object, right of centre
+    box = np.array([18 / 32, 8 / 32, 29 / 32, 20 / 32])
+    figure = plotting.train_batch_figure(image[None], ["object"], [box], columns=1)
+    plotting.save_figure(figure, tmp_path / "batch.png", 100)
+    pixels = np.asarray(Image.open(tmp_path / "batch.png").convert("RGB")).astype(int)
+    red, green, blue = pixels[..., 0], pixels[..., 1], pixels[..., 2]
+    drawn = (green > 200) & (red < 100) & (blue < 100)
+    magenta = (red > 200) & (green < 60) & (blue > 200)
+    gy, gx = np.nonzero(drawn)
+    my, mx = np.nonzero(magenta)
+    assert len(mx) > 100 and len(gx) > 50
+    # The object's pixels lie inside the drawn box, which hugs it (a few pixels of line).
+    assert gx.min() <= mx.min() and mx.max() <= gx.max() and gy.min() <= my.min()
+    assert my.max() <= gy.max() and (gx.max() - gx.min()) < 1.25 * (mx.max() - mx.min())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("stage", "task"), [(train_classifier, "classification"), (train_detector, "detection")]
+)
+def test_overfit_reaches_its_threshold_on_the_sample_with_the_default_params(workdir, stage, task):
+    from stages import sample
+
+    for step in (sample, split, augment):
+        step.main([task])
+    section = "train_classifier" if task == "classification" else "train_detector"
+    cfg = load_params(section).model_copy(update={"debug": "overfit"})
+    name = "clf" if task == "classification" else "det"
+    result = stage.train(cfg, load_params("base"), paths(name))
+    assert result["passed"], result
+    assert result["final_loss"] < cfg.overfit.loss <= result["first_loss"]
