@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast lint format bench noise-floor clean
+.PHONY: run test test-fast lint format bench noise-floor compare clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ format: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+
+# Is B better than A beyond seed noise? make compare A=main B=my-branch SEEDS=5 [MODEL=detector]
+compare: $(VENV)/.runtime
+	$(BIN)/python -m stages.compare $(A) $(B) --seeds $(or $(SEEDS),5) --model $(or $(MODEL),classifier)
 
 # How much the test metrics move across seeds, oneDNN, CPU instruction sets (~40 min).
 noise-floor: $(VENV)/.dev

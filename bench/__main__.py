@@ -12,6 +12,7 @@ from bench import (
     augment_throughput,
     dvc_overhead,
     input_pipeline,
+    photos,
     scaling,
     startup,
     vs_tutorial,
@@ -24,6 +25,7 @@ BENCHMARKS = {
     "dvc_overhead": dvc_overhead.run,
     "augment_throughput": augment_throughput.run,
     "startup": startup.run,
+    "photos": photos.run,
 }
 
 

@@ -27,6 +27,7 @@ def run() -> list[dict]:
             "seed": 0,
             "out_dir": "out",
             "format": cfg["format"],
+            "decode_side": None,
         }
         list(augment_rows(rows[:20], config, 1))  # warm caches and imports
         written = 4 * len(rows)

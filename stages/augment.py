@@ -18,7 +18,7 @@ import time
 import pandas as pd
 from tqdm import tqdm
 
-from stages.shared.augmentation import augment_rows, build_pipeline
+from stages.shared.augmentation import augment_rows, build_pipeline, decode_side
 from stages.shared.cli import run_stage
 from stages.shared.manifest import read_manifest, write_json, write_manifest
 from stages.shared.params import load_params
@@ -57,6 +57,8 @@ def main(argv: list[str]) -> None:
         "copies": cfg.copies,
         "out_dir": (out_dir / "images").as_posix(),
         "format": cfg.format,
+        # A large JPEG decodes at reduced scale when the transforms allow (see decode_side).
+        "decode_side": decode_side(cfg.transforms, size),
     }
     started = time.perf_counter()
     copies: list[dict] = []

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.shared import baselines, intervals, metrics
+from stages.shared import baselines, behaviour, intervals, metrics, slices
 from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import BOX, atomic_write_text, read_manifest, write_json
 from stages.shared.params import load_params
@@ -34,14 +34,15 @@ PRED_BOX = [f"pred_{c}" for c in BOX]
 
 def rounded(scores: dict) -> dict:
     """4 decimals, so `dvc metrics diff` reads well; NaN (undefined) becomes null."""
-    return {
-        k: rounded(v)
-        if isinstance(v, dict)
-        else None
-        if isinstance(v, float) and math.isnan(v)
-        else round(v, 4)
-        for k, v in scores.items()
-    }
+
+    def one(value):
+        if isinstance(value, dict):
+            return rounded(value)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return None
+        return round(value, 4)
+
+    return {key: one(value) for key, value in scores.items()}
 
 
 def write_csv(path: Path, frame: pd.DataFrame) -> None:
@@ -50,7 +51,7 @@ def write_csv(path: Path, frame: pd.DataFrame) -> None:
 
 
 def evaluate_classifier(
-    rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path, train: pd.DataFrame
+    rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path, train, seed=0
 ):
     """Classifier scores beside the majority and prior baselines, per-class report,
     confusion, ROC; returns (metrics, the statistics of a subset of rows for the bootstrap)."""
@@ -78,6 +79,9 @@ def evaluate_classifier(
     write_csv(out / "roc.csv", metrics.roc_points(actual, proba, classes))
     write_csv(out / "roc_average.csv", metrics.roc_averages(actual, proba))
     scores = metrics.classifier_scores(actual, proba, cfg.top_k)
+    sizes = rows[["width", "height"]].to_numpy()
+    size = meta["image_size"]
+    scores["slices"] = slices.classifier_slices(actual, predicted, sizes, size, cfg.bootstrap, seed)
     known = train[train["label"].isin(classes)]
     if not known.empty:
         train_labels = known["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
@@ -86,7 +90,7 @@ def evaluate_classifier(
 
 
 def evaluate_detector(
-    rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path, train: pd.DataFrame
+    rows: pd.DataFrame, outputs: list[np.ndarray], meta: dict, cfg, out: Path, train, seed=0
 ):
     """Presence scores, IoU, AP50 / AP50-95 and the PR curve, predictions ranked by their
     logits, beside the mean-box baseline; returns (metrics, the statistics of a subset of
@@ -112,7 +116,11 @@ def evaluate_detector(
     threshold = cfg.presence_threshold
     found = metrics.detection_scores(scores, boxes, present, true_boxes, threshold, logits)
     statistics = metrics.detector_statistics(scores, logits, boxes, present, true_boxes, threshold)
+    said = scores >= threshold
     found = {"positives": int(present.sum()), **found}
+    found["slices"] = slices.detector_slices(
+        true_boxes, present, ious, said, cfg.slices, cfg.bootstrap, seed
+    )
     if train["present"].any():
         found["baseline"] = baselines.detector_baseline(
             train["present"].to_numpy(), train[BOX].to_numpy(), present, true_boxes, threshold
@@ -128,6 +136,34 @@ def detector_outputs(model):
 
 
 EVALUATORS = {"classifier": evaluate_classifier, "detector": evaluate_detector}
+
+
+def behaviour_of(name: str, model, rows: pd.DataFrame, meta: dict, cfg, out: Path) -> dict:
+    """The behaviour checks of `evaluate.<model>.behaviour` on the test images; per-image
+    scores (IoU, or minus the probability change: lowest is worst) to behaviour.csv."""
+    from stages.shared.inference import as_list, read_batch
+
+    _, pixels, _ = read_batch(list(rows["path"]), meta["image_size"])
+
+    def predict(batch: np.ndarray) -> list[np.ndarray]:
+        parts = [
+            as_list(model.predict_on_batch(batch[i : i + cfg.batch_size]))
+            for i in range(0, len(batch), cfg.batch_size)
+        ]
+        return [np.concatenate(column) for column in zip(*parts, strict=True)]
+
+    if name == "detector":
+        present = rows["present"].to_numpy().astype(bool)
+        threshold = cfg.presence_threshold
+        summary, scored = behaviour.detector_behaviour(
+            predict, pixels, present, cfg.behaviour, threshold
+        )
+    else:
+        summary, scored = behaviour.classifier_behaviour(predict, pixels, cfg.behaviour)
+    table = pd.DataFrame(scored, columns=["check", "row", "score"])
+    table.insert(1, "path", rows["path"].to_numpy()[table.pop("row").to_numpy(dtype=int)])
+    write_csv(out / "behaviour.csv", table)
+    return summary
 
 
 def main(argv: list[str]) -> None:
@@ -155,9 +191,10 @@ def main(argv: list[str]) -> None:
             f" {first['reason']} — check the dataset folder, then re-run split"
         )
     rows = test.iloc[found.index].reset_index(drop=True)
-    scores, statistics = EVALUATORS[name](rows, found.outputs, meta, cfg, out, train)
+    scores, statistics = EVALUATORS[name](rows, found.outputs, meta, cfg, out, train, seed)
     summary = {"test_images": len(rows), "skipped": len(found.skipped), **rounded(scores)}
     summary["ci95"] = intervals.bootstrap(len(rows), statistics, cfg.bootstrap, seed)
+    summary["behaviour"] = rounded(behaviour_of(name, model, rows, meta, cfg, out))
     write_json(out / "metrics.json", summary)
     write_json(out / "skipped.json", found.skipped)
     print(f"evaluate@{name}: {summary}")

@@ -120,6 +120,46 @@ def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
     return list(zip(captions, figures, strict=True))
 
 
+def behaviour_figure(name: str, meta: dict, cfg, out: Path) -> list[tuple[str, str]]:
+    """The worst test images of each behaviour check, as the model saw them."""
+    from stages.shared.behaviour import CHECKS
+    from stages.shared.images import ImageError, model_pixels
+
+    table = pd.read_csv(EVAL_DIR / name / "behaviour.csv")
+    if table.empty:
+        return []
+    table = table.sort_values(["check", "score", "path"], kind="mergesort")
+    cases = []
+    for row in table.groupby("check", sort=False).head(cfg.gallery_columns).itertuples():
+        try:
+            pixels = model_pixels(row.path, meta["image_size"])
+        except ImageError:
+            continue
+        seen = CHECKS[row.check].transform(pixels[None])[0]
+        score = f"IoU {row.score:.2f}" if name == "detector" else f"Δp {-row.score:.2f}"
+        cases.append((row.check, np.clip(seen, 0, 255).astype(np.uint8), score))
+    if not cases:
+        return []
+    figure = plotting.worst_cases_figure(cases, cfg.gallery_columns)
+    plotting.save_figure(figure, out / f"{name}_behaviour.png", cfg.dpi)
+    return [("Worst cases of the behaviour checks", f"{name}_behaviour.png")]
+
+
+def slices_figure(name: str, scores: dict, cfg, out: Path) -> list[tuple[str, str]]:
+    """Mean IoU (detector) or accuracy (classifier) by slice, with intervals."""
+    found = scores.get("slices") or {}
+    if name == "detector" and found:
+        groups, metric, label = {k: found[k] for k in ("size", "position")}, "mean_iou", "mean IoU"
+    elif found.get("source_size"):
+        groups, metric, label = {"source size": found["source_size"]}, "accuracy", "accuracy"
+    else:
+        return []
+    plotting.save_figure(
+        plotting.slices_figure(groups, metric, label), out / f"{name}_slices.png", cfg.dpi
+    )
+    return [("Metrics by slice", f"{name}_slices.png")]
+
+
 def train_batch_figure(name: str, meta: dict, cfg, out: Path) -> tuple[str, str]:
     """The first training batch saved by the training stage, drawn with its labels."""
     path = MODELS_DIR / f"{name}_batch.npz"
@@ -156,6 +196,8 @@ def main(argv: list[str]) -> None:
         else:
             figures, extra = detector_figures(cfg, FIGURES_DIR, scores), ""
         figures.append(train_batch_figure(name, meta, cfg, FIGURES_DIR))
+        figures += slices_figure(name, scores, cfg, FIGURES_DIR)
+        figures += behaviour_figure(name, meta, cfg, FIGURES_DIR)
         if meta.get("debug"):
             warnings.append(
                 f"the {name} is a debug run (debug: {meta['debug']['mode']}), not a model."

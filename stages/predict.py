@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from stages.shared.cli import UserError, run_stage
-from stages.shared.images import is_hidden, is_image_file, read_rgb
+from stages.shared.images import HASH_SIDE, decode, is_hidden, is_image_file, read_rgb
 from stages.shared.metrics import ordered_corners
 
 
@@ -86,7 +86,7 @@ def detector_rows(paths: list[str], outputs: list[np.ndarray], threshold: float)
     scores, boxes = outputs[0].reshape(-1), ordered_corners(outputs[1])
     rows = []
     for path, score, box in zip(paths, scores, boxes, strict=True):
-        height, width = read_rgb(Path(path)).shape[:2]
+        width, height = decode(Path(path), HASH_SIDE).size  # the full image's size
         present = bool(score >= threshold)
         pixels = np.clip(box, 0, 1) * [width, height, width, height]
         rows.append([path, int(present), score, *(np.round(pixels, 1) if present else [None] * 4)])

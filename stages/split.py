@@ -149,12 +149,13 @@ def scan_frame(task: str, root: str, key: str, cfg, fingerprint: bool):
     """(manifest rows as a frame, scan, dropped classes) of a dataset folder."""
     if task == "classification":
         scan, classes = scan_classification(Path(root), key, fingerprint)
-        frame = pd.DataFrame(scan.rows, columns=["path", "label", "md5", "phash"])
+        columns = ["path", "label", "md5", "width", "height", "phash"]
+        frame = pd.DataFrame(scan.rows, columns=columns)
         frame = drop_conflicts(frame, scan)
         dropped = check_classes(frame, classes, cfg, key)
         return frame[~frame["label"].isin(dropped)], scan, dropped
     scan = scan_detection(Path(root), key, fingerprint)
-    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "phash"]
+    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "width", "height", "phash"]
     frame = pd.DataFrame(scan.rows, columns=columns)
     frame["label"] = frame["present"].map({1: "object", 0: "negative"})
     frame = drop_conflicts(frame, scan)

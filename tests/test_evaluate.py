@@ -43,12 +43,40 @@ def classification_split(root: Path) -> None:
         for colour in ("red", "blue"):
             path = write_square(root / "data" / colour / f"{i}.png", colour)
             md5 = f"{colour}{i}"
-            rows.append({"path": path, "label": colour, "md5": md5, "group": md5, "split": "test"})
+            rows.append(
+                {
+                    "path": path,
+                    "label": colour,
+                    "md5": md5,
+                    "group": md5,
+                    "split": "test",
+                    "width": 12,
+                    "height": 9,
+                }
+            )
     broken = root / "data/red/broken.png"
     broken.write_bytes(b"")
-    rows.append({"path": str(broken), "label": "red", "md5": "x", "group": "x", "split": "test"})
     rows.append(
-        {"path": rows[0]["path"], "label": "red", "md5": "t", "group": "t", "split": "train"}
+        {
+            "path": str(broken),
+            "label": "red",
+            "md5": "x",
+            "group": "x",
+            "split": "test",
+            "width": 12,
+            "height": 9,
+        }
+    )
+    rows.append(
+        {
+            "path": rows[0]["path"],
+            "label": "red",
+            "md5": "t",
+            "group": "t",
+            "split": "train",
+            "width": 12,
+            "height": 9,
+        }
     )
     write_manifest(root / "data/split/classification.csv", pd.DataFrame(rows), "classification")
 
@@ -91,8 +119,20 @@ def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path)
         present = int(i < 4)
         box = [0.1, 0.2, 0.6, 0.7] if present else [0.0] * 4
-        rows.append([str(path), present, *box, f"m{i}", f"m{i}", "test"])
-    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "group", "split"]
+        rows.append([str(path), present, *box, f"m{i}", 32, 24, f"m{i}", "test"])
+    columns = [
+        "path",
+        "present",
+        "x1",
+        "y1",
+        "x2",
+        "y2",
+        "md5",
+        "width",
+        "height",
+        "group",
+        "split",
+    ]
     write_manifest(
         workdir / "data/split/detection.csv", pd.DataFrame(rows, columns=columns), "detection"
     )
@@ -145,7 +185,10 @@ def noisy_classification_split(root: Path, seed: int = 0) -> None:
         colour = "red" if i % 2 else "blue"
         label = colour if i % 3 else ("blue" if colour == "red" else "red")
         path = write_square(root / "data" / f"{i:02d}.png", colour)
-        rows.append({"path": path, "label": label, "md5": str(i), "group": str(i), "split": "test"})
+        rows.append(
+            {"path": path, "label": label, "md5": str(i), "group": str(i), "split": "test"}
+            | {"width": 12, "height": 9}
+        )
     write_manifest(root / "data/split/classification.csv", pd.DataFrame(rows), "classification")
 
 

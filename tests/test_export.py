@@ -37,11 +37,14 @@ def write_test_split(root) -> None:
     rows = {"classification": [], "detection": []}
     for i in range(3):
         path = write_image(root / f"data/img_{i}.png", rng, (24, 18)).as_posix()
-        rows["classification"].append([path, "red", f"c{i}", f"g{i}", "test"])
-        rows["detection"].append([path, 1, 0.1, 0.1, 0.5, 0.5, f"d{i}", f"g{i}", "test"])
+        rows["classification"].append([path, "red", f"c{i}", 24, 18, f"g{i}", "test"])
+        rows["detection"].append([path, 1, 0.1, 0.1, 0.5, 0.5, f"d{i}", 24, 18, f"g{i}", "test"])
     columns = {
-        "classification": ["path", "label", "md5", "group", "split"],
-        "detection": ["path", "present", "x1", "y1", "x2", "y2", "md5", "group", "split"],
+        "classification": ["path", "label", "md5", "width", "height", "group", "split"],
+        "detection": [
+            *("path", "present", "x1", "y1", "x2", "y2", "md5", "width", "height", "group"),
+            "split",
+        ],
     }
     for task, data in rows.items():
         frame = pd.DataFrame(data, columns=columns[task])

@@ -27,6 +27,9 @@ FIGURES = [
     "detector_gallery.png",
     "classifier_train_batch.png",
     "detector_train_batch.png",
+    "classifier_behaviour.png",
+    "detector_behaviour.png",
+    "detector_slices.png",
 ]
 
 
@@ -126,7 +129,34 @@ def fake_reports(root: Path) -> None:
     }
     pd.DataFrame(curve).to_csv(dv / "pr_curve.csv", index=False)
     scores = {"test_images": 5, "positives": 4, "skipped": 1, "ap50": 0.6931, "mean_iou": 0.8}
+    scores["behaviour"] = {"flip": {"box_iou": 0.61, "presence_agreement": 1.0}}
+    iou = {
+        "images": 2,
+        "mean_iou": 0.7,
+        "recall50": 1.0,
+        "ci95": {"mean_iou": {"low": 0.6, "high": 0.8}},
+    }
+    empty = {"images": 0, "mean_iou": None, "recall50": None}
+    scores["slices"] = {
+        "size": {"small": empty, "medium": iou, "large": iou},
+        "position": {"border": iou, "central": iou},
+        "negatives": {"images": 1, "false_positive_rate": 0.0},
+    }
     (dv / "metrics.json").write_text(json.dumps(scores))
+    pd.DataFrame(
+        [
+            ("flip", p, v)
+            for p, v in zip(
+                pd.read_csv(dv / "predictions.csv")["path"][:2], (0.2, 0.9), strict=True
+            )
+        ],
+        columns=["check", "path", "score"],
+    ).to_csv(dv / "behaviour.csv", index=False)
+    ev_dir = root / "reports/eval/classifier"
+    pd.DataFrame(
+        [("jpeg", p, -0.3) for p in pd.read_csv(ev_dir / "predictions.csv")["path"][:3]],
+        columns=["check", "path", "score"],
+    ).to_csv(ev_dir / "behaviour.csv", index=False)
     for task, classes in (("classification", ["cat", "dog", "owl"]), ("detection", ["object"])):
         report = {
             "dataset": f"data/{task}",
@@ -170,6 +200,10 @@ def test_plot_stage_writes_every_figure_and_the_summary(workdir):
         assert f"(figures/{name})" in page
     assert "| accuracy | 0.8333 (95% CI 0.5–1) | 0.9 (majority) |" in page
     assert "| ap50 | 0.6931 | - |" in page
+    assert "| size: small | 0 | mean_iou | none |" in page
+    assert "| size: medium | 2 | mean_iou | 0.7 (95% CI 0.6–0.8) |" in page
+    assert "| negatives | 1 | false-positive rate | 0 |" in page
+    assert "| flip | 0.61 | 1 |" in page
     # The model loses to "always the majority class" on accuracy: said first, in one line.
     first = page.splitlines()[0]
     expected = "the classifier does not beat its baseline on accuracy 0.8333 vs 0.9 (majority)."

@@ -78,8 +78,11 @@ def test_sigkill_mid_training_then_repro_ends_as_an_uninterrupted_run(dvc_projec
     epochs_run = len(uninterrupted[1][f"{HISTORY[model]}/train/loss.tsv"])
     assert epochs_run >= 3, "the run must last past the epoch the kill lands in"
 
-    process = start_repro(dvc_project, "--force", "--single-item", stage)
+    # Nothing of the finished run may pass for progress of the next one.
     loss = dvc_project / HISTORY[model] / "train/loss.tsv"
+    loss.unlink()
+    model_file.unlink()
+    process = start_repro(dvc_project, "--force", "--single-item", stage)
     try:
         # The DVCLive history has rows once epochs are done (and backed up).
         wait_for(lambda: loss.exists() and len(loss.read_text().splitlines()) >= 3, 600, "epoch 2")

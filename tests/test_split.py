@@ -30,7 +30,7 @@ def test_classification_manifest_and_report(workdir):
     shutil.copy(root / "cat" / "img_00.png", root / "cat" / "img_00 copy.png")
     write_params(workdir, data={"classification": "ds"})
     frame, report = run_split("classification")
-    assert list(frame.columns) == ["path", "label", "md5", "group", "split"]
+    assert list(frame.columns) == ["path", "label", "md5", "width", "height", "group", "split"]
     assert len(frame) == 31 and report["images"] == 31
     # 20 unique cats split 14/3/3; the duplicate adds one to whichever split its twin is in.
     unique_cats = frame[frame["label"] == "cat"].drop_duplicates("md5")["split"].value_counts()

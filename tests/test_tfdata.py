@@ -89,3 +89,14 @@ def test_each_epoch_has_its_own_order_and_a_resumed_stream_repeats_it(mixed_file
     assert len({tuple(order) for order in full}) > 1  # reshuffled between epochs
     assert epochs(3, 6) == full[3:]  # epoch k's order does not depend on where the run began
     assert epochs(6, 6) == []
+
+
+def test_a_streamed_epoch_has_the_order_of_a_cached_one(mixed_files):
+    # The first-batch check streams epoch 0 to decode only one batch: it must see the
+    # batch that training (with its in-memory cache) sees.
+    targets = np.arange(5, dtype=np.int32)
+    orders = [
+        [b[1].numpy().tolist() for b in make_dataset(mixed_files, targets, 4, 2, 11, c, range(2))]
+        for c in ("memory", "none")
+    ]
+    assert orders[0] == orders[1]

@@ -57,6 +57,14 @@ def test_two_identical_runs_give_identical_weights(classification_data):
     summary = json.loads((classification_data / "reports/train/one/metrics.json").read_text())
     assert summary["step"] == 1 and "learning_rate" in summary["train"]
     assert summary["best"]["val_accuracy"] == meta["val_accuracy"]
+    # Cost beside accuracy in the stage's metrics: what Keras counts, the file's bytes.
+    assert (
+        summary["cost"]["parameters"] == keras.models.load_model("models/one.keras").count_params()
+    )
+    assert (
+        summary["cost"]["model_bytes"] == (classification_data / "models/one.keras").stat().st_size
+    )
+    assert summary["cost"]["flops_per_image"] > 2 * summary["cost"]["parameters"]
 
 
 class Interrupt(keras.callbacks.Callback):

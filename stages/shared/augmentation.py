@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import math
 import os
 import warnings
 from functools import cache
@@ -91,6 +92,44 @@ def build_pipeline(
     return A.Compose(transforms, bbox_params=bbox_params)
 
 
+# Transforms whose arguments are pixel sizes of the input image: decoding a photo at reduced
+# scale would change what they cut, so with one of them images are decoded in full.
+PIXEL_SIZED = frozenset(
+    {"RandomCrop", "CenterCrop", "Crop", "RandomSizedCrop", "CropNonEmptyMaskIfExists"}
+    | {"RandomCropNearBBox", "PadIfNeeded", "CropAndPad", "AtLeastOneBBoxRandomCrop"}
+)
+
+
+def largest(value) -> float:
+    """The largest number in a param value: a number, a range, or an {x, y} mapping."""
+    if isinstance(value, dict):
+        return max(largest(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return max(largest(v) for v in value)
+    return float(value)
+
+
+def zoom_of(spec: dict) -> float:
+    """How far a transform can magnify the image (1 for those that cannot)."""
+    name = spec.get("name")
+    if name == "Affine" and "scale" in spec:
+        return max(largest(spec["scale"]), 1.0)
+    if name in ("RandomScale", "ShiftScaleRotate") and "scale_limit" in spec:
+        return 1.0 + max(largest(spec["scale_limit"]), 0.0)
+    if name == "RandomResizedCrop":  # a crop of `scale` of the area, resized to the output
+        low = spec.get("scale", (0.08, 1.0))
+        return 1.0 / math.sqrt(min(low) if isinstance(low, list | tuple) else low)
+    return 1.0
+
+
+def decode_side(specs: list[dict], size: int) -> int | None:
+    """The smallest side a photo must keep for these transforms to yield `size` pixels at
+    full detail: `size` times the largest zoom; None (decode in full) with pixel-sized crops."""
+    if any(spec.get("name") in PIXEL_SIZED for spec in specs):
+        return None
+    return math.ceil(size * max((zoom_of(spec) for spec in specs), default=1.0))
+
+
 def reseed(pipeline: A.Compose, seed: int) -> None:
     """Seed a pipeline for one (image, copy).
 
@@ -141,7 +180,7 @@ def _augment_row(job: tuple[int, dict[str, Any]]) -> list[dict[str, Any]]:
 
     index, row = job
     try:
-        image = read_rgb(row["path"])
+        image = read_rgb(row["path"], _worker["decode_side"])
     except (ImageError, OSError) as err:
         raise UserError(
             f"{row['path']}: {err} — the file changed after `split` checked it; re-run `dvc repro`"
@@ -177,6 +216,7 @@ def _write_copies(index: int, row: dict[str, Any], image: np.ndarray, cfg: dict[
         path = f"{cfg['out_dir']}/{index:05d}_{copy:02d}.{cfg['format']}"
         Image.fromarray(pixels).save(path, **({"quality": 95} if cfg["format"] == "jpg" else {}))
         new = {**row, "path": path, "md5": file_md5(path), "source": row["path"]}
+        new.update(width=pixels.shape[1], height=pixels.shape[0])
         if cfg["with_boxes"]:
             new.update(present=int(new_box is not None), lost=int(box is not None and not new_box))
             new.update(zip(BOX, new_box or (0.0, 0.0, 0.0, 0.0), strict=True))

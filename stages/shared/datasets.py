@@ -15,7 +15,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from stages.shared.cli import UserError
-from stages.shared.images import ImageError, file_md5, image_facts, is_hidden, is_image_file
+from stages.shared.images import (
+    ImageError,
+    check_codec,
+    file_md5,
+    image_facts,
+    is_hidden,
+    is_image_file,
+    skip_reason,
+)
 from stages.shared.labelme import LabelError, find_label, read_label
 
 
@@ -55,6 +63,20 @@ def list_files(root: Path, scan: Scan) -> list[Path]:
     return files
 
 
+def inspect(path: Path, scan: Scan, fingerprint: bool):
+    """The image's facts, or None with the file skipped and its reason recorded; a missing
+    codec stops the stage with one line naming the package."""
+    check_codec(path)
+    try:
+        facts = image_facts(path, fingerprint)
+    except ImageError as err:
+        scan.skip(path, str(err))
+        return None
+    if facts.frames > 1:
+        scan.notes["multi-frame file: first frame used"] += 1
+    return facts
+
+
 def scan_classification(
     root: Path, key: str = "data.classification", fingerprint: bool = False
 ) -> tuple[Scan, list[str]]:
@@ -68,15 +90,14 @@ def scan_classification(
         if len(rel.parts) < 2:
             scan.skip(path, "not inside a class folder — move it into <root>/<class>/")
         elif not is_image_file(path):
-            scan.skip(path, f"not an image ({path.suffix or 'no extension'})")
+            scan.skip(path, skip_reason(path))
         else:
-            try:
-                _, phash = image_facts(path, fingerprint)
-            except ImageError as err:
-                scan.skip(path, str(err))
+            facts = inspect(path, scan, fingerprint)
+            if facts is None:
                 continue
             row = {"path": path.as_posix(), "label": rel.parts[0], "md5": file_md5(path)}
-            scan.rows.append({**row, "phash": phash})
+            width, height = facts.size
+            scan.rows.append({**row, "width": width, "height": height, "phash": facts.phash})
     return scan, classes
 
 
@@ -91,13 +112,12 @@ def scan_detection(root: Path, key: str = "data.detection", fingerprint: bool = 
         if path.suffix.lower() == ".json":
             continue
         if not is_image_file(path):
-            scan.skip(path, f"not an image ({path.suffix or 'no extension'})")
+            scan.skip(path, skip_reason(path))
             continue
-        try:
-            size, phash = image_facts(path, fingerprint)
-        except ImageError as err:
-            scan.skip(path, str(err))
+        facts = inspect(path, scan, fingerprint)
+        if facts is None:
             continue
+        size, phash = facts.size, facts.phash
         label_path = find_label(path, root)
         box = None
         if label_path is not None:
@@ -112,7 +132,7 @@ def scan_detection(root: Path, key: str = "data.detection", fingerprint: bool = 
         if box is None:
             scan.notes["negative: no JSON" if label_path is None else "negative: no shape"] += 1
         row = {"path": path.as_posix(), "present": int(box is not None), "md5": file_md5(path)}
-        row["phash"] = phash
+        row.update(width=size[0], height=size[1], phash=phash)
         row.update(zip(("x1", "y1", "x2", "y2"), box or (0.0, 0.0, 0.0, 0.0), strict=True))
         scan.rows.append(row)
     for path in files:

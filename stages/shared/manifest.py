@@ -1,8 +1,9 @@
 """Manifests: the CSV tables that say which file goes where, and atomic file writing.
 
-A manifest never copies images; it lists them. Classification rows: path, label, md5,
-group, split. Detection rows: path, present (0/1), x1, y1, x2, y2 (normalised), md5, group,
-split. Images of one group (a source, exact or near copies) always share a split.
+A manifest never copies images; it lists them. Classification rows: path, label, md5, width,
+height (of the upright image, pixels), group, split. Detection rows: path, present (0/1), x1,
+y1, x2, y2 (normalised), md5, width, height, group, split. Images of one group (a source,
+exact or near copies) always share a split.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import pandas as pd
 from stages.shared.cli import UserError
 
 COLUMNS = {
-    "classification": ["path", "label", "md5", "group", "split"],
-    "detection": ["path", "present", "x1", "y1", "x2", "y2", "md5", "group", "split"],
+    "classification": ["path", "label", "md5", "width", "height", "group", "split"],
+    "detection": [
+        *("path", "present", "x1", "y1", "x2", "y2", "md5", "width", "height", "group", "split")
+    ],
 }
 SPLITS = ("train", "val", "test")
 BOX = ["x1", "y1", "x2", "y2"]

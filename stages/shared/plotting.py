@@ -22,6 +22,7 @@ from stages.shared.images import ImageError, read_rgb
 
 TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
 TRUE_COLOR, PRED_COLOR = "lime", "red"
+DISPLAY_SIDE = 512  # pixels a gallery image needs: large photos decode at reduced scale
 
 
 def read_history(live_dir: Path, metric: str) -> dict[str, pd.DataFrame]:
@@ -175,7 +176,7 @@ def image_grid(count: int, columns: int, title: str) -> tuple[Figure, list]:
 def show_image(ax, path: str) -> tuple[int, int] | None:
     """Draw an image file in a panel; (width, height), or None with a note if unreadable."""
     try:
-        pixels = read_rgb(Path(path))
+        pixels = read_rgb(Path(path), DISPLAY_SIDE)
     except (ImageError, OSError):
         ax.text(0.5, 0.5, "unreadable", ha="center", va="center", transform=ax.transAxes)
         return None
@@ -252,6 +253,57 @@ def train_batch_figure(images: np.ndarray, titles: list[str], boxes=None, column
         if boxes is not None and boxes[index] is not None:
             draw_box(ax, boxes[index], (image.shape[1], image.shape[0]), TRUE_COLOR)
         ax.set_title(titles[index], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def worst_cases_figure(cases: list[tuple[str, np.ndarray, str]], columns: int) -> Figure:
+    """The worst test images of each behaviour check, one row per check: each image as the
+    model saw it under the check, with its score."""
+    checks = list(dict.fromkeys(check for check, _, _ in cases))
+    per_row = max(sum(1 for c, _, _ in cases if c == check) for check in checks)
+    columns = max(1, min(columns, per_row))
+    fig, axes = plt.subplots(
+        len(checks), columns, figsize=(2.3 * columns, 2.5 * len(checks) + 0.5), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for row, check in enumerate(checks):
+        mine = [(image, title) for c, image, title in cases if c == check][:columns]
+        for col, (image, title) in enumerate(mine):
+            axes[row, col].imshow(image, interpolation="nearest")
+            axes[row, col].set_title(f"{check}: {title}", fontsize=7)
+    fig.suptitle("Worst test images per behaviour check (as the model saw them)")
+    fig.tight_layout()
+    return fig
+
+
+def error_bars(slices: dict[str, dict], metric: str) -> tuple[list, list, list]:
+    """(bar heights, distance down to the interval's low end, up to its high end); an empty
+    slice (no value) gets a bar of 0 and no error bar."""
+    heights, down, up = [], [], []
+    for entry in slices.values():
+        value = entry.get(metric)
+        interval = (entry.get("ci95") or {}).get(metric) or {}
+        heights.append(value or 0.0)
+        down.append(value - interval["low"] if value is not None and interval else 0.0)
+        up.append(interval["high"] - value if value is not None and interval else 0.0)
+    return heights, down, up
+
+
+def slices_figure(groups: dict[str, dict[str, dict]], metric: str, label: str) -> Figure:
+    """One bar per slice, `metric` with its 95% interval as an error bar; a panel per way of
+    slicing (size, position, ...); each bar says how many test images it holds."""
+    fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.8), squeeze=False)
+    for ax, (grouping, slices) in zip(axes.flat, groups.items(), strict=True):
+        heights, down, up = error_bars(slices, metric)
+        ax.bar(list(slices), heights, color=TRAIN_COLOR, yerr=[down, up], capsize=4)
+        for x, entry in enumerate(slices.values()):
+            note = f"n={entry['images']}" if entry.get(metric) is not None else "empty"
+            ax.text(x, 0.02, note, ha="center", va="bottom", fontsize=8)
+        ax.set(title=f"by {grouping}", ylabel=label, ylim=(0, 1.05))
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"{label} by slice of the test split (bars: 95% interval)")
     fig.tight_layout()
     return fig
 

@@ -116,6 +116,49 @@ def checks_text(meta: dict) -> str:
     return "\n\n".join(lines)
 
 
+def behaviour_table(name: str, scores: dict) -> str:
+    """The behaviour checks: one row per check, its agreement figures."""
+    checks = scores.get("behaviour") or {}
+    if not checks:
+        return ""
+    keys = list(next(iter(checks.values())))
+    rows = [(check, *(values.get(k) for k in keys)) for check, values in checks.items()]
+    return "Behaviour on transformed test images:\n\n" + table(("check", *keys), rows)
+
+
+def slices_table(name: str, scores: dict) -> str:
+    """Metrics by slice: size and position (detector), source size (classifier), negatives."""
+    found = scores.get("slices") or {}
+    rows = []
+    for grouping, slices in found.items():
+        if grouping == "negatives":
+            rows.append(
+                (
+                    "negatives",
+                    slices.get("images"),
+                    "false-positive rate",
+                    describe(
+                        slices.get("false_positive_rate"), (slices.get("ci95") or {}).get("fpr")
+                    ),
+                )
+            )
+            continue
+        for slice_name, entry in slices.items():
+            metric = "mean_iou" if "mean_iou" in entry else "accuracy"
+            interval = (entry.get("ci95") or {}).get(metric)
+            rows.append(
+                (
+                    f"{grouping}: {slice_name}",
+                    entry.get("images"),
+                    metric,
+                    describe(entry.get(metric), interval),
+                )
+            )
+    if not rows:
+        return ""
+    return "Metrics by slice:\n\n" + table(("slice", "test images", "metric", "value"), rows)
+
+
 def model_section(
     name: str, scores: dict, meta: dict, figures: list[tuple[str, str]], extra: str = ""
 ) -> str:
@@ -136,6 +179,8 @@ def model_section(
         + ".",
         table(("test metric", "value", "input-independent baseline"), headline_rows(name, scores)),
         table(("best val score", "value"), sorted(best.items())) if best else "",
+        slices_table(name, scores),
+        behaviour_table(name, scores),
         table(("param", "value"), made_of),
         checks_text(meta),
         extra,

@@ -2,8 +2,9 @@
 
 Images are decoded by `images.read_rgb` (PIL) so training, evaluation and prediction share
 one decoder that honours EXIF orientation and maps every mode (grey, RGBA, palette, 16-bit)
-to RGB the same way. Pixels come out as float32 in [0, 255]; each model normalises them
-itself (a Rescaling layer), so a saved model carries its own preprocessing.
+to RGB the same way; a large JPEG is decoded at reduced scale, never below the input size.
+Pixels come out as float32 in [0, 255]; each model normalises them itself (a Rescaling
+layer), so a saved model carries its own preprocessing.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from stages.shared.images import ImageError, read_rgb
+from stages.shared.images import model_pixels
 from stages.shared.seeding import derive_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -26,13 +26,7 @@ CACHE_BUDGET_BYTES = 2 * 1024**3  # decoded images kept in RAM when they fit in 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
     """One image file as a float32 (size, size, 3) array in [0, 255] (same for all stages)."""
-    try:
-        rgb = read_rgb(Path(path))
-    except ImageError as err:
-        raise ImageError(f"{path}: {err}") from None
-    if rgb.shape[:2] != (size, size):
-        rgb = np.asarray(Image.fromarray(rgb).resize((size, size), Image.BILINEAR))
-    return rgb.astype(np.float32)
+    return model_pixels(Path(path), size)
 
 
 def _load_tensor(path: tf.Tensor, size: int) -> tf.Tensor:

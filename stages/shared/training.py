@@ -297,11 +297,12 @@ def train_val_data(
         raise UserError(f"{manifest}: no val rows — set split.fractions.val above 0")
     paths, train_targets = list(train_rows["path"]), targets(train_rows)
 
-    def train(epochs: range):
-        return make_dataset(paths, train_targets, size, batch_size, seed, cfg.cache, epochs)
+    def train(epochs: range, cache: str = cfg.cache):
+        return make_dataset(paths, train_targets, size, batch_size, seed, cache, epochs)
 
     data = {
         "train": train,
+        "first": lambda: train(range(1), cache="none"),
         "val": make_dataset(val_rows["path"], targets(val_rows), size, batch_size, cache=cfg.cache),
         "steps": steps_per_epoch(len(train_rows), batch_size),
     }
@@ -326,8 +327,10 @@ def debug_epochs(cfg) -> object:
 
 
 def first_batch(data: dict):
-    """The first batch of epoch 0, as `fit` will receive it."""
-    return next(iter(data["train"](range(1))))
+    """The first batch of epoch 0, as `fit` will receive it: streamed, so only its own images
+    are decoded (a seeded shuffle of n elements is the same permutation whether it shuffles
+    paths or decoded images)."""
+    return next(iter(data["first"]()))
 
 
 def resume_point(phase_dir: Path, start: int = 0) -> int:
@@ -430,8 +433,8 @@ def finish_debug(model, data: dict, live, path: Path, metadata: dict, cfg) -> di
 
     result = overfit_one_batch(model, data["overfit_batch"], cfg.overfit.steps, cfg.overfit.loss)
     live.summary["debug"] = result
-    live.make_summary()
     save_model(model, path, {**metadata, "debug": result})
+    log_cost(model, path, metadata["image_size"], live)
     return result
 
 
@@ -444,7 +447,16 @@ def finish_run(state: Path, data: dict, live, path: Path, metadata: dict, keys) 
     summary = {f"val_{key}": round(float(scores[key]), 4) for key in keys}
     summary.update(run_epochs(state))
     live.summary["best"] = summary  # the saved model, beside the last epoch's scores
-    live.make_summary()
     save_model(best, path, {**metadata, **summary})
+    log_cost(best, path, metadata["image_size"], live)
     shutil.rmtree(state, ignore_errors=True)
     return summary
+
+
+def log_cost(model, path: Path, size: int, live) -> None:
+    """Parameters, file size and FLOPs per image into the stage's metrics (DVCLive summary),
+    so `dvc metrics diff` shows a cost regression beside an accuracy gain."""
+    from stages.shared.cost import model_cost
+
+    live.summary["cost"] = model_cost(model, path, size)
+    live.make_summary()
