@@ -42,7 +42,7 @@ bench: $(VENV)/.dev
 compare: $(VENV)/.runtime
 	$(BIN)/python -m stages.compare $(A) $(B) --seeds $(or $(SEEDS),5) --model $(or $(MODEL),classifier)
 
-# How much the test metrics move across seeds, oneDNN, CPU instruction sets (~40 min).
+# How much the test metrics move across seeds, oneDNN, CPU instruction sets (~80 min).
 noise-floor: $(VENV)/.dev
 	$(BIN)/python -m bench.noise_floor
 
