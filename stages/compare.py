@@ -40,13 +40,9 @@ def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def experiment_names() -> set[str]:
-    """Names of the DVC experiments of this repository."""
-    shown = json.loads(run(*DVC, "exp", "show", "--json").stdout or "[]")
-    names = set()
-    for commit in shown:
-        for exp in commit.get("experiments") or []:
-            names.update(rev.get("name") for rev in exp.get("revs", []) if rev.get("name"))
-    return names
+    """Names of the DVC experiments of this repository, whatever commit they derive from."""
+    listed = run(*DVC, "exp", "list", "--all-commits", "--name-only").stdout
+    return {line.strip() for line in listed.splitlines() if line.strip()}
 
 
 def resolve(config: str, argument: str) -> str:
@@ -59,12 +55,16 @@ def resolve(config: str, argument: str) -> str:
     raise UserError(f"{argument}: {config!r} is neither a git revision nor a DVC experiment")
 
 
-def queue(config: str, kind: str, label: str, model: str, seeds: int, home: str) -> list[str]:
-    """Queue `config` once per seed; return the experiment names."""
+def queue(
+    config: str, kind: str, label: str, model: str, seeds: int, home: str
+) -> tuple[str, list[str]]:
+    """Queue `config` once per seed; return the commit the experiments derive from (DVC lists
+    an experiment under its baseline commit only) and their names."""
     if kind == "rev":
         run("git", "checkout", "-q", config)
     else:
         run(*DVC, "exp", "apply", config)
+    baseline = run("git", "rev-parse", "HEAD").stdout.strip()
     names, stamp = [], time.strftime("%H%M%S")
     try:
         for seed in range(1, seeds + 1):
@@ -75,12 +75,12 @@ def queue(config: str, kind: str, label: str, model: str, seeds: int, home: str)
     finally:
         run("git", "checkout", "-q", "--", ".")
         run("git", "checkout", "-q", home)
-    return names
+    return baseline, names
 
 
-def collect(names: list[str], model: str) -> list[dict]:
-    """The test metrics of the named experiments, in order."""
-    shown = json.loads(run(*DVC, "exp", "show", "--json").stdout)
+def collect(baseline: str, names: list[str], model: str) -> list[dict]:
+    """The test metrics of the named experiments of `baseline`, in order."""
+    shown = json.loads(run(*DVC, "exp", "show", "--json", "--rev", baseline).stdout)
     found = {}
     path = f"reports/eval/{model}/metrics.json"
     for commit in shown:
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> None:
         for label, config in (("A", args.a), ("B", args.b))
     }
     run(*DVC, "exp", "run", "--run-all")
-    runs = {label: collect(found, args.model) for label, found in names.items()}
+    runs = {label: collect(*queued, args.model) for label, queued in names.items()}
     rows = []
     for metric in HEADLINES[args.model]:
         a = np.array([r.get(metric) for r in runs["A"]], dtype=float)

@@ -170,7 +170,7 @@ def test_mirrored_on_two_cpus_matches_one_device(prepared, stage, live, task, ex
     mirrored = train_losses(prepared, live)
     assert len(single) == len(mirrored) == 3
     steps = [single[0] - single[1], single[0] - single[2]]
-    assert min(abs(step) for step in steps) > 1e-3, single  # the steps changed the model
+    assert min(abs(step) for step in steps) > 1e-4, single  # the steps changed the model
     # Same examples, same global batch, same start: the same run up to float summation order,
     # measured on what the steps changed (a gradient scaled ×2 moves it ×2).
     assert [mirrored[0] - mirrored[1], mirrored[0] - mirrored[2]] == pytest.approx(
