@@ -1,9 +1,10 @@
 """`python -m stages.compare A B --seeds 5`: is configuration B better than A, or did it land
 on a luckier seed? (a tool, not a pipeline stage; `make compare A=... B=... SEEDS=5`)
 
-A and B are git revisions (branch, tag, commit) or DVC experiment names. Each is queued as
-`dvc exp run --queue` over training seeds 1..N (`train_<model>.seed`; the data, and so the
-test split, follow `base.seed` and stay fixed), the queue is run, and for each headline test
+A and B are git revisions (branch, tag, commit) or DVC experiment names. Each is run as
+`dvc exp run` over training seeds 1..N (`train_<model>.seed`; the data, and so the test split,
+follow `base.seed` and stay fixed), one after the other in the workspace (no queue worker to
+wait for; a seed already run comes back from DVC's run cache), and for each headline test
 metric it prints mean ± sd for A and for B, the difference B − A paired by seed with its 95%
 t-interval, and a verdict: "B better" or "B worse" when the interval excludes 0, else
 "cannot tell" (Bouthillier et al., "Accounting for Variance in Machine Learning
@@ -55,22 +56,24 @@ def resolve(config: str, argument: str) -> str:
     raise UserError(f"{argument}: {config!r} is neither a git revision nor a DVC experiment")
 
 
-def queue(
+def run_seeds(
     config: str, kind: str, label: str, model: str, seeds: int, home: str
 ) -> tuple[str, list[str]]:
-    """Queue `config` once per seed; return the commit the experiments derive from (DVC lists
+    """Run `config` once per seed; return the commit the experiments derive from (DVC lists
     an experiment under its baseline commit only) and their names."""
     if kind == "rev":
         run("git", "checkout", "-q", config)
-    else:
-        run(*DVC, "exp", "apply", config)
     baseline = run("git", "rev-parse", "HEAD").stdout.strip()
     names, stamp = [], time.strftime("%H%M%S")
     try:
         for seed in range(1, seeds + 1):
+            run("git", "checkout", "-q", "--", ".")  # each seed starts from the config itself
+            if kind == "exp":
+                run(*DVC, "exp", "apply", config)
             name = f"compare-{stamp}-{label}-{model}-seed{seed}"
             seeded = f"train_{model}.seed={seed}"
-            run(*DVC, "exp", "run", "--queue", "-n", name, "-S", seeded, f"evaluate@{model}")
+            print(f"{label} ({config}), seed {seed}: {name}", flush=True)
+            run(*DVC, "exp", "run", "-n", name, "-S", seeded, f"evaluate@{model}")
             names.append(name)
     finally:
         run("git", "checkout", "-q", "--", ".")
@@ -142,10 +145,9 @@ def main(argv: list[str]) -> None:
     home = run("git", "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
     home = run("git", "rev-parse", "HEAD").stdout.strip() if home == "HEAD" else home
     names = {
-        label: queue(config, kinds[label], label, args.model, args.seeds, home)
+        label: run_seeds(config, kinds[label], label, args.model, args.seeds, home)
         for label, config in (("A", args.a), ("B", args.b))
     }
-    run(*DVC, "exp", "run", "--run-all")
     runs = {label: collect(*queued, args.model) for label, queued in names.items()}
     rows = []
     for metric in HEADLINES[args.model]:
