@@ -111,3 +111,9 @@ def test_an_unknown_check_name_is_one_line_naming_the_param():
         UserError, match=r"evaluate\.classifier\.behaviour\.1: Input should be 'flip', 'shift'"
     ):
         parse_section("evaluate", {"classifier": section, "detector": detector})
+
+
+def test_a_box_on_a_threshold_belongs_to_the_larger_slice():
+    # README: below size[0] is small, from size[1] on is large.
+    areas = np.array([0.0499, 0.05, 0.1499, 0.15])
+    assert size_slice(areas, (0.05, 0.15)).tolist() == ["small", "medium", "medium", "large"]
