@@ -149,16 +149,17 @@ def train(cfg, base, paths: dict) -> dict:
             "first_batch": first_batch_checks(model, data, cfg, prior, layers, Path(paths["batch"]))
         },
     }
-    state = training.work_dir("train_classifier", cfg.model_dump(), base.model_dump(), manifest_md5)
-    live = training.open_live(paths["live_dir"], training.run_resume_point(state))
-    live.summary["checks"] = metadata["checks"]
-    if cfg.debug == "overfit":
-        return training.finish_debug(model, data, live, Path(paths["model"]), metadata, cfg)
-    if cfg.debug == "fast":
-        metadata["debug"] = {"mode": "fast", "batches_per_epoch": data["steps"]}
-    run_phases(model, data, cfg, state, live, paths, recompile)
-    keys = ("loss", "accuracy")
-    return training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
+    return training.run_stage_training(
+        "train_classifier",
+        model,
+        data,
+        cfg,
+        base,
+        paths,
+        metadata,
+        ("loss", "accuracy"),
+        lambda state, live: run_phases(model, data, cfg, state, live, paths, recompile),
+    )
 
 
 def main(argv: list[str]) -> None:

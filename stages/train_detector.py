@@ -99,16 +99,17 @@ def train(cfg, base, paths: dict) -> dict:
         "manifest_md5": manifest_md5,
         "checks": {"first_batch": check},
     }
-    state = training.work_dir("train_detector", cfg.model_dump(), base.model_dump(), manifest_md5)
-    live = training.open_live(paths["live_dir"], training.resume_point(state))
-    live.summary["checks"] = metadata["checks"]
-    if cfg.debug == "overfit":
-        return training.finish_debug(model, data, live, Path(paths["model"]), metadata, cfg)
-    if cfg.debug == "fast":
-        metadata["debug"] = {"mode": "fast", "batches_per_epoch": data["steps"]}
-    training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs)
-    keys = ("loss", "mean_iou", "presence_accuracy")
-    return training.finish_run(state, data, live, Path(paths["model"]), metadata, keys)
+    return training.run_stage_training(
+        "train_detector",
+        model,
+        data,
+        cfg,
+        base,
+        paths,
+        metadata,
+        ("loss", "mean_iou", "presence_accuracy"),
+        lambda state, live: training.fit_phase(model, data, cfg, state, live, paths, cfg.epochs),
+    )
 
 
 def main(argv: list[str]) -> None:

@@ -453,6 +453,25 @@ def finish_run(state: Path, data: dict, live, path: Path, metadata: dict, keys) 
     return summary
 
 
+def run_stage_training(
+    section: str, model, data: dict, cfg, base, paths: dict, metadata: dict, keys, fit
+) -> dict:
+    """The common course of a training stage once its model is built: the resumable work
+    dir, DVCLive continued from where the run stopped, the debug modes, `fit(state, live)`,
+    then the best checkpoint saved with `metadata` and its val `keys`; returns what
+    `finish_run` (or `finish_debug`) returns."""
+    state = work_dir(section, cfg.model_dump(), base.model_dump(), metadata["manifest_md5"])
+    live = open_live(paths["live_dir"], run_resume_point(state))
+    live.summary["checks"] = metadata["checks"]
+    path = Path(paths["model"])
+    if cfg.debug == "overfit":
+        return finish_debug(model, data, live, path, metadata, cfg)
+    if cfg.debug == "fast":
+        metadata["debug"] = {"mode": "fast", "batches_per_epoch": data["steps"]}
+    fit(state, live)
+    return finish_run(state, data, live, path, metadata, keys)
+
+
 def log_cost(model, path: Path, size: int, live) -> None:
     """Parameters, file size and FLOPs per image into the stage's metrics (DVCLive summary),
     so `dvc metrics diff` shows a cost regression beside an accuracy gain."""
