@@ -9,6 +9,10 @@ Out: reports/figures/*.png (training curves, confusion matrix, ROC, PR curve, Io
      (metrics beside their baselines, key params, checks, figures) and
      reports/model_card_<model>.md (use, limits, data, params, test metrics).
 Params: plot.*.
+
+The curves, confusion matrix, ROC and PR figures are the plots `dvc.yaml` defines (`FROM_DVC`),
+filled by DVC and drawn by vl-convert: the same definitions `dvc plots show` renders. The
+galleries, histogram and slices have no `dvc.yaml` twin and are drawn with matplotlib.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.shared import baselines, plotting, summary
+from stages.shared import baselines, dvcplots, plotting, summary
 from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import atomic_write_text
 from stages.shared.params import load_params
@@ -31,9 +35,37 @@ from stages.shared.paths import (
     MODELS,
     MODELS_DIR,
     REPORTS_DIR,
-    TRAIN_REPORTS_DIR,
     model_file,
 )
+
+# figure file -> (the `plots:` ids of dvc.yaml it shows, columns)
+FROM_DVC = {
+    "classifier_training.png": (
+        ["Classifier loss", "Classifier accuracy", "Classifier learning rate"],
+        3,
+    ),
+    "classifier_confusion.png": (["Classifier confusion matrix"], 1),
+    "classifier_roc.png": (["Classifier ROC", "Classifier ROC by class"], 2),
+    "detector_training.png": (
+        [
+            "Detector total loss",
+            "Detector classification loss",
+            "Detector localization loss",
+            "Detector mean IoU",
+        ],
+        2,
+    ),
+    "detector_pr.png": (["Detector precision-recall"], 1),
+}
+
+
+def dvc_figures(names: list[str], cfg, out: Path) -> None:
+    """Draw the figures `names` of FROM_DVC from the specs DVC fills for this workspace."""
+    wanted = [plot for name in names for plot in FROM_DVC[name][0]]
+    specs = dvcplots.specs(wanted)
+    for name in names:
+        plots, columns = FROM_DVC[name]
+        dvcplots.to_png([specs[plot] for plot in plots], out / name, cfg.dpi, columns)
 
 
 def read_json(path: Path) -> dict:
@@ -60,25 +92,11 @@ def classifier_figures(cfg, out: Path) -> tuple[list[tuple[str, str]], str]:
     predictions = pd.read_csv(ev / "predictions.csv", dtype={"actual": str, "predicted": str})
     wrong = predictions[predictions["actual"] != predictions["predicted"]]
     wrong = wrong.sort_values(["confidence", "path"], ascending=[False, True], kind="mergesort")
-    aucs = dict(zip(per_class["class"], per_class["roc_auc"], strict=True))
-    figures = {
-        "classifier_training.png": plotting.training_curves(
-            TRAIN_REPORTS_DIR / "classifier",
-            [("accuracy", "Accuracy"), ("loss", "Loss (categorical cross-entropy)")],
-            "Classifier training",
-        ),
-        "classifier_confusion.png": plotting.confusion_heatmap(pd.read_csv(ev / "confusion.csv")),
-        "classifier_roc.png": plotting.roc_curves(
-            pd.read_csv(ev / "roc.csv", dtype={"class": str}),
-            pd.read_csv(ev / "roc_average.csv"),
-            aucs,
-        ),
-        "classifier_mistakes.png": plotting.misclassified_gallery(
-            wrong.head(cfg.gallery_size), cfg.gallery_columns
-        ),
-    }
-    for name, fig in figures.items():
-        plotting.save_figure(fig, out / name, cfg.dpi)
+    from_dvc = ["classifier_training.png", "classifier_confusion.png", "classifier_roc.png"]
+    dvc_figures(from_dvc, cfg, out)
+    mistakes = plotting.misclassified_gallery(wrong.head(cfg.gallery_size), cfg.gallery_columns)
+    plotting.save_figure(mistakes, out / "classifier_mistakes.png", cfg.dpi)
+    figures = [*from_dvc, "classifier_mistakes.png"]
     captions = ["Training curves", "Confusion matrix", "ROC curves", "Mistakes"]
     per_class_table = summary.table(
         ("class", "precision", "recall", "f1", "support", "roc_auc"),
@@ -95,18 +113,9 @@ def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
     """The detector's figures; (caption, file) pairs."""
     ev = EVAL_DIR / "detector"
     predictions = pd.read_csv(ev / "predictions.csv")
+    from_dvc = ["detector_training.png", "detector_pr.png"]
+    dvc_figures(from_dvc, cfg, out)
     figures = {
-        "detector_training.png": plotting.training_curves(
-            TRAIN_REPORTS_DIR / "detector",
-            [
-                ("loss", "Total loss"),
-                ("class_loss", "Classification loss (BCE)"),
-                ("box_loss", "Localization loss"),
-                ("mean_iou", "Mean IoU (images with an object)"),
-            ],
-            "Detector training",
-        ),
-        "detector_pr.png": plotting.pr_curve(pd.read_csv(ev / "pr_curve.csv"), scores.get("ap50")),
         "detector_iou.png": plotting.iou_histogram(
             predictions["iou"].dropna().to_numpy(), scores.get("mean_iou")
         ),
@@ -117,7 +126,7 @@ def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
     for name, fig in figures.items():
         plotting.save_figure(fig, out / name, cfg.dpi)
     captions = ["Training curves", "Precision-recall", "IoU histogram", "Test predictions"]
-    return list(zip(captions, figures, strict=True))
+    return list(zip(captions, [*from_dvc, *figures], strict=True))
 
 
 def behaviour_figure(name: str, meta: dict, cfg, out: Path) -> list[tuple[str, str]]:

@@ -89,6 +89,17 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def plots_project(workdir) -> Path:
+    """`workdir` as a git + DVC repository with the project's dvc.yaml plots and templates."""
+    subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
+    (workdir / ".dvc").mkdir()
+    shutil.copy(ROOT / ".dvc/config", workdir / ".dvc/config")
+    shutil.copytree(ROOT / ".dvc/plots", workdir / ".dvc/plots")
+    shutil.copy(ROOT / "dvc.yaml", workdir / "dvc.yaml")
+    return workdir
+
+
 # --- end-to-end helpers: a copy of the project in a temporary git + DVC repository ---
 
 TINY_PARAMS = {

@@ -48,7 +48,7 @@ def write_history(live_dir: Path, metrics: list[str], epochs: int = 4) -> None:
 def fake_reports(root: Path) -> None:
     """Training history, evaluation reports and model metadata for both models, tiny."""
     rng = np.random.default_rng(0)
-    write_history(root / "reports/train/classifier", ["loss", "accuracy"])
+    write_history(root / "reports/train/classifier", ["loss", "accuracy", "learning_rate"])
     write_history(root / "reports/train/detector", ["loss", "class_loss", "box_loss", "mean_iou"])
     classes = ["cat", "dog", "owl"]
     actual = np.array([0, 0, 1, 1, 2, 2])
@@ -186,7 +186,8 @@ def fake_reports(root: Path) -> None:
         (root / f"models/{name}.json").write_text(json.dumps({**meta, "val_loss": 0.25}))
 
 
-def test_plot_stage_writes_every_figure_and_the_summary(workdir):
+def test_plot_stage_writes_every_figure_and_the_summary(plots_project):
+    workdir = plots_project
     fake_reports(workdir)
     plot.main([])
     for name in FIGURES:
@@ -229,7 +230,8 @@ def test_plot_stage_writes_every_figure_and_the_summary(workdir):
     )
 
 
-def test_plot_is_byte_stable(workdir):
+def test_plot_is_byte_stable(plots_project):
+    workdir = plots_project
     fake_reports(workdir)
     plot.main([])
     first = {p.name: p.read_bytes() for p in (workdir / "reports/figures").iterdir()}
@@ -277,7 +279,8 @@ def test_spread_picks_evenly_and_stably():
     assert len(plot.spread(rows, 20)) == 10
 
 
-def test_a_debug_run_is_marked_everywhere_a_reader_looks(workdir):
+def test_a_debug_run_is_marked_everywhere_a_reader_looks(plots_project):
+    workdir = plots_project
     fake_reports(workdir)
     meta_path = workdir / "models/detector.json"
     meta = json.loads(meta_path.read_text())

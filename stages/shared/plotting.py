@@ -1,6 +1,7 @@
-"""Matplotlib figures for review: training curves, confusion matrix, ROC and PR curves, IoU
-histogram, and galleries of test images. Each function takes plain data and returns a Figure;
-`save_figure` writes it (the `plot` stage decides what goes where)."""
+"""Matplotlib figures for review that `dvc.yaml` does not define: IoU histogram, slices and
+galleries of images with their labels and boxes. (The curves, confusion matrix, ROC and PR
+figures are drawn from DVC's own specs, in `dvcplots`.) Each function takes plain data and
+returns a Figure; `save_figure` writes it (the `plot` stage decides what goes where)."""
 
 from __future__ import annotations
 
@@ -16,131 +17,12 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
-from matplotlib.ticker import MaxNLocator
 
 from stages.shared.images import ImageError, read_rgb
 
-TRAIN_COLOR, VAL_COLOR = "tab:blue", "tab:orange"
+TRAIN_COLOR = "tab:blue"
 TRUE_COLOR, PRED_COLOR = "lime", "red"
 DISPLAY_SIDE = 512  # pixels a gallery image needs: large photos decode at reduced scale
-
-
-def read_history(live_dir: Path, metric: str) -> dict[str, pd.DataFrame]:
-    """DVCLive's per-epoch `train` and `eval` series of one metric (missing ones left out)."""
-    series = {}
-    for phase in ("train", "eval"):
-        path = Path(live_dir) / "plots" / "metrics" / phase / f"{metric}.tsv"
-        if path.exists():
-            series[phase] = pd.read_csv(path, sep="\t")
-    return series
-
-
-def training_curves(live_dir: Path, panels: list[tuple[str, str]], title: str) -> Figure:
-    """One panel per (metric, label): train vs val per epoch, as in the tutorials."""
-    columns = min(len(panels), 2)
-    rows = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(5.2 * columns, 3.6 * rows), squeeze=False)
-    for ax, (metric, label) in zip(axes.flat, panels, strict=False):
-        for phase, frame in read_history(live_dir, metric).items():
-            color, name = (TRAIN_COLOR, "train") if phase == "train" else (VAL_COLOR, "val")
-            ax.plot(frame["step"] + 1, frame[metric], color=color, label=name, marker=".")
-        ax.set(title=label, xlabel="epoch", ylabel=label.split(" (")[0].lower())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend()
-    for ax in list(axes.flat)[len(panels) :]:
-        ax.set_visible(False)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def confusion_heatmap(confusion: pd.DataFrame) -> Figure:
-    """Row-normalised confusion matrix as colour, with the raw counts written in each cell."""
-    classes = list(dict.fromkeys(confusion["actual"]))
-    shares = confusion.pivot(index="actual", columns="predicted", values="normalized")
-    counts = confusion.pivot(index="actual", columns="predicted", values="count")
-    shares, counts = shares.loc[classes, classes], counts.loc[classes, classes]
-    side = max(4.5, 0.55 * len(classes) + 2.5)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side))
-    image = ax.imshow(shares.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the actual class")
-    if len(classes) <= 30:  # beyond that the numbers no longer fit their cells
-        for (i, j), count in np.ndenumerate(counts.to_numpy()):
-            dark = shares.iat[i, j] > 0.6
-            ax.text(
-                j,
-                i,
-                str(count),
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if dark else "black",
-            )
-    ax.set_xticks(range(len(classes)), classes, rotation=45 if len(classes) > 8 else 0)
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set(
-        xlabel="predicted class",
-        ylabel="actual class",
-        title="Classifier confusion matrix (test, row-normalised; counts in cells)",
-    )
-    fig.tight_layout()
-    return fig
-
-
-def roc_curves(roc: pd.DataFrame, averages: pd.DataFrame, aucs: dict[str, float]) -> Figure:
-    """One-vs-rest ROC curve per class, plus the micro and macro averages; an inset zooms on
-    the top-left corner, where good classifiers differ."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
-    inset = ax.inset_axes((0.3, 0.42, 0.45, 0.42))
-    colors = plt.get_cmap("tab20")
-    for axes, lw in ((ax, 1.0), (inset, 1.2)):
-        for i, (name, curve) in enumerate(roc.groupby("class", sort=False)):
-            auc = aucs.get(str(name), float("nan"))
-            axes.plot(
-                curve["fpr"],
-                curve["tpr"],
-                color=colors(i % 20),
-                lw=lw,
-                alpha=0.85,
-                label=f"{name} (AUC {auc:.4f})",
-                drawstyle="steps-post",
-            )
-        axes.plot(averages["fpr"], averages["micro"], "k--", lw=2, label="micro average")
-        axes.plot(averages["fpr"], averages["macro"], "k:", lw=2, label="macro average")
-        axes.grid(alpha=0.3)
-    ax.plot([0, 1], [0, 1], color="grey", lw=0.8)
-    inset.set(xlim=(0.0, 0.1), ylim=(0.9, 1.005), title="zoom: FPR ≤ 0.1, TPR ≥ 0.9")
-    inset.title.set_fontsize(8)
-    inset.tick_params(labelsize=7)
-    ax.set(
-        xlabel="false positive rate",
-        ylabel="true positive rate",
-        xlim=(-0.01, 1.0),
-        ylim=(0.0, 1.01),
-        title="Classifier ROC, one class vs rest (test)",
-    )
-    ax.legend(fontsize=7, loc="lower right", ncol=2 if len(aucs) > 10 else 1)
-    fig.tight_layout()
-    return fig
-
-
-def pr_curve(curve: pd.DataFrame, ap50: float | None) -> Figure:
-    """Detector precision-recall at IoU 0.5, one point per presence-score threshold."""
-    fig, ax = plt.subplots(figsize=(6.0, 4.8))
-    label = f"AP50 {ap50:.3f}" if ap50 is not None else "AP50 n/a"
-    ax.step(curve["recall"], curve["precision"], where="post", color=PRED_COLOR, label=label)
-    ax.set(
-        xlabel="recall (objects found with IoU ≥ 0.5)",
-        ylabel="precision",
-        xlim=(0.0, 1.01),
-        ylim=(0.0, 1.02),
-        title="Detector precision-recall at IoU 0.5 (test)",
-    )
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
-    fig.tight_layout()
-    return fig
 
 
 def iou_histogram(ious: np.ndarray, mean_iou: float | None) -> Figure:
