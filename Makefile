@@ -1,5 +1,5 @@
 # Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make lint`, `make bench`,
-# `make noise-floor`.
+# `make noise-floor`, `make review`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -7,7 +7,8 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast lint format bench noise-floor compare clean
+.PHONY: run test test-fast lint format bench noise-floor compare review review-template \
+	review-screenshot clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,18 @@ compare: $(VENV)/.runtime
 # How much the test metrics move across seeds, oneDNN, CPU instruction sets (~80 min).
 noise-floor: $(VENV)/.dev
 	$(BIN)/python -m bench.noise_floor
+
+# The review page, workspace vs REV (default: the last commit), offline: make review REV=main
+review: $(VENV)/.runtime
+	$(BIN)/python -m stages.review $(or $(REV),HEAD)
+
+# Rewrite review/template.html from the installed vl-convert (after bumping its pin).
+review-template: $(VENV)/.runtime
+	$(BIN)/python -m stages.review --template
+
+# The README's screenshot of the review page, as the browser test sees it.
+review-screenshot: $(VENV)/.dev
+	REVIEW_SCREENSHOT=$(CURDIR)/docs/review-page.png $(BIN)/python -m pytest -q -m browser
 
 clean:
 	rm -rf .work .pytest_cache .ruff_cache

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import subprocess
+import sys
 from pathlib import Path
 
 from stages.shared.cli import UserError, run_stage
@@ -70,7 +71,9 @@ def write_page(rev: str, out: Path) -> Path:
     if not TEMPLATE.is_file():
         raise UserError(f"{TEMPLATE}: missing — run `python -m stages.review --template`")
     command = ["dvc", "plots", "diff", rev, "--out", str(out)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", *command], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
         raise UserError(f"`{' '.join(command)}` failed: {reason}")

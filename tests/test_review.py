@@ -1,0 +1,200 @@
+"""The review page: `make review` / `dvc plots diff` render every plot with no network.
+
+The browser test builds the page for two revisions of a copy of the committed reports, opens it
+in headless Chromium with every request that is not a local file blocked, and checks what a
+reviewer would see: each plot of dvc.yaml drawn, each figure loaded, no error in the console.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from stages import review
+from tests.conftest import ROOT
+
+DRAWN = "canvas.marks, svg.marks"  # vega's drawing (vega-embed's menu icon is an svg too)
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_the_committed_template_is_the_installed_vl_convert_bundle():
+    # A vl-convert upgrade without `python -m stages.review --template` would leave the page
+    # drawing with another Vega-Lite than the PNG figures.
+    assert review.TEMPLATE.read_text(encoding="utf-8") == review.template_text()
+
+
+def test_every_clone_uses_the_offline_template():
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "config", "plots.html_template"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert (ROOT / ".dvc" / done.stdout.strip()).resolve() == review.TEMPLATE
+    page = review.TEMPLATE.read_text(encoding="utf-8")
+    assert "{plot_divs}" in page
+    assert not re.search(r"<script[^>]*\bsrc=", page)  # nothing for the browser to fetch
+
+
+def test_a_missing_revision_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(review.UserError, match=r"dvc plots diff no-such-rev .*failed: "):
+        review.write_page("no-such-rev", tmp_path / "page")
+
+
+def find_chromium() -> str | None:
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+@pytest.fixture
+def two_revisions(tmp_path) -> Path:
+    """A repository with the committed reports at HEAD~1 and changed ones in HEAD."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml", ".dvc/config", "review/template.html"):
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, repo / name)
+    shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")
+    tracked = subprocess.run(
+        ["git", "ls-files", "reports"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in tracked:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, repo / name)
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=r", "-c", "user.email=r@r", "commit", "-qm", "before")
+    # The second revision: a worse classifier (two predictions changed, a higher val loss).
+    predictions = repo / "reports/eval/classifier/predictions.csv"
+    frame = pd.read_csv(predictions, dtype=str)
+    frame.loc[:1, "predicted"] = frame.loc[:1, "actual"].map(lambda c: "0" if c != "0" else "1")
+    frame.to_csv(predictions, index=False)
+    loss = repo / "reports/train/classifier/plots/metrics/eval/loss.tsv"
+    history = pd.read_csv(loss, sep="\t")
+    history["loss"] *= 1.5
+    history.to_csv(loss, sep="\t", index=False)
+    git(repo, "add", "-A")
+    git(repo, "-c", "user.name=r", "-c", "user.email=r@r", "commit", "-qm", "after")
+    return repo
+
+
+@pytest.mark.browser
+def test_the_review_page_renders_every_plot_offline(two_revisions, tmp_path):
+    chromium = find_chromium()
+    if chromium is None:
+        message = "no Chromium found: `apt-get install chromium` (or set CHROMIUM=<path>)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "stages.review", "HEAD~1", "--out", "page"],
+        cwd=two_revisions,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    page_path = Path(done.stdout.strip())
+    assert page_path == (two_revisions / "page/index.html").resolve()
+    html = page_path.read_text(encoding="utf-8")
+    plot_ids = re.findall(r"vegaEmbed\('#([^']+)'", html)
+    defined = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    data_plots = [d for d in defined if not (isinstance(d, str) and d.endswith("figures"))]
+    assert len(plot_ids) == len(data_plots)
+    assert '"rev": "HEAD~1"' in html and '"rev": "workspace"' in html
+
+    errors, leaving = [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+        page.on("pageerror", lambda e: errors.append(str(e)))
+
+        def only_local_files(route):
+            if route.request.url.startswith("file://"):
+                route.continue_()
+            else:
+                leaving.append(route.request.url)
+                route.abort()
+
+        page.route("**/*", only_local_files)
+        page.goto(page_path.as_uri())
+        drawn = page.evaluate(
+            """ids => new Promise(done => {
+                const blank = id => !document.getElementById(id).querySelector(DRAWN);
+                const check = () => ids.filter(blank);
+                const started = Date.now();
+                (function poll() {
+                    const missing = check();
+                    if (missing.length === 0 || Date.now() - started > 30000) done(missing);
+                    else setTimeout(poll, 100);
+                })();
+            })""".replace("DRAWN", repr(DRAWN)),
+            plot_ids,
+        )
+        # Each drawing shows data: marks drawn from its rows, not only axes and a title.
+        # (SVG: elements inside vega's data marks; canvas: distinct colours of the pixels.)
+        ink = page.evaluate(
+            """ids => ids.map(id => {
+                const root = document.getElementById(id);
+                const svg = root.querySelector('svg.marks');
+                if (svg) {
+                    return svg.querySelectorAll(
+                        'g.role-mark:not(.role-axis) path, g.role-mark rect, g.role-mark text'
+                    ).length;
+                }
+                const c = root.querySelector('canvas.marks');
+                if (!c) return 0;
+                const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                const seen = new Set();
+                for (let i = 0; i < d.length; i += 28) {
+                    seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+                }
+                return seen.size;
+            })""",
+            plot_ids,
+        )
+        images = page.evaluate(
+            "() => [...document.images].map(i => [i.getAttribute('src'), i.naturalWidth])"
+        )
+        shot = Path(os.environ.get("REVIEW_SCREENSHOT") or tmp_path / "review.png")
+        page.screenshot(path=str(shot))
+        browser.close()
+    assert leaving == [] and errors == []
+    assert drawn == [], f"not drawn within 30 s: {drawn}"
+    assert all(count > 0 for count in ink), dict(zip(plot_ids, ink, strict=True))
+    figures = len(list((ROOT / "reports/figures").glob("*.png")))
+    assert len(images) == 2 * figures  # each figure at both revisions
+    assert all(width > 0 for _, width in images), [src for src, w in images if w == 0]
