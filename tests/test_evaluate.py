@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+from keras import ops
 from PIL import Image
 
 from stages import evaluate
@@ -153,6 +154,63 @@ def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
     assert (predictions["predicted_present"] == (predictions["score"] >= 0.5)).all()
     curve = pd.read_csv(out / "pr_curve.csv")
     assert curve["threshold"].is_monotonic_decreasing and curve["recall"].is_monotonic_increasing
+
+
+@keras.saving.register_keras_serializable(package="tests")
+class BrightnessDetector(keras.Model):
+    """Presence = sigmoid(0.05 × (mean red − 128)), box (0.1, 0.2, 0.6, 0.7) for any image."""
+
+    def call(self, images, training=False):
+        logits = self.presence_logits(images)
+        box = ops.ones_like(logits) * ops.convert_to_tensor([[0.1, 0.2, 0.6, 0.7]])
+        return ops.sigmoid(logits), box
+
+    def presence_logits(self, images):
+        return 0.05 * (ops.mean(images[..., :1], axis=(1, 2)) - 128.0)
+
+
+def brightness_detector() -> keras.Model:
+    model = BrightnessDetector()
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [
+        # scores 0.012, 0.130, 0.401, 0.646, 0.891, 0.993; objects in the 3rd, 4th, 5th image.
+        (0.3, {"presence_accuracy": 5 / 6, "presence_precision": 3 / 4, "presence_recall": 1.0}),
+        (0.5, {"presence_accuracy": 4 / 6, "presence_precision": 2 / 3, "presence_recall": 2 / 3}),
+        (0.95, {"presence_accuracy": 2 / 6, "presence_precision": 0.0, "presence_recall": 0.0}),
+    ],
+)
+def test_the_presence_threshold_param_decides_what_counts_as_an_object(
+    workdir, threshold, expected
+):
+    rows = []
+    greys, objects = (40, 90, 120, 140, 170, 220), (0, 0, 1, 1, 1, 0)
+    for i, (grey, present) in enumerate(zip(greys, objects, strict=True)):
+        path = write_square(workdir / f"data/det/{i}.png", (grey, grey, grey), size=(40, 24))
+        box = [0.1, 0.2, 0.6, 0.7] if present else [0.0] * 4
+        rows.append([path, present, *box, f"m{i}", 40, 24, f"m{i}", "test"])
+    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "width", "height", "group"]
+    frame = pd.DataFrame(rows, columns=[*columns, "split"])
+    write_manifest(workdir / "data/split/detection.csv", frame, "detection")
+    save_model(brightness_detector(), workdir / "models/detector.keras", {"image_size": 32})
+    params = load_params("evaluate").model_dump()
+    params["detector"]["presence_threshold"] = threshold
+    write_params(workdir, evaluate=params)
+    evaluate.main(["detector"])
+    scores = json.loads((workdir / "reports/eval/detector/metrics.json").read_text())
+    for name, value in expected.items():
+        assert scores[name] == pytest.approx(value, abs=1e-4), name
+    predictions = pd.read_csv(workdir / "reports/eval/detector/predictions.csv")
+    flagged = predictions.sort_values("path")["predicted_present"].tolist()
+    assert flagged == [int(s >= threshold) for s in (0.012, 0.130, 0.401, 0.646, 0.891, 0.993)]
+    # AP does not depend on the threshold. Ranked by score the brightest negative comes
+    # first, then the three objects (boxes exact): precision 1/2, 2/3, 3/4 at their ranks,
+    # made monotone from the right 3/4 at every recall level, so AP50 = 0.75.
+    assert scores["ap50"] == pytest.approx(0.75, abs=1e-4)
 
 
 def test_evaluate_without_test_rows_or_model_says_what_to_do(workdir):

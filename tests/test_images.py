@@ -14,13 +14,19 @@ def test_modes_all_become_uint8_rgb(tmp_path):
     Image.fromarray(grey, "L").save(tmp_path / "grey.png")
     Image.fromarray(np.zeros((6, 5, 4), np.uint8), "RGBA").save(tmp_path / "rgba.png")
     Image.fromarray(grey, "L").convert("P").save(tmp_path / "palette.gif")
-    Image.fromarray(np.full((6, 5), 65535, np.uint16)).save(tmp_path / "deep.png")
+    # 16-bit values that tell scaling (v / 257) from clipping (min(v, 255)) and from
+    # taking the high byte's neighbours: 25700 → 100 and 200 → 0 or 1, never 255 or 200.
+    deep = np.full((6, 5), 25700, np.uint16)
+    deep[:, 3:] = 200
+    Image.fromarray(deep).save(tmp_path / "deep.png")
     Image.new("CMYK", (5, 6), (0, 0, 0, 0)).save(tmp_path / "cmyk.jpg")
     for name in ("grey.png", "rgba.png", "palette.gif", "deep.png", "cmyk.jpg"):
         rgb = read_rgb(tmp_path / name)
         assert rgb.shape == (6, 5, 3) and rgb.dtype == np.uint8, name
     assert read_rgb(tmp_path / "grey.png")[0, 0].tolist() == [100, 100, 100]
-    assert read_rgb(tmp_path / "deep.png")[0, 0].tolist() == [255, 255, 255]
+    deep_rgb = read_rgb(tmp_path / "deep.png")
+    assert deep_rgb[0, 0].tolist() == [100, 100, 100]
+    assert deep_rgb[0, 4].max() <= 1
 
 
 def test_exif_orientation_is_honoured(tmp_path):

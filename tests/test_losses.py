@@ -47,6 +47,24 @@ def test_giou_loss_values():
     )
 
 
+def test_giou_of_boxes_that_differ_in_x_and_in_y():
+    # Nothing symmetric: true box 0.5 wide × 0.2 high at (0.1, 0.6); predicted 0.2 × 0.3 at
+    # (0.3, 0.1). Disjoint (y ranges 0.6–0.8 and 0.1–0.4). Union 0.10 + 0.06 = 0.16;
+    # enclosing box x 0.1–0.6, y 0.1–0.8 = 0.5 × 0.7 = 0.35. GIoU = 0 − 0.19/0.35.
+    # An enclosing box that mixed x with y (x 0.1–0.8, y 0.1–0.6: 0.35 also) would agree by
+    # chance, so a second case breaks the tie: x 0.0–0.9 by y 0.2–0.5.
+    true, pred = arr([0.1, 0.6, 0.6, 0.8]), arr([0.3, 0.1, 0.5, 0.4])
+    assert float(giou_error(true, pred)[0]) == pytest.approx(1 + 0.19 / 0.35, abs=1e-5)
+    # True 0.0–0.3 × 0.2–0.5 (0.09), predicted 0.6–0.9 × 0.3–0.4 (0.03): enclosing 0.9 × 0.3.
+    true, pred = arr([0.0, 0.2, 0.3, 0.5]), arr([0.6, 0.3, 0.9, 0.4])
+    assert float(giou_error(true, pred)[0]) == pytest.approx(1 + (0.27 - 0.12) / 0.27, abs=1e-5)
+    # Overlapping, not nested: true 0.1–0.5 × 0.2–0.4, predicted 0.3–0.7 × 0.3–0.8.
+    # Intersection 0.2 × 0.1 = 0.02; union 0.08 + 0.2 − 0.02 = 0.26; enclosing 0.6 × 0.6.
+    true, pred = arr([0.1, 0.2, 0.5, 0.4]), arr([0.3, 0.3, 0.7, 0.8])
+    expected = 1 - (0.02 / 0.26 - (0.36 - 0.26) / 0.36)
+    assert float(giou_error(true, pred)[0]) == pytest.approx(expected, abs=1e-5)
+
+
 def test_unknown_localization_loss():
     with pytest.raises(ValueError, match=r"unknown localization loss 'l1'; choices: corners, giou"):
         localization_loss("l1")

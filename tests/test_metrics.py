@@ -7,6 +7,7 @@ import io
 
 import numpy as np
 import pytest
+import sklearn.metrics as skm
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
@@ -160,6 +161,28 @@ def test_a_class_absent_from_the_test_set_is_left_out_of_every_macro_average():
     assert scores["macro_recall"] == pytest.approx((2 / 3 + 0.5) / 2)
     assert scores["macro_f1"] == pytest.approx((0.8 + 0.5) / 2)
     assert scores["classes_without_test_rows"] == 1
+
+
+def test_macro_averages_weigh_classes_equally_whatever_their_support():
+    # Unequal supports (8, 3, 1); the big class is served well, the small ones badly, so the
+    # macro average (each class counts once) and the support-weighted one differ by far.
+    rng = np.random.default_rng(4)
+    actual = np.array([0] * 8 + [1] * 3 + [2])
+    predicted = np.array([0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 1, 0])
+    proba = rng.uniform(0.0, 0.3, (12, 3))
+    proba[np.arange(12), predicted] = 0.9
+    proba /= proba.sum(axis=1, keepdims=True)
+    scores = classifier_scores(actual, proba)
+    oracle = {
+        "macro_f1": skm.f1_score(actual, predicted, average="macro"),
+        "macro_precision": skm.precision_score(actual, predicted, average="macro"),
+        "macro_recall": skm.recall_score(actual, predicted, average="macro"),
+        "roc_auc": skm.roc_auc_score(actual, proba, multi_class="ovr", average="macro"),
+    }
+    weighted = skm.f1_score(actual, predicted, average="weighted")
+    assert abs(oracle["macro_f1"] - weighted) > 0.1  # the case tells the two apart
+    for name, value in oracle.items():
+        assert scores[name] == pytest.approx(value, abs=1e-4), name
 
 
 def test_a_test_split_of_one_class_has_no_roc_but_does_not_fail():

@@ -6,6 +6,8 @@ import json
 
 import keras
 import numpy as np
+import pandas as pd
+import pytest
 
 from stages import augment, split, train_detector
 from stages.shared.params import load_params
@@ -31,5 +33,53 @@ def test_training_saves_a_loadable_model_and_its_metadata(workdir):
     assert presence.shape == (2, 1) and box.shape == (2, 4)
     summary = json.loads((workdir / "reports/train/detector/metrics.json").read_text())
     assert summary["step"] == 1 and set(summary["eval"]) >= {"mean_iou", "box_loss", "loss"}
-    assert summary["best"]["val_mean_iou"] == meta["val_mean_iou"]
     assert not list((workdir / ".work/train_detector").iterdir())
+
+
+class EpochWeights(keras.callbacks.Callback):
+    """Every epoch's weights with its validation mean IoU, as the fit saw them."""
+
+    def __init__(self, store: dict):
+        super().__init__()
+        self.store = store
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.store[epoch] = (logs["val_mean_iou"], [w.copy() for w in self.model.get_weights()])
+
+
+def test_the_saved_detector_is_the_epoch_with_the_highest_val_iou(workdir):
+    make_detection(workdir / "faces", positives=24, negatives=4)
+    write_params(
+        workdir,
+        data={"detection": "faces"},
+        base={"seed": 3, "image_size": {"classification": 16, "detection": 32}},
+        train_detector={
+            "epochs": 5,
+            "batch_size": 4,
+            "head_width": 8,
+            "early_stopping_patience": 10,
+            "learning_rate": 0.05,
+        },
+    )
+    split.main(["detection"])
+    augment.main(["detection"])
+    seen: dict = {}
+    run = {
+        "manifest": "data/augmented/detection/manifest.csv",
+        "model": "models/run.keras",
+        "live_dir": "reports/train/run",
+        "batch": "models/run_batch.npz",
+        "tensorboard": "reports/tensorboard/run",
+        "extra_callbacks": [EpochWeights(seen)],
+    }
+    train_detector.train(load_params("train_detector"), load_params("base"), run)
+    ious = {epoch: iou for epoch, (iou, _) in seen.items()}
+    best, worst = max(ious, key=ious.get), min(ious, key=ious.get)
+    assert ious[best] > ious[worst], "the test needs epochs that differ; pick other settings"
+    assert best != max(ious), "the test needs a best epoch that is not the last one"
+    saved = keras.models.load_model(workdir / "models/run.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, seen[best][1], strict=True))
+    meta = json.loads((workdir / "models/run.json").read_text())
+    assert meta["best_epoch"] == best + 1
+    history = pd.read_csv(workdir / "reports/train/run/plots/metrics/eval/mean_iou.tsv", sep="\t")
+    assert history["mean_iou"].max() == pytest.approx(ious[best], abs=1e-6)
