@@ -175,6 +175,7 @@ def new_pipeline_repo(project: Path) -> Path:
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "pretrained", project / "pretrained")
+    shutil.copytree(ROOT / "review", project / "review")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
@@ -183,6 +184,8 @@ def new_pipeline_repo(project: Path) -> Path:
     dvc("init", "-q", cwd=project)
     dvc("config", "core.analytics", "false", cwd=project)
     dvc("config", "core.check_update", "false", cwd=project)
+    dvc("config", "plots.html_template", "../review/template.html", cwd=project)
+    shutil.copytree(ROOT / ".dvc/plots", project / ".dvc/plots")  # the plot stage's templates
     git("add", "-A", cwd=project)
     git("commit", "-q", "-m", "pipeline", cwd=project)
     return project

@@ -161,4 +161,5 @@ def test_evaluate_and_plot_params_never_retrain_and_plots_render(reproduced_proj
     html = (out / "index.html").read_text()
     for plot_id in PLOT_IDS:
         assert plot_id in html, plot_id
+    assert "<script src=" not in html  # the offline template: Vega is inline, nothing fetched
     assert "figures/detector_gallery.png" in (dvc_project / "reports/summary.md").read_text()
