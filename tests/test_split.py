@@ -47,6 +47,36 @@ def test_classification_manifest_and_report(workdir):
     assert report["skipped"]["count"] == 3 and report["hidden_files_ignored"] == 1
 
 
+def test_every_exact_copy_lands_in_the_split_of_its_original(workdir):
+    # Seven copied images (one copied twice, one copied into a sub-folder), near-duplicates
+    # off: one pair lands together by chance half the time, eight all together about 1 in 150.
+    root = make_classification(workdir / "ds", {"cat": 24, "dog": 17})
+    copies = {
+        "cat/img_00.png": ["cat/img_00 copy.png", "cat/img_00 copy 2.png"],
+        "cat/img_03.png": ["cat/again/img_03.png"],
+        "cat/img_11.png": ["cat/img_11 (1).png"],
+        "cat/img_19.png": ["cat/img_19 copy.png"],
+        "dog/img_02.png": ["dog/img_02 copy.png"],
+        "dog/img_08.png": ["dog/img_08 copy.png"],
+        "dog/img_16.png": ["dog/img_16 copy.png"],
+    }
+    for original, duplicates in copies.items():
+        for duplicate in duplicates:
+            (root / duplicate).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(root / original, root / duplicate)
+    write_params(
+        workdir, data={"classification": "ds"}, split={"near_duplicates": {"max_distance": 0}}
+    )
+    frame, report = run_split("classification")
+    split_of = dict(zip(frame["path"], frame["split"], strict=True))
+    for original, duplicates in copies.items():
+        for duplicate in duplicates:
+            assert split_of[f"ds/{duplicate}"] == split_of[f"ds/{original}"], duplicate
+    # The copies do not all sit in one split: the test is not passed by a split of one.
+    assert len({split_of[f"ds/{original}"] for original in copies}) > 1
+    assert report["duplicates"] == {"groups": 7, "extra_copies": 8}
+
+
 def test_split_is_byte_identical_on_rerun_and_changes_with_the_seed(workdir):
     make_classification(workdir / "ds", {"a": 15, "b": 15})
     write_params(workdir, data={"classification": "ds"})
