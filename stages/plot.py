@@ -59,12 +59,11 @@ FROM_DVC = {
 }
 
 
-def dvc_figures(names: list[str], cfg, out: Path) -> None:
-    """Draw the figures `names` of FROM_DVC from the specs DVC fills for this workspace."""
-    wanted = [plot for name in names for plot in FROM_DVC[name][0]]
-    specs = dvcplots.specs(wanted)
-    for name in names:
-        plots, columns = FROM_DVC[name]
+def dvc_figures(cfg, out: Path) -> None:
+    """Draw every figure of FROM_DVC from the specs DVC fills for this workspace (one DVC
+    query for all of them)."""
+    specs = dvcplots.specs([plot for plots, _ in FROM_DVC.values() for plot in plots])
+    for name, (plots, columns) in FROM_DVC.items():
         dvcplots.to_png([specs[plot] for plot in plots], out / name, cfg.dpi, columns)
 
 
@@ -93,7 +92,6 @@ def classifier_figures(cfg, out: Path) -> tuple[list[tuple[str, str]], str]:
     wrong = predictions[predictions["actual"] != predictions["predicted"]]
     wrong = wrong.sort_values(["confidence", "path"], ascending=[False, True], kind="mergesort")
     from_dvc = ["classifier_training.png", "classifier_confusion.png", "classifier_roc.png"]
-    dvc_figures(from_dvc, cfg, out)
     mistakes = plotting.misclassified_gallery(wrong.head(cfg.gallery_size), cfg.gallery_columns)
     plotting.save_figure(mistakes, out / "classifier_mistakes.png", cfg.dpi)
     figures = [*from_dvc, "classifier_mistakes.png"]
@@ -113,8 +111,7 @@ def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
     """The detector's figures; (caption, file) pairs."""
     ev = EVAL_DIR / "detector"
     predictions = pd.read_csv(ev / "predictions.csv")
-    from_dvc = ["detector_training.png", "detector_pr.png"]
-    dvc_figures(from_dvc, cfg, out)
+    from_dvc = ["detector_training.png", "detector_pr.png"]  # drawn by dvc_figures
     figures = {
         "detector_iou.png": plotting.iou_histogram(
             predictions["iou"].dropna().to_numpy(), scores.get("mean_iou")
@@ -194,8 +191,10 @@ def main(argv: list[str]) -> None:
     parser.parse_args(argv)
     cfg = load_params("plot")
     sections, warnings = [], []
+    all_scores = {name: read_json(EVAL_DIR / name / "metrics.json") for name in MODELS}
+    dvc_figures(cfg, FIGURES_DIR)
     for name in MODELS:
-        scores = read_json(EVAL_DIR / name / "metrics.json")
+        scores = all_scores[name]
         lost = baselines.not_beaten(name, scores, scores.get("baseline", {}))
         if lost:
             warnings.append(f"the {name} does not beat its baseline on {'; '.join(lost)}.")
