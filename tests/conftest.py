@@ -89,13 +89,31 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+def run_paths(task: str, name: str = "run") -> dict:
+    """The paths a training stage's `train` writes, for a run called `name` (cwd-relative)."""
+    return {
+        "manifest": f"data/augmented/{task}/manifest.csv",
+        "model": f"models/{name}.keras",
+        "live_dir": f"reports/train/{name}",
+        "batch": f"models/{name}_batch.npz",
+        "tensorboard": f"reports/tensorboard/{name}",
+    }
+
+
+def copy_dvc_setup(repo: Path) -> None:
+    """The project's DVC config (no analytics, the offline page template), its plot templates
+    and the page template, into `repo`: what `dvc plots` and the `plot` stage read."""
+    (repo / ".dvc").mkdir(exist_ok=True)
+    shutil.copy(ROOT / ".dvc/config", repo / ".dvc/config")
+    shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")
+    shutil.copytree(ROOT / "review", repo / "review")
+
+
 @pytest.fixture
 def plots_project(workdir) -> Path:
     """`workdir` as a git + DVC repository with the project's dvc.yaml plots and templates."""
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
-    (workdir / ".dvc").mkdir()
-    shutil.copy(ROOT / ".dvc/config", workdir / ".dvc/config")
-    shutil.copytree(ROOT / ".dvc/plots", workdir / ".dvc/plots")
+    copy_dvc_setup(workdir)
     shutil.copy(ROOT / "dvc.yaml", workdir / "dvc.yaml")
     return workdir
 
@@ -175,17 +193,13 @@ def new_pipeline_repo(project: Path) -> Path:
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "pretrained", project / "pretrained")
-    shutil.copytree(ROOT / "review", project / "review")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for section, values in TINY_PARAMS.items():
         params[section].update(values)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git("init", "-q", "-b", "main", cwd=project)
     dvc("init", "-q", cwd=project)
-    dvc("config", "core.analytics", "false", cwd=project)
-    dvc("config", "core.check_update", "false", cwd=project)
-    dvc("config", "plots.html_template", "../review/template.html", cwd=project)
-    shutil.copytree(ROOT / ".dvc/plots", project / ".dvc/plots")  # the plot stage's templates
+    copy_dvc_setup(project)
     git("add", "-A", cwd=project)
     git("commit", "-q", "-m", "pipeline", cwd=project)
     return project

@@ -17,20 +17,9 @@ from stages import augment, split, train_classifier, train_detector
 from stages.shared import checks, plotting
 from stages.shared.cli import run_stage
 from stages.shared.params import load_params
-from tests.conftest import labelme, make_classification, write_params
+from tests.conftest import labelme, make_classification, run_paths, write_params
 
 TRAIN = {"epochs": 1, "batch_size": 8}
-
-
-def paths(name: str) -> dict:
-    task = "classification" if name == "clf" else "detection"
-    return {
-        "manifest": f"data/augmented/{task}/manifest.csv",
-        "model": f"models/{name}.keras",
-        "live_dir": f"reports/train/{name}",
-        "tensorboard": f"reports/tensorboard/{name}",
-        "batch": f"models/{name}_batch.npz",
-    }
 
 
 @pytest.fixture
@@ -53,7 +42,9 @@ def classifier_cfg(**update):
 
 
 def test_the_output_starts_at_the_prior_and_the_first_batch_loss_matches_it(imbalanced):
-    train_classifier.train(classifier_cfg(), load_params("base"), paths("clf"))
+    train_classifier.train(
+        classifier_cfg(), load_params("base"), run_paths("classification", "clf")
+    )
     meta = json.loads((imbalanced / "models/clf.json").read_text())
     check = meta["checks"]["first_batch"]
     rows = pd.read_csv(imbalanced / "data/augmented/classification/manifest.csv")
@@ -94,7 +85,7 @@ def test_a_first_batch_far_from_the_prior_warns_in_one_line(caplog):
 
 def test_fast_mode_runs_two_batches_one_epoch_and_says_it_is_a_debug_run(imbalanced):
     cfg = classifier_cfg(debug="fast", epochs=15)
-    train_classifier.train(cfg, load_params("base"), paths("clf"))
+    train_classifier.train(cfg, load_params("base"), run_paths("classification", "clf"))
     meta = json.loads((imbalanced / "models/clf.json").read_text())
     assert meta["debug"] == {"mode": "fast", "batches_per_epoch": 2} and meta["epochs_run"] == 1
     steps = (imbalanced / "reports/train/clf/plots/metrics/train/loss.tsv").read_text()
@@ -104,7 +95,7 @@ def test_fast_mode_runs_two_batches_one_epoch_and_says_it_is_a_debug_run(imbalan
 @pytest.mark.parametrize(("rate", "passes"), [(0.003, True), (1e-9, False)])
 def test_overfit_mode_learns_one_batch_unless_training_is_broken(imbalanced, rate, passes):
     cfg = classifier_cfg(debug="overfit", learning_rate=rate)
-    result = train_classifier.train(cfg, load_params("base"), paths("clf"))
+    result = train_classifier.train(cfg, load_params("base"), run_paths("classification", "clf"))
     meta = json.loads((imbalanced / "models/clf.json").read_text())
     assert meta["debug"] == result and result["passed"] is passes
     if passes:
@@ -124,7 +115,7 @@ class Poison(keras.callbacks.Callback):
 
 def test_a_non_finite_loss_stops_training_with_one_line_and_no_model(imbalanced, capsys):
     cfg, base = classifier_cfg(epochs=3), load_params("base")
-    run = {**paths("clf"), "extra_callbacks": [Poison()]}
+    run = {**run_paths("classification", "clf"), "extra_callbacks": [Poison()]}
     with pytest.raises(SystemExit) as stop:
         run_stage(lambda argv: train_classifier.train(cfg, base, run), [])
     assert stop.value.code == 2
@@ -171,7 +162,9 @@ def flipped_frames(workdir, count: int = 12):
 
 def test_the_saved_batch_has_its_boxes_on_the_flipped_objects(workdir):
     flipped_frames(workdir)
-    train_detector.train(load_params("train_detector"), load_params("base"), paths("det"))
+    train_detector.train(
+        load_params("train_detector"), load_params("base"), run_paths("detection", "det")
+    )
     batch = np.load(workdir / "models/det_batch.npz")
     assert batch["images"].shape == (8, 32, 32, 3) and batch["images"].dtype == np.uint8
     for image, box in zip(batch["images"], batch["boxes"], strict=True):
@@ -211,6 +204,6 @@ def test_overfit_reaches_its_threshold_on_the_sample_with_the_default_params(wor
     section = "train_classifier" if task == "classification" else "train_detector"
     cfg = load_params(section).model_copy(update={"debug": "overfit"})
     name = "clf" if task == "classification" else "det"
-    result = stage.train(cfg, load_params("base"), paths(name))
+    result = stage.train(cfg, load_params("base"), run_paths(task, name))
     assert result["passed"], result
     assert result["final_loss"] < cfg.overfit.loss <= result["first_loss"]

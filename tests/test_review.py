@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from stages import review
-from tests.conftest import ROOT
+from tests.conftest import ROOT, copy_dvc_setup
 
 DRAWN = "canvas.marks, svg.marks"  # vega's drawing (vega-embed's menu icon is an svg too)
 CHROMIUM_FLAGS = [
@@ -71,8 +71,12 @@ def find_chromium() -> str | None:
     return None
 
 
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+def commit_all(repo: Path, message: str) -> None:
+    for args in (
+        ["add", "-A"],
+        ["-c", "user.name=r", "-c", "user.email=r@r", "commit", "-qm", message],
+    ):
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
 @pytest.fixture
@@ -80,19 +84,17 @@ def two_revisions(tmp_path) -> Path:
     """A repository with the committed reports at HEAD~1 and changed ones in HEAD."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", ".dvc/config", "review/template.html"):
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+    copy_dvc_setup(repo)
+    for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, repo / name)
-    shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")
     tracked = subprocess.run(
         ["git", "ls-files", "reports"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     for name in tracked:
         (repo / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, repo / name)
-    git(repo, "init", "-q")
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=r", "-c", "user.email=r@r", "commit", "-qm", "before")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    commit_all(repo, "before")
     # The second revision: a worse classifier (two predictions changed, a higher val loss).
     predictions = repo / "reports/eval/classifier/predictions.csv"
     frame = pd.read_csv(predictions, dtype=str)
@@ -102,8 +104,7 @@ def two_revisions(tmp_path) -> Path:
     history = pd.read_csv(loss, sep="\t")
     history["loss"] *= 1.5
     history.to_csv(loss, sep="\t", index=False)
-    git(repo, "add", "-A")
-    git(repo, "-c", "user.name=r", "-c", "user.email=r@r", "commit", "-qm", "after")
+    commit_all(repo, "after")
     return repo
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from stages import augment, split, train_classifier
 from stages.shared.params import load_params
-from tests.conftest import make_classification, write_params
+from tests.conftest import make_classification, run_paths, write_params
 
 TINY = {
     "epochs": 2,
@@ -34,20 +34,10 @@ def classification_data(workdir):
     return workdir
 
 
-def paths(workdir, name="run"):
-    return {
-        "manifest": "data/augmented/classification/manifest.csv",
-        "model": f"models/{name}.keras",
-        "live_dir": f"reports/train/{name}",
-        "batch": f"models/{name}_batch.npz",
-        "tensorboard": f"reports/tensorboard/{name}",
-    }
-
-
 def test_two_identical_runs_give_identical_weights(classification_data):
     cfg, base = load_params("train_classifier"), load_params("base")
-    train_classifier.train(cfg, base, paths(classification_data, "one"))
-    train_classifier.train(cfg, base, paths(classification_data, "two"))
+    train_classifier.train(cfg, base, run_paths("classification", "one"))
+    train_classifier.train(cfg, base, run_paths("classification", "two"))
     one = keras.models.load_model("models/one.keras").get_weights()
     two = keras.models.load_model("models/two.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
@@ -104,8 +94,8 @@ def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classificat
         }
     )
     base = load_params("base")
-    train_classifier.train(cfg, base, paths(classification_data, "straight"))
-    run = paths(classification_data)
+    train_classifier.train(cfg, base, run_paths("classification", "straight"))
+    run = run_paths("classification")
     with pytest.raises(KeyboardInterrupt):
         train_classifier.train(cfg, base, {**run, "extra_callbacks": [Interrupt(1)]})
     assert list((classification_data / ".work/train_classifier").glob("*/backup"))
@@ -131,7 +121,7 @@ def test_an_early_stop_records_the_epochs_really_run(classification_data):
         def on_epoch_end(self, epoch, logs=None):
             self.model.stop_training = epoch == 2
 
-    run = {**paths(classification_data), "extra_callbacks": [StopAtThree()]}
+    run = {**run_paths("classification"), "extra_callbacks": [StopAtThree()]}
     train_classifier.train(cfg, load_params("base"), run)
     meta = json.loads((classification_data / "models/run.json").read_text())
     assert meta["params"]["epochs"] == 6 and meta["epochs_run"] == 3
@@ -150,7 +140,7 @@ def test_exponential_schedule_really_lowers_the_rate(classification_data):
             ),
         }
     )
-    train_classifier.train(cfg, load_params("base"), paths(classification_data))
+    train_classifier.train(cfg, load_params("base"), run_paths("classification"))
     rates = classification_data / "reports/train/run/plots/metrics/train/learning_rate.tsv"
     values = [float(line.split("\t")[1]) for line in rates.read_text().splitlines()[1:]]
     assert values[0] == pytest.approx(0.005, rel=1e-3) and values[1] == pytest.approx(
@@ -198,7 +188,7 @@ def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
         }
     )
     seen: dict = {}
-    run = {**paths(classification_data), "extra_callbacks": [EpochWeights(seen)]}
+    run = {**run_paths("classification"), "extra_callbacks": [EpochWeights(seen)]}
     summary = train_classifier.train(cfg, load_params("base"), run)
     assert sorted(seen) == [0, 1, 2, 3, 4]
     best = min(seen, key=lambda epoch: seen[epoch][0])

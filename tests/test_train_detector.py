@@ -11,19 +11,24 @@ import pytest
 
 from stages import augment, split, train_detector
 from stages.shared.params import load_params
-from tests.conftest import make_detection, write_params
+from tests.conftest import make_detection, run_paths, write_params
 
 
-def test_training_saves_a_loadable_model_and_its_metadata(workdir):
-    make_detection(workdir / "faces", positives=16, negatives=4)
+def augmented_faces(workdir, positives: int, **train_detector) -> None:
+    """A tiny labelme set (4 negatives), split and augmented at 32 px, with these params."""
+    make_detection(workdir / "faces", positives=positives, negatives=4)
     write_params(
         workdir,
         data={"detection": "faces"},
         base={"seed": 3, "image_size": {"classification": 16, "detection": 32}},
-        train_detector={"epochs": 2, "batch_size": 8, "head_width": 8},
+        train_detector=train_detector,
     )
     split.main(["detection"])
     augment.main(["detection"])
+
+
+def test_training_saves_a_loadable_model_and_its_metadata(workdir):
+    augmented_faces(workdir, 16, epochs=2, batch_size=8, head_width=8)
     train_detector.main([])
     meta = json.loads((workdir / "models/detector.json").read_text())
     assert meta["task"] == "detection" and meta["image_size"] == 32
@@ -48,30 +53,17 @@ class EpochWeights(keras.callbacks.Callback):
 
 
 def test_the_saved_detector_is_the_epoch_with_the_highest_val_iou(workdir):
-    make_detection(workdir / "faces", positives=24, negatives=4)
-    write_params(
+    augmented_faces(
         workdir,
-        data={"detection": "faces"},
-        base={"seed": 3, "image_size": {"classification": 16, "detection": 32}},
-        train_detector={
-            "epochs": 5,
-            "batch_size": 4,
-            "head_width": 8,
-            "early_stopping_patience": 10,
-            "learning_rate": 0.05,
-        },
+        24,
+        epochs=5,
+        batch_size=4,
+        head_width=8,
+        early_stopping_patience=10,
+        learning_rate=0.05,
     )
-    split.main(["detection"])
-    augment.main(["detection"])
     seen: dict = {}
-    run = {
-        "manifest": "data/augmented/detection/manifest.csv",
-        "model": "models/run.keras",
-        "live_dir": "reports/train/run",
-        "batch": "models/run_batch.npz",
-        "tensorboard": "reports/tensorboard/run",
-        "extra_callbacks": [EpochWeights(seen)],
-    }
+    run = {**run_paths("detection"), "extra_callbacks": [EpochWeights(seen)]}
     train_detector.train(load_params("train_detector"), load_params("base"), run)
     ious = {epoch: iou for epoch, (iou, _) in seen.items()}
     best, worst = max(ious, key=ious.get), min(ious, key=ious.get)
