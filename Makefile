@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: run test test-fast lint format bench noise-floor compare review review-template \
-	review-screenshot clean
+	review-screenshot mutation clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ noise-floor: $(VENV)/.dev
 # The review page, workspace vs REV (default: the last commit), offline: make review REV=main
 review: $(VENV)/.runtime
 	$(BIN)/python -m stages.review $(or $(REV),HEAD)
+
+# Mutation score of each module against its own fast tests (mutmut; bench/MUTATION.md).
+# A change's files only: make mutation FILES="stages/shared/metrics.py stages/split.py"
+mutation: $(VENV)/.dev
+	$(BIN)/python -m bench.mutation $(FILES)
 
 # Rewrite review/template.html from the installed vl-convert (after bumping its pin).
 review-template: $(VENV)/.runtime

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.shared.losses import box_iou, giou_error, localization_loss
+from stages.shared.losses import box_iou, corner_size_error, giou_error, localization_loss
 
 
 def arr(*rows):
@@ -68,3 +68,34 @@ def test_giou_of_boxes_that_differ_in_x_and_in_y():
 def test_unknown_localization_loss():
     with pytest.raises(ValueError, match=r"unknown localization loss 'l1'; choices: corners, giou"):
         localization_loss("l1")
+
+
+def test_iou_and_giou_of_boxes_smaller_than_epsilon():
+    # Areas of 1e-9 (20e-6 × 50e-6), below EPSILON (1e-7): worked by hand with EPSILON in place.
+    tiny = arr([0.5, 0.5, 0.50002, 0.50005])
+    apart = arr([0.10004, 0.1, 0.10006, 0.10005])  # same size, 20e-6 to the right of `moved`
+    moved = arr([0.1, 0.1, 0.10002, 0.10005])
+    iou = float(np.asarray(box_iou(tiny, tiny))[0])
+    assert iou == pytest.approx(1e-9 / (1e-9 + 1e-7), rel=0.01)  # in (0, 1), not negative
+    same = float(np.asarray(giou_error(tiny, tiny))[0])
+    assert same == pytest.approx(1 - 1e-9 / (1e-9 + 1e-7), abs=2e-3)
+    # Disjoint: enclosing 60e-6 × 50e-6 = 3e-9, union 2e-9, so 1 − GIoU = 1 + 1e-9 / (3e-9 + ε).
+    disjoint = float(np.asarray(giou_error(moved, apart))[0])
+    assert disjoint == pytest.approx(1 + 1e-9 / (3e-9 + 1e-7), abs=2e-3)
+
+
+def test_losses_take_any_leading_shape():
+    # Boxes are per row along the last axis: a (2, 3, 4) batch gives the flat (6, 4) values.
+    rng = np.random.default_rng(4)
+    corners = np.sort(rng.uniform(size=(2, 12, 2)), axis=-1).astype("float32")
+    true = np.stack(
+        [corners[0, :6, 0], corners[0, 6:, 0], corners[0, :6, 1], corners[0, 6:, 1]], -1
+    )
+    pred = np.stack(
+        [corners[1, :6, 0], corners[1, 6:, 0], corners[1, :6, 1], corners[1, 6:, 1]], -1
+    )
+    for error in (corner_size_error, giou_error, box_iou):
+        flat = np.asarray(error(true, pred))
+        nested = np.asarray(error(true.reshape(2, 3, 4), pred.reshape(2, 3, 4)))
+        assert nested.shape == (2, 3)
+        assert np.allclose(nested.reshape(-1), flat, atol=1e-6)

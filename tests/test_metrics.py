@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -15,9 +16,11 @@ from stages.shared.metrics import (
     average_precision,
     box_iou,
     classifier_scores,
+    classifier_statistics,
     confusion_table,
     detection_ap,
     detection_scores,
+    detector_statistics,
     ordered_corners,
     per_class_auc,
     per_class_report,
@@ -243,3 +246,194 @@ def test_precision_recall_points_merge_tied_scores():
     )
     expected = [[0.9, 1.0, 0.25], [0.5, 2 / 3, 0.5], [0.2, 0.75, 0.75]]
     assert np.allclose(points, expected)
+
+
+def test_classifier_statistics_of_a_subset_with_repeats_match_scikit_learn():
+    rng = np.random.default_rng(11)
+    actual = np.repeat([0, 1, 2, 3], [9, 5, 2, 4])
+    proba = rng.dirichlet(np.ones(4), size=len(actual))
+    proba[np.arange(12), actual[:12]] += 1.0  # right on the first 12 rows, chance on the rest
+    proba[17] = [0.1, 0.1, 0.7, 0.1]  # class 2 predicted for a row of class 3
+    statistics = classifier_statistics(actual, proba)
+    rows = np.array([0, 0, 3, 9, 9, 9, 13, 16, 17, 19])  # no class 2 in truth, repeats
+    truth, guess = actual[rows], proba[rows].argmax(axis=1)
+    got = statistics(rows)
+    assert got["accuracy"] == pytest.approx(skm.accuracy_score(truth, guess))
+    present = np.unique(truth)
+    assert 2 not in present and 2 in guess  # its F1 of 0 must not pull the average down
+    expected_f1 = skm.f1_score(truth, guess, labels=present, average="macro", zero_division=0)
+    assert got["macro_f1"] == pytest.approx(expected_f1)
+    assert got["macro_f1"] != pytest.approx(skm.f1_score(truth, guess, average="weighted"))
+
+
+def test_detector_statistics_of_a_subset_match_the_metrics_of_that_subset():
+    rng = np.random.default_rng(12)
+    n = 30
+    present = rng.random(n) < 0.6
+    corners = np.sort(rng.uniform(size=(n, 2, 2)), axis=1)  # (x1, y1) ≤ (x2, y2) per box
+    true_boxes = np.stack(
+        [corners[:, 0, 0], corners[:, 0, 1], corners[:, 1, 0], corners[:, 1, 1]], 1
+    )
+    pred_boxes = np.clip(true_boxes + rng.normal(0, 0.08, size=(n, 4)), 0, 1)
+    logits = rng.normal(size=n) + 2 * present
+    scores = 1 / (1 + np.exp(-logits))
+    statistics = detector_statistics(scores, logits, pred_boxes, present, true_boxes, 0.6)
+    rows = np.concatenate([np.arange(0, n, 2), [1, 1, 3, 5, 5]])  # a subset with repeats
+    got = statistics(rows)
+    expected = detection_scores(
+        scores[rows], pred_boxes[rows], present[rows], true_boxes[rows], 0.6, ranking=logits[rows]
+    )
+    assert 0 < expected["ap50"] < 1 and 0 < expected["presence_accuracy"] < 1
+    for key in ("ap50", "ap50_95", "mean_iou", "presence_accuracy"):
+        assert got[key] == pytest.approx(expected[key]), key
+    none = statistics(np.flatnonzero(~present))
+    assert np.isnan(none["mean_iou"]) and np.isnan(none["ap50"])
+
+
+# --- inputs as the stages hand them over, and the edge cases of each report ---
+
+# Four classes of unequal support (5, 3, 1, 0): "owl" has one row, "bat" none but is predicted.
+CLASSES = ["cat", "dog", "owl", "bat"]
+UNEQUAL_ACTUAL = np.array([0, 0, 0, 0, 0, 1, 1, 1, 2])
+UNEQUAL_PREDICTED = np.array([0, 0, 0, 1, 3, 1, 0, 1, 2])
+
+
+def onehot_proba(predicted: np.ndarray, classes: int = 4) -> np.ndarray:
+    """Probabilities whose argmax is `predicted`, with distinct values for ranking."""
+    rng = np.random.default_rng(5)
+    proba = rng.uniform(0.0, 0.2, size=(len(predicted), classes))
+    proba[np.arange(len(predicted)), predicted] += 0.7
+    return proba / proba.sum(axis=1, keepdims=True)
+
+
+def test_confusion_shares_are_per_actual_row_with_unequal_supports():
+    table = confusion_table(UNEQUAL_ACTUAL, UNEQUAL_PREDICTED, CLASSES)
+    assert len(table) == 16  # every cell of 4 × 4, the class never seen included
+    cell = table.set_index(["actual", "predicted"])
+    # By hand: cat row 3/5 cat, 1/5 dog, 1/5 bat; dog row 1/3 cat, 2/3 dog; owl 1/1; bat none.
+    assert cell.loc[("cat", "cat"), "normalized"] == pytest.approx(3 / 5)
+    assert cell.loc[("cat", "bat"), "normalized"] == pytest.approx(1 / 5)
+    assert cell.loc[("dog", "cat"), "normalized"] == pytest.approx(1 / 3)
+    assert cell.loc[("owl", "owl"), "normalized"] == pytest.approx(1.0)
+    assert cell.loc["bat", "normalized"].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert cell.loc[("cat", "cat"), "count"] == 3 and cell.loc[("dog", "dog"), "count"] == 2
+
+
+def test_per_class_report_columns_and_a_class_never_predicted_or_seen():
+    proba = onehot_proba(UNEQUAL_PREDICTED)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no undefined-metric warning in the stage's log
+        report = per_class_report(UNEQUAL_ACTUAL, proba, CLASSES)
+    assert list(report.columns) == ["class", "precision", "recall", "f1", "support", "roc_auc"]
+    bat = report.set_index("class").loc["bat"]
+    assert bat["support"] == 0 and bat["precision"] == 0.0 and bat["recall"] == 0.0
+    assert report["support"].tolist() == [5, 3, 1, 0]
+    expected = skm.precision_score(
+        UNEQUAL_ACTUAL, UNEQUAL_PREDICTED, labels=[0, 1, 2, 3], average=None, zero_division=0
+    )
+    assert report["precision"].tolist() == pytest.approx(expected.tolist())
+
+
+def test_classifier_scores_with_a_tested_class_never_predicted_and_top_k():
+    actual = np.array([0, 0, 0, 1, 1, 2, 2])
+    predicted = np.array([0, 0, 1, 1, 1, 0, 0])  # class 2 is never predicted
+    proba = onehot_proba(predicted, classes=5)  # classes 3 and 4 have no test rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scores = classifier_scores(actual, proba, top_k=3)
+    expected_precision = skm.precision_score(
+        actual, predicted, labels=[0, 1, 2], average="macro", zero_division=0
+    )
+    assert scores["macro_precision"] == pytest.approx(expected_precision)
+    assert scores["top_3_accuracy"] == pytest.approx(
+        skm.top_k_accuracy_score(actual, proba, k=3, labels=np.arange(5))
+    )
+    assert scores["classes_without_test_rows"] == 2
+    assert "top_1_accuracy" in classifier_scores(actual, proba, top_k=1)
+    assert not any(k.startswith("top_") for k in classifier_scores(actual, proba, top_k=5))
+    assert not any(k.startswith("top_") for k in classifier_scores(actual, proba))
+
+
+def test_roc_points_are_scikit_learns_curves_and_keep_their_columns():
+    proba = onehot_proba(UNEQUAL_PREDICTED)
+    roc = roc_points(UNEQUAL_ACTUAL, proba, CLASSES)
+    assert list(roc.columns) == ["class", "fpr", "tpr", "threshold"]
+    assert list(roc.index) == list(range(len(roc)))  # one running index, as written to CSV
+    for c, name in enumerate(CLASSES[:3]):  # bat has no test rows, so no curve
+        fpr, tpr, _ = skm.roc_curve(np.equal(UNEQUAL_ACTUAL, c), proba[:, c])
+        curve = roc[roc["class"] == name]
+        assert curve["fpr"].tolist() == pytest.approx(fpr.tolist())
+        assert curve["tpr"].tolist() == pytest.approx(tpr.tolist())
+    assert "bat" not in set(roc["class"])
+    empty = roc_points(np.array([1, 1]), onehot_proba(np.array([1, 0])), CLASSES)
+    assert list(empty.columns) == ["class", "fpr", "tpr", "threshold"] and empty.empty
+
+
+def test_roc_averages_enclose_the_areas_scikit_learn_reports():
+    rng = np.random.default_rng(8)
+    actual = np.repeat([0, 1, 2], [40, 25, 10])
+    proba = rng.dirichlet(np.ones(3), size=len(actual))
+    proba[np.arange(len(actual)), actual] += rng.uniform(0, 0.6, size=len(actual))
+    proba /= proba.sum(axis=1, keepdims=True)
+    curves = roc_averages(actual, proba, points=2001)
+    onehot = np.eye(3)[actual]
+    micro_auc = skm.roc_auc_score(onehot, proba, average="micro")
+    macro_auc = skm.roc_auc_score(onehot, proba, average="macro")
+    assert np.trapezoid(curves["micro"], curves["fpr"]) == pytest.approx(micro_auc, abs=2e-3)
+    assert np.trapezoid(curves["macro"], curves["fpr"]) == pytest.approx(macro_auc, abs=2e-3)
+    assert abs(micro_auc - macro_auc) > 0.01  # the two averages are told apart
+    one_class = roc_averages(np.array([0, 0]), np.array([[0.6, 0.4], [0.7, 0.3]]), points=5)
+    assert one_class["macro"].isna().all()
+
+
+def test_detector_metrics_take_columns_and_zero_one_flags_as_the_stages_do():
+    # Keras predicts (N, 1) columns; manifests hold `present` as 0/1 integers.
+    true = np.array(
+        [[0.1, 0.2, 0.5, 0.4], [0.5, 0.5, 0.9, 1.0], [0, 0, 0, 0], [0.2, 0.1, 0.6, 0.3]]
+    )
+    pred = np.array([[0.1, 0.2, 0.5, 0.4], [0.5, 0.6, 0.9, 1.0], [0.3, 0.3, 0.4, 0.4], [0] * 4])
+    present = [1, 1, 0, 1]
+    scores = np.array([[0.9], [0.5], [0.7], [0.2]])  # 0.5 sits exactly on the threshold
+    logits = np.array([[2.0], [-1.0], [1.0], [0.5]])  # ranks image 3 above image 1
+    flat = detection_scores(
+        scores.ravel(), pred, np.array(present, bool), true, 0.5, logits.ravel()
+    )
+    assert detection_scores(scores, pred, present, true, 0.5, ranking=logits) == flat
+    # Said present: 0, 1 (on the threshold), 2 → two right of three; image 3 missed.
+    assert flat["presence_precision"] == pytest.approx(2 / 3)
+    assert flat["presence_recall"] == pytest.approx(2 / 3)
+    assert flat["mean_iou"] == pytest.approx((1.0 + 0.8 + 0.0) / 3)  # 0.16 / 0.2 for image 1
+    # Ranked by logits: 0 hit, 2 false, 3 miss (IoU 0), 1 hit → 2 of 3 positives found.
+    assert flat["ap50"] == pytest.approx((34 * 1.0 + 33 * 2 / 4) / 101)
+    by_scores = detection_scores(scores.ravel(), pred, present, true, 0.5)
+    assert by_scores["ap50"] != pytest.approx(flat["ap50"])
+    assert detection_scores(scores.ravel(), pred, present, true) == by_scores  # default 0.5
+    statistics = detector_statistics(scores, logits, pred, present, true, 0.5)
+    assert statistics(np.arange(4)) == {k: flat[k] for k in statistics(np.arange(4))}
+
+
+def test_detector_metrics_when_nothing_is_present_or_said():
+    true = np.zeros((3, 4))
+    pred = np.array([[0.1, 0.1, 0.3, 0.2]] * 3)
+    nothing = detection_scores(np.array([0.1, 0.2, 0.3]), pred, [0, 0, 0], true, 0.5)
+    assert nothing["presence_accuracy"] == 1.0 and nothing["presence_precision"] == 0.0
+    assert np.isnan(nothing["presence_recall"]) and np.isnan(nothing["mean_iou"])
+    assert np.isnan(nothing["ap50"])
+
+
+def test_box_iou_is_zero_for_boxes_apart_in_one_axis_only_or_of_no_area():
+    side_by_side = box_iou([[0.1, 0.2, 0.3, 0.6]], [[0.4, 0.3, 0.7, 0.5]])  # apart in x
+    stacked = box_iou([[0.2, 0.1, 0.6, 0.3]], [[0.3, 0.4, 0.5, 0.7]])  # apart in y
+    points = box_iou([[0.5, 0.5, 0.5, 0.5]], [[0.5, 0.5, 0.5, 0.5]])  # no area at all
+    assert side_by_side.tolist() == [0.0] and stacked.tolist() == [0.0]
+    assert points.tolist() == [0.0]
+    # Integer pixel corners give the same IoU as floats.
+    assert box_iou([[0, 0, 4, 2]], [[2, 0, 6, 2]]).tolist() == pytest.approx([4 / 12])
+
+
+def test_ap_and_pr_points_take_zero_one_hits_and_one_positive():
+    assert average_precision([0.9, 0.8, 0.1], [0, 1, 1], 2) == pytest.approx(
+        average_precision([0.9, 0.8, 0.1], [False, True, True], 2)
+    )
+    points = precision_recall_points([0.9, 0.8, 0.1], [0, 1, 0], positives=1)
+    assert np.allclose(points, [[0.9, 0.0, 0.0], [0.8, 0.5, 1.0], [0.1, 1 / 3, 1.0]])

@@ -1,0 +1,406 @@
+"""`make mutation [FILES=...]`: mutmut over stages/, each module against its own fast tests.
+
+Each module runs in its own scratch copy of the project (`.work/mutation/<module>`), where
+mutmut mutates only that file and runs only the test files listed for it in `TESTS` (the fast
+ones: `-m "not slow"`). Inside those, mutmut picks for each mutant the tests that call the
+mutated function. Survivors that cannot change anything observable are listed in
+`tests/mutation_equivalents.toml`, one line of why each, and are excluded from the score.
+
+Results accumulate in `bench/mutation.json` (one entry per module, with the commit it was
+measured at), so a scoped run updates only its modules; `bench/MUTATION.md` is the table and
+`.work/mutation/survivors.md` the diffs of every surviving mutant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".work" / "mutation"
+RESULTS = ROOT / "bench" / "mutation.json"
+TABLE = ROOT / "bench" / "MUTATION.md"
+EQUIVALENTS = ROOT / "tests" / "mutation_equivalents.toml"
+
+# The test files that test each module: its own file, and the stage tests that drive it.
+TESTS: dict[str, list[str]] = {
+    "stages/augment.py": ["augment"],
+    "stages/compare.py": ["compare"],
+    "stages/evaluate.py": ["evaluate"],
+    "stages/export.py": ["export"],
+    "stages/metrics_diff.py": ["metrics_diff"],
+    "stages/plot.py": ["plot"],
+    "stages/predict.py": ["predict", "export"],
+    "stages/review.py": ["review"],
+    "stages/sample.py": ["sample", "duplicates"],
+    "stages/split.py": ["split", "formats", "duplicates"],
+    "stages/train_classifier.py": ["train_classifier"],
+    "stages/train_detector.py": ["train_detector"],
+    "stages/shared/augmentation.py": ["augment"],
+    "stages/shared/backbones.py": ["backbones"],
+    "stages/shared/baselines.py": ["baselines", "evaluate"],
+    "stages/shared/behaviour.py": ["behaviour", "evaluate"],
+    "stages/shared/checks.py": ["checks"],
+    "stages/shared/classifiers.py": ["classifiers"],
+    "stages/shared/cli.py": ["augment", "checks"],
+    "stages/shared/cost.py": ["cost"],
+    "stages/shared/datasets.py": ["formats", "augment", "sample", "split"],
+    "stages/shared/detectors.py": ["detectors"],
+    "stages/shared/distribute.py": ["distribute", "training"],
+    "stages/shared/duplicates.py": ["duplicates", "split"],
+    "stages/shared/dvcplots.py": ["dvcplots", "plot"],
+    "stages/shared/exporting.py": ["export"],
+    "stages/shared/images.py": ["images", "formats", "tfdata"],
+    "stages/shared/inference.py": ["predict", "evaluate"],
+    "stages/shared/intervals.py": ["slices", "evaluate"],
+    "stages/shared/labelme.py": ["labelme", "formats", "split"],
+    "stages/shared/losses.py": ["losses"],
+    "stages/shared/manifest.py": ["manifest", "formats"],
+    "stages/shared/metrics.py": ["metrics", "baselines", "behaviour"],
+    "stages/shared/params.py": ["params", "slices"],
+    "stages/shared/paths.py": ["formats", "split"],
+    "stages/shared/plotting.py": ["plot"],
+    "stages/shared/seeding.py": ["training", "splitting", "tfdata"],
+    "stages/shared/slices.py": ["slices", "evaluate"],
+    "stages/shared/splitting.py": ["splitting", "split", "duplicates"],
+    "stages/shared/summary.py": ["metrics_diff", "plot"],
+    "stages/shared/tfdata.py": ["tfdata", "formats"],
+    "stages/shared/training.py": ["training", "train_classifier"],
+}
+
+# The pure-logic modules, held to the higher target.
+PURE = {
+    "stages/shared/splitting.py",
+    "stages/shared/labelme.py",
+    "stages/shared/images.py",
+    "stages/shared/augmentation.py",
+    "stages/shared/manifest.py",
+    "stages/shared/params.py",
+    "stages/shared/losses.py",
+    "stages/shared/metrics.py",
+    "stages/shared/inference.py",
+    "stages/shared/summary.py",
+}
+TARGET_PURE, TARGET_ALL = 90.0, 80.0
+
+# What the scratch copy needs besides stages/ and tests/ (mutmut copies these into mutants/).
+ALSO_COPY = [
+    "params.yaml",
+    "dvc.yaml",
+    "dvc.lock",
+    ".dvc/plots",
+    ".dvc/config",
+    ".github",
+    "review",
+    "pretrained",
+    "reports",
+    "bench",
+    "Makefile",
+    "README.md",
+]
+
+
+# Keras reads these methods' signatures (`training=` in `call`, the arguments of `__init__`);
+# mutmut's wrapper around a mutated method would replace them with (*args, **kwargs).
+KERAS_READS = {"__init__", "call", "build"}
+
+
+def keep_keras_signatures(path: Path) -> int:
+    """Mark the Keras-read methods of Layer/Model subclasses in `path` not to be mutated."""
+    lines = path.read_text().split("\n")
+    marked = 0
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        bases = [ast.unparse(base) for base in node.bases]
+        if not any(b.endswith(("Layer", "Model")) for b in bases):
+            continue
+        for method in node.body:
+            if isinstance(method, ast.FunctionDef) and method.name in KERAS_READS:
+                header = method.body[0].lineno - 2  # 0-based index of the line before the body
+                while not lines[header].rstrip().endswith(":"):
+                    header -= 1
+                lines[header] += "  # pragma: no mutate block"
+                marked += 1
+    path.write_text("\n".join(lines))
+    return marked
+
+
+def scratch_project(module: str) -> Path:
+    """A copy of the project where mutmut mutates `module` only, against its test files."""
+    work = WORK / module.replace("/", ".").removesuffix(".py")
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "stages", work / "stages", ignore=ignore)
+    shutil.copytree(ROOT / "tests", work / "tests", ignore=ignore)
+    for name in ALSO_COPY:
+        source, target = ROOT / name, work / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            shutil.copy2(source, target)
+    keep_keras_signatures(work / module)
+    pytest_section = (ROOT / "pyproject.toml").read_text().split("[tool.pytest.ini_options]")[1]
+    pytest_section = pytest_section.split("\n[tool.")[0]
+    tests = [f"tests/test_{name}.py" for name in TESTS[module]]
+    (work / "pyproject.toml").write_text(
+        "[tool.pytest.ini_options]"
+        + pytest_section
+        + "\n[tool.mutmut]\n"
+        + 'source_paths = ["stages"]\n'
+        + f"only_mutate = [{json.dumps(module)}]\n"
+        + 'pytest_add_cli_args = ["-m", "not slow and not browser", "-p", "no:cacheprovider"]\n'
+        + f"pytest_add_cli_args_test_selection = {json.dumps(tests)}\n"
+        + f"also_copy = {json.dumps(ALSO_COPY)}\n"
+    )
+    return work
+
+
+def load_equivalents() -> list[dict]:
+    return tomllib.loads(EQUIVALENTS.read_text()).get("equivalent", [])
+
+
+def changed_lines(diff: str) -> tuple[list[str], list[str]]:
+    """The removed and added lines of a mutant's diff, stripped."""
+    lines = diff.splitlines()
+    removed = [x[1:].strip() for x in lines if x.startswith("-") and not x.startswith("---")]
+    added = [x[1:].strip() for x in lines if x.startswith("+") and not x.startswith("+++")]
+    return removed, added
+
+
+def function_of(mutant: str) -> str:
+    """`stages.shared.metrics.x_auc__mutmut_3` → `auc`; methods → `Class.method`."""
+    name = mutant.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1]
+    if name.startswith("xǁ"):
+        _, cls, method = name.split("ǁ")
+        return f"{cls}.{method}"
+    return name.removeprefix("x_")
+
+
+def is_equivalent(module: str, mutant: str, diff: str, equivalents: list[dict]) -> dict | None:
+    removed, added = changed_lines(diff)
+    for entry in equivalents:
+        if (
+            entry["module"] == module
+            and entry["function"] == function_of(mutant)
+            and [entry["before"]] == removed
+            and [entry["after"]] == added
+        ):
+            return entry
+    return None
+
+
+def read_results(work: Path, module: str) -> tuple[dict, list[tuple[str, str]]]:
+    """Counts per status for `module`, and (mutant, diff) of each survivor not listed as equivalent."""
+    sys.path.insert(0, str(work))
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        from mutmut.mutation.diff_apply import get_diff_for_mutant
+        from mutmut.stats import status_by_exit_code
+
+        meta = json.loads((work / "mutants" / f"{module}.meta").read_text())
+        equivalents = load_equivalents()
+        counts = {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0, "no tests": 0}
+        survivors = []
+        for mutant, code in sorted(meta["exit_code_by_key"].items()):
+            status = status_by_exit_code[code]
+            counts["mutants"] += 1
+            if status in ("killed", "timeout", "segfault"):
+                counts["killed"] += 1
+            elif status == "no tests":
+                counts["no tests"] += 1
+            else:
+                diff = get_diff_for_mutant(mutant, path=Path(module))
+                if status == "survived" and is_equivalent(module, mutant, diff, equivalents):
+                    counts["equivalent"] += 1
+                else:
+                    counts["survived"] += 1
+                    survivors.append((mutant, f"# {status}\n{diff}"))
+        return counts, survivors
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(str(work))
+
+
+def score(counts: dict) -> float:
+    """Killed / (mutants − equivalents), in percent; a mutant no test reaches counts as alive."""
+    judged = counts["mutants"] - counts["equivalent"]
+    return round(100 * counts["killed"] / judged, 1) if judged else 100.0
+
+
+def commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def mutmut(work: Path, workers: int, names: list[str], log: Path) -> None:
+    """One `mutmut run` in the scratch project (all its mutants, or `names` again)."""
+    with log.open("a") as out:
+        code = subprocess.run(
+            [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(workers)]
+            + names,
+            cwd=work,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TQDM_DISABLE": "1", "CUDA_VISIBLE_DEVICES": ""},
+        ).returncode
+    if code != 0:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
+        raise SystemExit(f"mutmut failed in {work} (log: {log}):\n" + "\n".join(tail))
+
+
+def timed_out(work: Path, module: str) -> list[str]:
+    from mutmut.stats import status_by_exit_code
+
+    meta = json.loads((work / "mutants" / f"{module}.meta").read_text())
+    return [k for k, v in meta["exit_code_by_key"].items() if status_by_exit_code[v] == "timeout"]
+
+
+def run_module(module: str, workers: int) -> tuple[dict, list[tuple[str, str]]]:
+    """Mutants run forked from the process that ran the tests once (fast). TensorFlow is not
+    fork-safe once it has run, so a forked mutant can hang where it would have failed; every
+    time-out is run again from a fresh fork server, and that verdict stands."""
+    work = scratch_project(module)
+    started = time.perf_counter()
+    log = work / "mutmut.log"
+    mutmut(work, workers, [], log)
+    rerun = timed_out(work, module)
+    if rerun:
+        config = (work / "pyproject.toml").read_text()
+        (work / "pyproject.toml").write_text(
+            config.replace("[tool.mutmut]\n", '[tool.mutmut]\nprocess_isolation = "forkserver"\n')
+        )
+        mutmut(work, workers, rerun, log)
+    minutes = (time.perf_counter() - started) / 60
+    counts, survivors = read_results(work, module)
+    entry = {
+        **counts,
+        "timeouts rerun": len(rerun),
+        "score": score(counts),
+        "minutes": round(minutes, 1),
+        "tests": TESTS[module],
+        "commit": commit(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    return entry, survivors
+
+
+def totals(entries: dict[str, dict], modules) -> dict:
+    keys = ("mutants", "killed", "survived", "equivalent", "no tests")
+    summed = {k: sum(entries[m][k] for m in modules if m in entries) for k in keys}
+    return {
+        **summed,
+        "score": score(summed),
+        "minutes": round(sum(entries[m]["minutes"] for m in modules if m in entries), 1),
+    }
+
+
+def render(entries: dict[str, dict]) -> str:
+    head = (
+        "| module | mutants | killed | survived | equivalent | no tests | score % | min |"
+        " measured at |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
+    )
+    rows = []
+    for module in TESTS:
+        if module not in entries:
+            rows.append(f"| {module} | not measured yet | | | | | | | |")
+            continue
+        e = entries[module]
+        mark = " (pure logic)" if module in PURE else ""
+        rows.append(
+            f"| {module}{mark} | {e['mutants']} | {e['killed']} | {e['survived']} |"
+            f" {e['equivalent']} | {e['no tests']} | {e['score']} | {e['minutes']} |"
+            f" {e['commit']} {e['date']} |"
+        )
+    pure, every = totals(entries, PURE), totals(entries, TESTS)
+    measured = sum(m in entries for m in TESTS)
+    rows.append(
+        f"| **pure-logic modules** | {pure['mutants']} | {pure['killed']} | {pure['survived']} |"
+        f" {pure['equivalent']} | {pure['no tests']} | **{pure['score']}** | {pure['minutes']} | |"
+    )
+    rows.append(
+        f"| **stages/ ({measured} of {len(TESTS)} modules)** | {every['mutants']} |"
+        f" {every['killed']} | {every['survived']} | {every['equivalent']} |"
+        f" {every['no tests']} | **{every['score']}** | {every['minutes']} | |"
+    )
+    return head + "\n".join(rows) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("files", nargs="*", help="modules to mutate (default: all of stages/)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    modules = args.files or list(TESTS)
+    unknown = [m for m in modules if m not in TESTS]
+    if unknown:
+        raise SystemExit(
+            f"no test files are listed for {', '.join(unknown)}: add them to TESTS in "
+            "bench/mutation.py"
+        )
+    entries = json.loads(RESULTS.read_text())["modules"] if RESULTS.exists() else {}
+    report = [f"# Surviving mutants ({time.strftime('%Y-%m-%d %H:%M')})\n"]
+    for module in modules:
+        print(f"== {module} (tests: {', '.join(TESTS[module])})", flush=True)
+        entry, survivors = run_module(module, args.workers)
+        entries[module] = entry
+        print(
+            f"   {entry['killed']}/{entry['mutants'] - entry['equivalent']} killed"
+            f" ({entry['score']}%), {entry['survived']} survived, {entry['equivalent']}"
+            f" equivalent, {entry['minutes']} min",
+            flush=True,
+        )
+        report += [f"\n## {module}\n"] + [f"\n### {m}\n```diff\n{d}\n```\n" for m, d in survivors]
+        pure, every = totals(entries, PURE), totals(entries, TESTS)
+        RESULTS.write_text(
+            json.dumps(
+                {
+                    "pure_logic": pure,
+                    "stages": every,
+                    "targets": {"pure_logic": TARGET_PURE, "stages": TARGET_ALL},
+                    "modules": entries,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        TABLE.write_text(
+            "# Mutation score\n\n`make mutation` (bench/mutation.py): mutmut over each module"
+            " with its own fast tests.\nScore = killed / (mutants − equivalents); mutants no test"
+            " reaches count as alive.\nTargets: pure-logic modules ≥ 90 %, stages/ ≥ 80 %.\n\n"
+            + render(entries)
+        )
+        (WORK / "survivors.md").write_text("".join(report))
+    print("\n" + render(entries))
+    print(f"survivors' diffs: {WORK / 'survivors.md'}")
+
+
+def rows() -> list[dict]:
+    """The mutation score rows for `make bench`'s table, from the last `make mutation`."""
+    from bench.common import row
+
+    if not RESULTS.exists():
+        return []
+    data = json.loads(RESULTS.read_text())
+    pure, every = data["pure_logic"], data["stages"]
+    return [
+        row("mutation score, pure-logic modules, %", pure["score"], ">= 90", pure["score"] >= 90),
+        row("mutation score, stages/, %", every["score"], ">= 80", every["score"] >= 80),
+    ]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""manifest.py: the CSV format stages hand each other, atomic writes and the checks on reading."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from stages.shared.cli import UserError
+from stages.shared.manifest import (
+    atomic_write_text,
+    read_manifest,
+    write_json,
+    write_manifest,
+)
+
+
+def detection_rows() -> pd.DataFrame:
+    # Columns shuffled and one extra column, as a stage's frame may hold them.
+    return pd.DataFrame(
+        {
+            "split": ["train", "test"],
+            "md5": ["00ab", "0f00"],  # leading zeros must survive
+            "group": ["007", "12"],
+            "path": ["a/one.jpg", "b/two.png"],
+            "present": [1, 0],
+            "x1": [0.1234567, 0.0],
+            "y1": [0.25, 0.0],
+            "x2": [0.5, 0.0],
+            "y2": [0.75, 0.0],
+            "width": [640, 480],
+            "height": [480, 640],
+            "note": ["x", "y"],
+        }
+    )
+
+
+def test_a_manifest_is_written_in_the_task_column_order_byte_stable(tmp_path):
+    path = tmp_path / "deep" / "dir" / "manifest.csv"  # the folder is created
+    write_manifest(path, detection_rows(), "detection", extra=("note",))
+    raw = path.read_bytes()
+    assert b"\r\n" not in raw and raw.endswith(b"\n")
+    lines = raw.decode().splitlines()
+    assert lines[0] == "path,present,x1,y1,x2,y2,md5,width,height,group,split,note"
+    assert lines[1] == "a/one.jpg,1,0.123457,0.250000,0.500000,0.750000,00ab,640,480,007,train,x"
+    write_manifest(
+        tmp_path / "again.csv", detection_rows().iloc[::-1].iloc[::-1], "detection", ("note",)
+    )
+    assert (tmp_path / "again.csv").read_bytes() == raw
+    without_extra = tmp_path / "plain.csv"
+    write_manifest(without_extra, detection_rows(), "detection")
+    assert without_extra.read_text().splitlines()[0].endswith(",group,split")
+
+
+def test_reading_keeps_text_columns_as_text(tmp_path):
+    path = tmp_path / "manifest.csv"
+    write_manifest(path, detection_rows(), "detection")
+    frame = read_manifest(path, "detection")
+    assert frame["md5"].tolist() == ["00ab", "0f00"]
+    assert frame["group"].tolist() == ["007", "12"]
+    rows = pd.DataFrame(
+        {
+            "path": ["p.jpg"],
+            "label": ["1"],
+            "md5": ["0123"],
+            "width": [3],
+            "height": [2],
+            "group": ["0"],
+            "split": ["val"],
+        }
+    )
+    write_manifest(tmp_path / "c.csv", rows, "classification")
+    read = read_manifest(tmp_path / "c.csv", "classification")
+    assert read.loc[0, "label"] == "1" and read.loc[0, "md5"] == "0123"
+    assert read.loc[0, "path"] == "p.jpg" and read.loc[0, "split"] == "val"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, r"manifest\.csv: manifest not found — run `dvc repro` for its stage"),
+        ("path,label,md5\n", r"missing columns \['width', 'height', 'group', 'split'\]"),
+        (
+            "path,label,md5,width,height,group,split\na,b,c,1,1,g,train\nd,e,f,1,1,g,tset\n",
+            r"unknown split values \['tset'\]; valid: train, val, test",
+        ),
+    ],
+)
+def test_a_bad_manifest_is_one_line_naming_it(tmp_path, content, message):
+    path = tmp_path / "manifest.csv"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=message) as error:
+        read_manifest(path, "classification")
+    assert "\n" not in str(error.value) and str(path) in str(error.value)
+
+
+def test_json_keeps_the_key_order_and_ends_with_a_newline(tmp_path):
+    path = tmp_path / "out" / "metrics.json"
+    write_json(path, {"zeta": 1, "alpha": [1, 2]})
+    text = path.read_text()
+    assert text == '{\n  "zeta": 1,\n  "alpha": [\n    1,\n    2\n  ]\n}\n'
+    assert json.loads(text) == {"zeta": 1, "alpha": [1, 2]}
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "report.txt"
+    atomic_write_text(path, "old\r\nline")
+    assert path.read_bytes() == b"old\r\nline"  # written as given, no newline translation
+
+    def broken_replace(*_):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("stages.shared.manifest.os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_text(path, "new")
+    assert path.read_bytes() == b"old\r\nline"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
+    monkeypatch.undo()
+    atomic_write_text(path, "ünïcode")
+    assert path.read_bytes() == "ünïcode".encode()
