@@ -12,6 +12,7 @@ from bench import (
     augment_throughput,
     dvc_overhead,
     input_pipeline,
+    mutation,
     photos,
     scaling,
     startup,
@@ -26,6 +27,8 @@ BENCHMARKS = {
     "augment_throughput": augment_throughput.run,
     "startup": startup.run,
     "photos": photos.run,
+    # Not re-run here (`make mutation`, about an hour): the last scores, with the others.
+    "mutation": mutation.rows,
 }
 
 
@@ -62,6 +65,10 @@ def main() -> None:
     minutes = (time.perf_counter() - started) / 60
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "minutes": round(minutes, 1)}
     print("\n" + table(rows))
+    write_results(rows, meta)
+
+
+def write_results(rows: list[dict], meta: dict) -> None:
     Path("bench/results.json").write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
     Path("bench/RESULTS.md").write_text(
         f"# Benchmark results\n\n{meta['date']}, {meta['machine']}; `make bench` took"

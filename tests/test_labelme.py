@@ -156,3 +156,89 @@ def test_box_normalisation_clips_orders_and_scales_any_rectangle(corners, size):
     assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
     clipped = any(v < 0 for v in corners) or max(ax, bx) > width or max(ay, by) > height
     assert ("box outside the image: clipped" in label.notes) == clipped
+
+
+def test_a_circle_becomes_the_box_around_it():
+    # Centre (20, 12), rim point (23, 16): radius 5 (3-4-5), so x 15–25 and y 7–17 of 40 × 30.
+    doc = labelme([[20, 12], [23, 16]], shape_type="circle")
+    label = parse_label(doc, (40, 30))
+    assert label.box == close((15 / 40, 7 / 30, 25 / 40, 17 / 30))
+    assert label.notes == ("circle: used its bounding box",)
+    three_points = labelme([[20, 12], [23, 16], [1, 1]], shape_type="circle")
+    ignored = parse_label(three_points, (40, 30))
+    assert ignored.box is None and ignored.notes == ("circle shape ignored (no area)",)
+
+
+def test_the_largest_shape_wins_by_area_not_by_side_or_position():
+    # A: 30 × 2 at the far corner (area 60, longest side); B: 9 × 8 near the origin (area 72).
+    doc = labelme([[8, 26], [38, 28]])
+    doc["shapes"].append({"points": [[2, 3], [11, 11]], "shape_type": "rectangle"})
+    label = parse_label(doc, (40, 30))
+    assert label.box == close((2 / 40, 3 / 30, 11 / 40, 11 / 30))
+
+
+def test_old_files_with_a_null_shape_type_are_polygons():
+    doc = labelme([[10, 5], [30, 10], [20, 20]], shape_type=None)
+    label = parse_label(doc, (40, 30))
+    assert label.box == close((0.25, 5 / 30, 0.75, 20 / 30))
+    assert label.notes == ("polygon: used its bounding box",)
+
+
+def test_a_box_of_exactly_one_pixel_is_kept_and_less_is_refused():
+    one = parse_label(labelme([[10, 5], [11, 6]]), (40, 30))
+    assert one.box == close((10 / 40, 5 / 30, 11 / 40, 6 / 30))
+    for points in ([[10, 5], [10.5, 9]], [[10, 5], [14, 5.5]]):  # under a pixel in x, in y
+        with pytest.raises(LabelError) as error:
+            parse_label(labelme(points), (40, 30))
+        assert str(error.value) == "box has no area inside the image — fix or delete the shape"
+
+
+def test_coordinates_are_rounded_to_six_decimals():
+    label = parse_label(labelme([[1, 1], [2, 2]], width=3, height=3), (3, 3))  # thirds
+    assert label.box == (0.333333, 0.333333, 0.666667, 0.666667)
+
+
+def test_a_zero_or_missing_json_size_falls_back_to_the_image_file():
+    for width, height in ((0, 30), (40, 0)):
+        label = parse_label(labelme([[10, 5], [30, 20]], width=width, height=height), (80, 60))
+        assert label.box == close((10 / 80, 5 / 60, 30 / 80, 20 / 60)), (width, height)
+        assert label.notes == ()
+    tiny = parse_label(labelme([[0, 0], [1, 1]], width=1, height=2), (2, 4))  # 1 px is a size
+    assert tiny.box == close((0.0, 0.0, 1.0, 0.5))
+
+
+def test_messages_are_whole_sentences():
+    cases = [
+        ({"flags": {}}, "no 'shapes' list — not a labelme file; fix or delete it"),
+        (
+            labelme([[1, 1], [float("inf"), 2]]),
+            "'shapes[0].points' is not a list of [x, y] pairs — fix the file",
+        ),
+        (
+            labelme([[1, 1], [2, 2], [3, 3]]),
+            "'shapes[0].points' has 3 points, a rectangle needs 2 — fix or delete the file",
+        ),
+    ]
+    for doc, message in cases:
+        with pytest.raises(LabelError) as error:
+            parse_label(doc, (40, 30))
+        assert str(error.value) == message
+    scaled = parse_label(labelme([[10, 5], [30, 20]], width=40, height=30), (80, 60))
+    assert scaled.notes == (
+        "imageWidth/imageHeight differ from the image file: scaled by the JSON",
+    )
+
+
+def test_a_label_beside_an_image_outside_images_is_found_and_nothing_else(tmp_path):
+    (tmp_path / "frames").mkdir()
+    (tmp_path / "labels").mkdir()
+    image = tmp_path / "frames" / "a.jpg"
+    (tmp_path / "labels" / "a.json").write_text("{}")  # labels/ mirrors images/ only
+    assert find_label(image, tmp_path) is None
+    (tmp_path / "frames" / "a.json").write_text("{}")
+    assert find_label(image, tmp_path) == tmp_path / "frames" / "a.json"
+
+
+def test_an_infinite_json_size_falls_back_to_the_image_file():
+    doc = labelme([[10, 5], [30, 20]], width=float("inf"), height=30)
+    assert parse_label(doc, (80, 60)).box == close((10 / 80, 5 / 60, 30 / 80, 20 / 60))

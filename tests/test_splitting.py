@@ -114,3 +114,45 @@ def test_shared_keys_and_pairs_join_groups():
 def test_group_keys_from_folders_and_patterns(relative, by, pattern, top, expected):
     compiled = re.compile(pattern) if pattern else None
     assert group_key(relative, by, compiled, top) == expected
+
+
+def test_k_fold_names_only_train_val_test_and_fold_zero_is_the_default():
+    labels = ["a"] * 37 + ["b"] * 11 + ["c"] * 5
+    groups = [f"image-{i}" for i in range(len(labels))]
+    plain = assign_splits(groups, labels, FRACTIONS, seed=4)
+    default = assign_splits(groups, labels, FRACTIONS, seed=4, folds=4)
+    assert default == assign_splits(groups, labels, FRACTIONS, seed=4, folds=4, fold=0)
+    assert default != assign_splits(groups, labels, FRACTIONS, seed=4, folds=4, fold=1)
+    for fold in range(4):
+        splits = assign_splits(groups, labels, FRACTIONS, seed=4, folds=4, fold=fold)
+        assert set(splits) == {"train", "val", "test"}
+        assert [s == "test" for s in splits] == [s == "test" for s in plain]
+        # Every class outside test is dealt evenly over the 4 folds: within one image.
+        for label in "abc":
+            outside = sum(
+                s != "test" and lab == label for s, lab in zip(plain, labels, strict=True)
+            )
+            val = sum(s == "val" and lab == label for s, lab in zip(splits, labels, strict=True))
+            assert abs(val - outside / 4) < 1, (fold, label, val, outside)
+
+
+def test_a_long_chain_of_shared_keys_is_one_group_whatever_the_order():
+    # a–b, b–c, c–d, d–e, listed so that union-find builds a chain and must compress it.
+    keys = [["k:e", "k:d"], ["k:d", "k:c"], ["k:c", "k:b"], ["k:b", "k:a"], ["k:z"]]
+    names = join_groups(keys)
+    assert names == ["k:a", "k:a", "k:a", "k:a", "k:z"]
+    assert join_groups(keys[::-1]) == names[::-1]
+
+
+def test_group_by_pattern_without_a_pattern_is_no_group():
+    assert group_key("images/frame_10_face037.jpg", "pattern", None, "images") is None
+
+
+@pytest.mark.parametrize("size", range(1, 9))
+def test_a_small_class_is_split_within_one_image_of_its_fractions(size):
+    # Targets below one image (0.15 × 3 = 0.45) must still weigh as they are.
+    labels = ["big"] * 50 + ["small"] * size
+    splits = assign_splits([f"image-{i}" for i in range(len(labels))], labels, FRACTIONS, 2)
+    got = Counter(s for s, lab in zip(splits, labels, strict=True) if lab == "small")
+    for name, frac in FRACTIONS.items():
+        assert abs(got[name] - size * frac) < 1, (name, got)

@@ -8,6 +8,7 @@ order the annotator clicked the corners in. A detection image holds at most one 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ def parse_label(doc: Any, image_size: tuple[int, int]) -> Label:
 def _frame_size(doc: dict, image_size: tuple[int, int], notes: list[str]) -> tuple[float, float]:
     """The pixel frame the points refer to: the JSON's own size if it gives one."""
     w, h = doc.get("imageWidth"), doc.get("imageHeight")
-    if isinstance(w, int | float) and isinstance(h, int | float) and w > 0 and h > 0:
+    given = isinstance(w, int | float) and isinstance(h, int | float)
+    if given and 0 < w < math.inf and 0 < h < math.inf:
         if (int(w), int(h)) != tuple(image_size):
             notes.append("imageWidth/imageHeight differ from the image file: scaled by the JSON")
         return float(w), float(h)

@@ -9,24 +9,12 @@ each, every class is split within one image of the exact fractions.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from stages.shared.seeding import make_rng
-
-
-def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
-    """Split n items by fractions with the largest-remainder rule (each within 1 of exact)."""
-    exact = {name: n * frac for name, frac in fractions.items()}
-    counts = {name: math.floor(value) for name, value in exact.items()}
-    # Ties go to the split listed first (train, then val), so the result is deterministic.
-    order = sorted(exact, key=lambda name: -(exact[name] - counts[name]))
-    for name in order[: n - sum(counts.values())]:
-        counts[name] += 1
-    return counts
 
 
 class Components:
