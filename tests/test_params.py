@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from stages.shared.cli import UserError
-from stages.shared.params import SECTIONS, load_params, parse_section
+from stages.shared.params import SECTIONS, check_weights, load_params, parse_section
 from tests.conftest import ROOT, write_params
 
 
@@ -221,3 +221,88 @@ def test_contradictory_settings_are_one_line(workdir, section, values, message):
 def test_a_weights_file_in_pretrained_is_accepted(workdir):
     write_params(workdir, train_detector={"weights": "pretrained/digits.keras"})
     assert load_params("train_detector").weights == "pretrained/digits.keras"
+
+
+def project_split() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())["split"]
+
+
+def split_error(data) -> str:
+    with pytest.raises(UserError) as error:
+        parse_section("split", data, "p.yaml")
+    return str(error.value)
+
+
+def test_split_errors_are_whole_sentences():
+    missing = project_split()
+    del missing["group_pattern"]["detection"]
+    assert split_error(missing) == (
+        "p.yaml: split.group_pattern.detection: missing key;"
+        " required keys: classification, detection"
+    )
+    # An unknown key is listed first, before the other problems it comes with.
+    both = project_split()
+    both["min_per_class"] = "ten"
+    both["near_duplicats"] = both.pop("near_duplicates")
+    message = split_error(both)
+    assert message.startswith(
+        "p.yaml: split.near_duplicats: unknown key; valid keys: fractions, min_per_class,"
+    )
+    assert "; split.min_per_class: " in message and "(got 'ten')" in message
+    nested = project_split()
+    nested["fractions"] = {"train": 0.7, "val": 0.15}
+    assert split_error(nested).startswith(
+        "p.yaml: split.fractions.test: missing key; required keys: train, val, test"
+    )
+    as_dict = project_split()
+    as_dict["group_by"]["classification"] = {"folder": 1}
+    assert split_error(as_dict) == (  # a mapping given is not echoed back
+        "p.yaml: split.group_by.classification: Input should be 'none', 'folder' or 'pattern'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("patient_(", "not a valid regular expression (missing ), unterminated subpattern at"),
+        ("patient_\\d+", "needs a capture group, e.g. 'patient_(\\d+)', got 'patient_\\\\d+'"),
+    ],
+)
+def test_group_patterns_are_checked_and_empty_means_unused(pattern, message):
+    data = project_split()
+    data["group_pattern"]["classification"] = pattern
+    assert f"split.group_pattern.classification: {message}" in split_error(data)
+    data["group_pattern"]["classification"] = ""
+    data["group_by"]["classification"] = "folder"
+    assert parse_section("split", data).group_pattern.classification == ""
+
+
+def test_weights_files_and_their_message():
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())["train_classifier"]
+    assert check_weights("pretrained/backbone.h5") == "pretrained/backbone.h5"
+    data["weights"] = "pretrained/backbone.ckpt"
+    with pytest.raises(UserError) as error:
+        parse_section("train_classifier", data, "p.yaml")
+    assert str(error.value).startswith(
+        "p.yaml: train_classifier.weights: must be null, imagenet, or a .keras model of this"
+        " pipeline / a keras.applications .h5 weights file in pretrained/ (got 'pretrained/"
+    )
+
+
+def test_file_level_errors_are_whole_sentences(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("split:\n  folds: 1\n  fold: [0\n")  # the bracket is never closed
+    with pytest.raises(UserError) as error:
+        load_params("split", path)
+    assert str(error.value) == f"{path}: invalid YAML (line 4) — fix the syntax"
+    path.write_text("- split\n")
+    with pytest.raises(UserError) as error:
+        load_params("split", path)
+    assert str(error.value) == (f"{path}: must be a mapping of sections ({', '.join(SECTIONS)})")
+    path.write_text("base:\n  seed: 1\n")
+    with pytest.raises(UserError) as error:
+        load_params("split", path)
+    assert str(error.value) == f"{path}: missing section 'split'"
+    with pytest.raises(ValueError) as error:
+        load_params("splits", path)
+    assert str(error.value) == f"unknown params section 'splits'; choices: {', '.join(SECTIONS)}"
