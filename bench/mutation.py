@@ -71,7 +71,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/seeding.py": ["training", "splitting", "tfdata"],
     "stages/shared/slices.py": ["slices", "evaluate"],
     "stages/shared/splitting.py": ["splitting", "split", "duplicates"],
-    "stages/shared/summary.py": ["metrics_diff", "plot"],
+    "stages/shared/summary.py": ["summary", "metrics_diff"],
     "stages/shared/tfdata.py": ["tfdata", "formats"],
     "stages/shared/training.py": ["training", "train_classifier"],
 }
@@ -110,6 +110,13 @@ FORK_SERVER = {
     "stages/shared/tfdata.py",
     "stages/shared/training.py",
 }
+
+# Modules whose code also runs in worker processes (augment's process pool). mutmut learns
+# which tests reach a function in the test process only, so it does not run, for a mutant of
+# such code, the tests that reach it through a worker. Their survivors are run again against
+# every test in the module's test files (the mutant is chosen by MUTANT_UNDER_TEST, which the
+# workers inherit).
+WORKER_CODE = {"stages/augment.py", "stages/shared/augmentation.py"}
 
 # What the scratch copy needs besides stages/ and tests/ (mutmut copies these into mutants/).
 ALSO_COPY = [
@@ -290,6 +297,35 @@ def mutmut(work: Path, workers: int, names: list[str], log: Path) -> None:
         raise SystemExit(f"mutmut failed in {work} (log: {log}):\n" + "\n".join(tail))
 
 
+def recheck(work: Path, module: str, workers: int) -> int:
+    """Run each survivor of `module` against its whole test files; returns how many died."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mutmut.stats import status_by_exit_code
+
+    meta_path = work / "mutants" / f"{module}.meta"
+    meta = json.loads(meta_path.read_text())
+    alive = [k for k, v in meta["exit_code_by_key"].items() if status_by_exit_code[v] == "survived"]
+    tests = [f"tests/test_{name}.py" for name in TESTS[module]]
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+    command += ["-m", "not slow and not browser", *tests]
+
+    def run(name: str) -> tuple[str, int]:
+        env = {**os.environ, "MUTANT_UNDER_TEST": name, "CUDA_VISIBLE_DEVICES": ""}
+        done = subprocess.run(
+            command, cwd=work / "mutants", env=env, capture_output=True, timeout=900
+        )
+        return name, done.returncode
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(pool.map(run, alive))
+    killed = [name for name, code in results if code == 1]
+    for name in killed:
+        meta["exit_code_by_key"][name] = 1
+    meta_path.write_text(json.dumps(meta))
+    return len(killed)
+
+
 def timed_out(work: Path, module: str) -> list[str]:
     from mutmut.stats import status_by_exit_code
 
@@ -312,11 +348,13 @@ def run_module(module: str, workers: int) -> tuple[dict, list[tuple[str, str]]]:
             config.replace("[tool.mutmut]\n", '[tool.mutmut]\nprocess_isolation = "forkserver"\n')
         )
         mutmut(work, workers, rerun, log)
+    rechecked = recheck(work, module, workers) if module in WORKER_CODE else 0
     minutes = (time.perf_counter() - started) / 60
     counts, survivors = read_results(work, module)
     entry = {
         **counts,
         "timeouts rerun": len(rerun),
+        "killed on recheck": rechecked,
         "score": score(counts),
         "minutes": round(minutes, 1),
         "tests": TESTS[module],
