@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,7 +110,10 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     atomic_write_text(path, "old\r\nline")
     assert path.read_bytes() == b"old\r\nline"  # written as given, no newline translation
 
-    def broken_replace(*_):
+    temporaries = []
+
+    def broken_replace(source, target):
+        temporaries.append((Path(source), Path(target)))
         raise OSError("disk full")
 
     monkeypatch.setattr("stages.shared.manifest.os.replace", broken_replace)
@@ -117,6 +121,11 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         atomic_write_text(path, "new")
     assert path.read_bytes() == b"old\r\nline"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.txt"]
+    # Written beside the target (a rename within one file system is atomic), hidden from
+    # anyone listing the folder, and marked as temporary.
+    ((source, target),) = temporaries
+    assert source.parent == tmp_path and target == path
+    assert source.name.startswith(".report.txt.") and source.name.endswith(".tmp")
     monkeypatch.undo()
     atomic_write_text(path, "ünïcode")
     assert path.read_bytes() == "ünïcode".encode()
