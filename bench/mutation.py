@@ -59,7 +59,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/dvcplots.py": ["dvcplots", "plot"],
     "stages/shared/exporting.py": ["export"],
     "stages/shared/images.py": ["images", "formats", "tfdata"],
-    "stages/shared/inference.py": ["predict", "evaluate"],
+    "stages/shared/inference.py": ["inference"],
     "stages/shared/intervals.py": ["slices", "evaluate"],
     "stages/shared/labelme.py": ["labelme", "formats", "split"],
     "stages/shared/losses.py": ["losses"],

@@ -1,0 +1,99 @@
+"""inference.py: batched prediction over files, unreadable files reported, models loaded.
+
+A stand-in `run` (the mean pixel of each image, and its index) replaces the model, so the
+outputs can be checked row by row against the files they came from.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stages.shared.cli import UserError
+from stages.shared.inference import load_model, load_model_file, predict_files, read_batch
+
+
+def files(tmp_path, shades: list[int | None]) -> list[str]:
+    """PNG files of one grey shade each (10 × 6 px); None is a broken file."""
+    paths = []
+    for i, shade in enumerate(shades):
+        path = tmp_path / f"img_{i}.png"
+        if shade is None:
+            path.write_bytes(b"not a png")
+        else:
+            Image.new("L", (10, 6), shade).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_outputs_follow_the_readable_files_across_batches(tmp_path):
+    paths = files(tmp_path, [10, None, 30, 40, None, 60, 70])
+    batches = []
+
+    def run(pixels):
+        batches.append(len(pixels))
+        means = pixels.mean(axis=(1, 2, 3))
+        return means[:, None].astype(np.float64), np.full((len(pixels), 2), 7)
+
+    found = predict_files(None, paths, size=8, batch_size=3, run=run)
+    assert batches == [2, 2, 1]  # [10, x, 30], [40, x, 60], [70]
+    assert found.index == [0, 2, 3, 5, 6]
+    assert len(found.outputs) == 2
+    assert found.outputs[0].dtype == np.float32 and found.outputs[1].dtype == np.float32
+    assert found.outputs[0][:, 0].tolist() == pytest.approx([10, 30, 40, 60, 70], abs=0.5)
+    assert found.outputs[1].shape == (5, 2)
+    assert [s["path"] for s in found.skipped] == [paths[1], paths[4]]
+    assert all(not s["reason"].startswith(s["path"]) for s in found.skipped)  # no path twice
+    assert all(s["reason"] for s in found.skipped)
+
+
+def test_a_single_output_and_a_batch_of_only_unreadable_files(tmp_path):
+    paths = files(tmp_path, [None, None, 50])
+    found = predict_files(None, paths, 8, batch_size=2, run=lambda p: p.mean(axis=(1, 2, 3)))
+    assert found.index == [2] and len(found.outputs) == 1
+    assert found.outputs[0].tolist() == pytest.approx([50], abs=0.5)
+    nothing = predict_files(None, paths[:2], 8, batch_size=2, run=lambda p: p[:, 0, 0, 0])
+    assert nothing.index == [] and nothing.outputs == [] and len(nothing.skipped) == 2
+
+
+def test_read_batch_of_unreadable_files_is_an_empty_batch_of_the_right_shape(tmp_path):
+    kept, pixels, skipped = read_batch([*files(tmp_path, [None]), str(tmp_path / "gone")], 5)
+    assert kept == [] and pixels.shape == (0, 5, 5, 3) and pixels.dtype == np.float32
+    assert [s["path"] for s in skipped] == [str(tmp_path / "img_0.png"), str(tmp_path / "gone")]
+    kept, pixels, _ = read_batch(files(tmp_path, [20, 90]), 4)
+    assert kept == [0, 1] and pixels.shape == (2, 4, 4, 3)
+    assert pixels[1].mean() == pytest.approx(90, abs=0.5)
+
+
+def test_model_files_that_are_missing_or_broken_are_one_line(tmp_path):
+    with pytest.raises(UserError) as error:
+        load_model_file(tmp_path / "m.keras")
+    assert (
+        str(error.value)
+        == f"{tmp_path / 'm.keras'}: not found — train the model first (`dvc repro`)"
+    )
+    (tmp_path / "m.keras").write_bytes(b"not a zip")
+    with pytest.raises(UserError) as error:
+        load_model_file(tmp_path / "m.keras")
+    message = str(error.value)
+    assert message.startswith(f"{tmp_path / 'm.keras'}: cannot load the model (")
+    assert message.endswith(") — re-run its training") and "\n" not in message
+
+
+def test_a_model_without_its_metadata_is_one_line(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.save(tmp_path / "m.keras")
+    with pytest.raises(UserError) as error:
+        load_model(tmp_path / "m.keras")
+    assert (
+        str(error.value)
+        == f"{tmp_path / 'm.json'}: not found — train the model first (`dvc repro`)"
+    )
+    (tmp_path / "m.json").write_text(json.dumps({"image_size": 8}))
+    loaded, meta = load_model(tmp_path / "m.keras")
+    assert meta == {"image_size": 8} and loaded.count_params() == 3
