@@ -21,6 +21,7 @@ from stages.shared.metrics import (
     detection_ap,
     detection_scores,
     detector_statistics,
+    nanmean,
     ordered_corners,
     per_class_auc,
     per_class_report,
@@ -319,6 +320,13 @@ def test_confusion_shares_are_per_actual_row_with_unequal_supports():
     assert cell.loc[("cat", "cat"), "count"] == 3 and cell.loc[("dog", "dog"), "count"] == 2
 
 
+def test_a_class_never_seen_nor_predicted_keeps_its_rows_and_cells():
+    classes = [*CLASSES, "emu"]
+    assert len(confusion_table(UNEQUAL_ACTUAL, UNEQUAL_PREDICTED, classes)) == 25
+    report = per_class_report(UNEQUAL_ACTUAL, onehot_proba(UNEQUAL_PREDICTED, 5), classes)
+    assert report["class"].tolist() == classes and report["support"].tolist() == [5, 3, 1, 0, 0]
+
+
 def test_per_class_report_columns_and_a_class_never_predicted_or_seen():
     proba = onehot_proba(UNEQUAL_PREDICTED)
     with warnings.catch_warnings():
@@ -338,6 +346,7 @@ def test_classifier_scores_with_a_tested_class_never_predicted_and_top_k():
     actual = np.array([0, 0, 0, 1, 1, 2, 2])
     predicted = np.array([0, 0, 1, 1, 1, 0, 0])  # class 2 is never predicted
     proba = onehot_proba(predicted, classes=5)  # classes 3 and 4 have no test rows
+    proba[5] = [0.5, 0.3, 0.15, 0.05, 0.0]  # its class 2 ranks third: a top-3 hit, not top-2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         scores = classifier_scores(actual, proba, top_k=3)
@@ -348,6 +357,8 @@ def test_classifier_scores_with_a_tested_class_never_predicted_and_top_k():
     assert scores["top_3_accuracy"] == pytest.approx(
         skm.top_k_accuracy_score(actual, proba, k=3, labels=np.arange(5))
     )
+    top_2 = skm.top_k_accuracy_score(actual, proba, k=2, labels=np.arange(5))
+    assert scores["top_3_accuracy"] != pytest.approx(top_2)  # the case tells k apart
     assert scores["classes_without_test_rows"] == 2
     assert "top_1_accuracy" in classifier_scores(actual, proba, top_k=1)
     assert not any(k.startswith("top_") for k in classifier_scores(actual, proba, top_k=5))
@@ -382,7 +393,12 @@ def test_roc_averages_enclose_the_areas_scikit_learn_reports():
     assert np.trapezoid(curves["micro"], curves["fpr"]) == pytest.approx(micro_auc, abs=2e-3)
     assert np.trapezoid(curves["macro"], curves["fpr"]) == pytest.approx(macro_auc, abs=2e-3)
     assert abs(micro_auc - macro_auc) > 0.01  # the two averages are told apart
-    one_class = roc_averages(np.array([0, 0]), np.array([[0.6, 0.4], [0.7, 0.3]]), points=5)
+    # Pointwise, not only in area: from the mean TPR at FPR 0 up to 1 at FPR 1.
+    assert curves["macro"].is_monotonic_increasing and curves["macro"].iloc[-1] == 1.0
+    assert curves["macro"].iloc[0] < 0.9 * macro_auc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        one_class = roc_averages(np.array([0, 0]), np.array([[0.6, 0.4], [0.7, 0.3]]), points=5)
     assert one_class["macro"].isna().all()
 
 
@@ -399,6 +415,8 @@ def test_detector_metrics_take_columns_and_zero_one_flags_as_the_stages_do():
         scores.ravel(), pred, np.array(present, bool), true, 0.5, logits.ravel()
     )
     assert detection_scores(scores, pred, present, true, 0.5, ranking=logits) == flat
+    column = np.array(present)[:, None]
+    assert detection_scores(scores, pred, column, true, 0.5, ranking=logits) == flat
     # Said present: 0, 1 (on the threshold), 2 → two right of three; image 3 missed.
     assert flat["presence_precision"] == pytest.approx(2 / 3)
     assert flat["presence_recall"] == pytest.approx(2 / 3)
@@ -410,12 +428,19 @@ def test_detector_metrics_take_columns_and_zero_one_flags_as_the_stages_do():
     assert detection_scores(scores.ravel(), pred, present, true) == by_scores  # default 0.5
     statistics = detector_statistics(scores, logits, pred, present, true, 0.5)
     assert statistics(np.arange(4)) == {k: flat[k] for k in statistics(np.arange(4))}
+    by_column = detector_statistics(scores, logits, pred, column, true, 0.5)
+    assert by_column(np.arange(4)) == statistics(np.arange(4))
 
 
 def test_detector_metrics_when_nothing_is_present_or_said():
     true = np.zeros((3, 4))
     pred = np.array([[0.1, 0.1, 0.3, 0.2]] * 3)
-    nothing = detection_scores(np.array([0.1, 0.2, 0.3]), pred, [0, 0, 0], true, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "mean of empty slice" in the stage's log
+        nothing = detection_scores(np.array([0.1, 0.2, 0.3]), pred, [0, 0, 0], true, 0.5)
+        statistics = detector_statistics([0.1, 0.2, 0.3], [1, 2, 3], pred, [0, 0, 0], true, 0.5)
+        assert np.isnan(statistics(np.arange(3))["mean_iou"])
+        assert np.isnan(nanmean(np.array([np.nan, np.nan])))
     assert nothing["presence_accuracy"] == 1.0 and nothing["presence_precision"] == 0.0
     assert np.isnan(nothing["presence_recall"]) and np.isnan(nothing["mean_iou"])
     assert np.isnan(nothing["ap50"])
