@@ -462,3 +462,10 @@ def test_ap_and_pr_points_take_zero_one_hits_and_one_positive():
     )
     points = precision_recall_points([0.9, 0.8, 0.1], [0, 1, 0], positives=1)
     assert np.allclose(points, [[0.9, 0.0, 0.0], [0.8, 0.5, 1.0], [0.1, 1 / 3, 1.0]])
+
+
+def test_detection_ap_at_the_thresholds_asked_for():
+    true = np.array([[0.1, 0.2, 0.5, 0.6], [0.3, 0.1, 0.7, 0.4]])
+    pred = np.array([[0.1, 0.2, 0.5, 0.6], [0.3, 0.1, 0.7, 0.3]])  # IoU 1 and 2/3
+    strict = detection_ap([0.9, 0.8], pred, [1, 1], true, thresholds=np.array([0.8]))
+    assert strict == {"ap50": pytest.approx(51 / 101), "ap50_95": pytest.approx(51 / 101)}
