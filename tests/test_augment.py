@@ -14,8 +14,8 @@ import yaml
 from PIL import Image
 
 from stages import augment, split
+from stages.shared.augmentation import _close, build_pipeline, decode_side, zoom_of
 from stages.shared.augmentation import augment as augment_one
-from stages.shared.augmentation import build_pipeline
 from stages.shared.cli import UserError, run_stage
 from tests.conftest import make_classification, make_detection, write_params
 
@@ -187,3 +187,56 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_manifest(
     assert len(message) == 1 and message[0].startswith("error: data/augmented/detection/images/")
     assert "cannot write" in message[0] and fix in message[0]
     assert not manifest.exists()  # a later stage finds no manifest to trust
+
+
+@pytest.mark.parametrize(
+    ("spec", "zoom"),
+    [
+        ({"name": "Affine", "scale": [0.8, 1.25]}, 1.25),
+        ({"name": "Affine", "scale": {"x": [0.9, 1.1], "y": [0.7, 1.4]}}, 1.4),
+        ({"name": "Affine", "scale": 0.5}, 1.0),  # shrinking only: no zoom
+        ({"name": "Affine", "rotate": 10}, 1.0),  # no scale given
+        ({"name": "RandomScale", "scale_limit": 0.3}, 1.3),
+        ({"name": "ShiftScaleRotate", "scale_limit": [-0.2, 0.1]}, 1.1),
+        ({"name": "RandomScale", "scale_limit": -0.2}, 1.0),
+        ({"name": "RandomScale"}, 1.0),
+        ({"name": "RandomResizedCrop", "size": [8, 8], "scale": [0.25, 1.0]}, 2.0),
+        ({"name": "RandomResizedCrop", "size": [8, 8], "scale": 0.04}, 5.0),
+        ({"name": "RandomResizedCrop", "size": [8, 8]}, 1 / 0.08**0.5),  # albumentations' 0.08
+        ({"name": "HorizontalFlip"}, 1.0),
+    ],
+)
+def test_how_far_each_transform_can_magnify(spec, zoom):
+    assert zoom_of(spec) == pytest.approx(zoom)
+
+
+def test_the_decode_side_is_the_output_times_the_largest_zoom():
+    flips = [{"name": "HorizontalFlip"}]
+    zooms = [{"name": "Affine", "scale": [1.0, 1.3]}, {"name": "RandomScale", "scale_limit": 0.5}]
+    assert decode_side(flips, 40) == 40
+    assert decode_side([], 40) == 40
+    assert decode_side(zooms, 41) == 62  # ceil(41 × 1.5 = 61.5)
+    assert decode_side([*zooms, {"name": "RandomCrop", "height": 8, "width": 8}], 40) is None
+    assert decode_side([{"name": "CenterCrop", "height": 8, "width": 8}], 40) is None
+
+
+@pytest.mark.parametrize(
+    ("word", "choices", "expected"),
+    [
+        (
+            "HorizontalFlp",
+            ["HorizontalFlip", "VerticalFlip", "Affine"],
+            "close matches: HorizontalFlip",
+        ),
+        ("p", ["always_apply", "p"], "close matches: p"),
+        ("zzz", ["a", "b", "c"], "choices: a, b, c"),
+        (
+            "zzz",
+            [f"T{i}" for i in range(21)],
+            "no close match among 21 albumentations transforms (see its docs)",
+        ),
+        ("zzz", [f"T{i}" for i in range(20)], "choices: " + ", ".join(f"T{i}" for i in range(20))),
+    ],
+)
+def test_a_misspelt_name_gets_its_close_matches_or_the_choices(word, choices, expected):
+    assert _close(word, choices) == expected
