@@ -97,8 +97,9 @@ def test_every_16_bit_mode_scales_the_full_range_to_8_bits(mode):
 
 
 def test_32_bit_integer_images_scale_by_their_own_peak():
-    # Mode I: 1000 is the peak → 255; negatives clip to 0; a 0/1 image scales 1 → 255.
-    img = Image.fromarray(np.array([[-5, 0, 500, 1000]], np.int32), "I")
+    # Mode I: 1000 is the peak → 255; negatives clip to 0 (−500 → −127, not 129 wrapped);
+    # a 0/1 image scales 1 → 255.
+    img = Image.fromarray(np.array([[-500, 0, 500, 1000]], np.int32), "I")
     assert np.asarray(to_rgb(img))[0, :, 0].tolist() == [0, 0, 128, 255]
     flags = Image.fromarray(np.array([[0, 1]], np.int32), "I")
     assert np.asarray(to_rgb(flags))[0, :, 0].tolist() == [0, 255]

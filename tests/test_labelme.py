@@ -242,3 +242,24 @@ def test_a_label_beside_an_image_outside_images_is_found_and_nothing_else(tmp_pa
 def test_an_infinite_json_size_falls_back_to_the_image_file():
     doc = labelme([[10, 5], [30, 20]], width=float("inf"), height=30)
     assert parse_label(doc, (80, 60)).box == close((10 / 80, 5 / 60, 30 / 80, 20 / 60))
+
+
+@pytest.mark.parametrize(
+    ("smaller", "larger"),
+    [
+        ([[30, 0], [36, 20]], [[0, 0], [11, 11]]),  # 6 × 20 = 120 against 11 × 11 = 121
+        ([[0, 0], [5, 30]], [[20, 20], [33, 32]]),  # 5 × 30 = 150 against 13 × 12 = 156
+    ],
+)
+def test_the_largest_of_two_shapes_of_nearly_equal_area(smaller, larger):
+    doc = labelme(smaller, width=40, height=40)
+    doc["shapes"].append({"points": larger, "shape_type": "rectangle"})
+    (x1, y1), (x2, y2) = larger
+    assert parse_label(doc, (40, 40)).box == close((x1 / 40, y1 / 40, x2 / 40, y2 / 40))
+
+
+def test_a_json_height_of_one_pixel_or_infinity():
+    one = parse_label(labelme([[0, 0], [2, 1]], width=2, height=1), (4, 4))
+    assert one.box == close((0.0, 0.0, 1.0, 1.0))  # scaled by the JSON's 2 × 1
+    endless = labelme([[10, 5], [30, 20]], width=40, height=float("inf"))
+    assert parse_label(endless, (80, 60)).box == close((10 / 80, 5 / 60, 30 / 80, 20 / 60))

@@ -306,3 +306,24 @@ def test_file_level_errors_are_whole_sentences(tmp_path):
     with pytest.raises(ValueError) as error:
         load_params("splits", path)
     assert str(error.value) == f"unknown params section 'splits'; choices: {', '.join(SECTIONS)}"
+
+
+def test_a_missing_key_three_levels_deep_lists_its_own_siblings():
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
+    del data["detector"]["slices"]["border"]
+    with pytest.raises(UserError) as error:
+        parse_section("evaluate", data, "p.yaml")
+    assert str(error.value) == (
+        "p.yaml: evaluate.detector.slices.border: missing key; required keys: size, border"
+    )
+
+
+def test_errors_name_the_params_file_given_and_unreadable_yaml_has_no_line(tmp_path):
+    path = tmp_path / "other.yaml"
+    path.write_text("split:\n  folds: 1\n")
+    with pytest.raises(UserError, match=rf"^{path}: split\.fractions: missing key"):
+        load_params("split", path)
+    path.write_bytes(b"split:\n  folds: \x07\n")  # a control character: a reader error
+    with pytest.raises(UserError) as error:
+        load_params("split", path)
+    assert str(error.value) == f"{path}: invalid YAML — fix the syntax"
