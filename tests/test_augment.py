@@ -240,3 +240,24 @@ def test_the_decode_side_is_the_output_times_the_largest_zoom():
 )
 def test_a_misspelt_name_gets_its_close_matches_or_the_choices(word, choices, expected):
     assert _close(word, choices) == expected
+
+
+def test_copies_differ_from_each_other_and_follow_the_seed(detection_split):
+    # Brightness drawn anew for every copy: equal files would mean one draw served them all.
+    shift = {"name": "RandomBrightnessContrast", "brightness_limit": 0.4, "p": 1.0}
+    set_augment(detection_split, "detection", transforms=[shift], format="png")
+    augment.main(["detection"])
+    out = pd.read_csv(detection_split / "data/augmented/detection/manifest.csv")
+    copies = out[out["path"].str.startswith("data/augmented/")]
+    per_source = copies.groupby("source")["md5"].agg(["count", "nunique"])
+    assert (per_source["count"] == 3).all() and (per_source["nunique"] == 3).all()
+    assert copies["md5"].nunique() == len(copies)  # no two images drew alike either
+    assert copies["width"].eq(32).all() and copies["height"].eq(32).all()
+    first = tree_digest(detection_split / "data/augmented/detection")
+    augment.main(["detection"])
+    assert tree_digest(detection_split / "data/augmented/detection") == first
+    params = yaml.safe_load((detection_split / "params.yaml").read_text())
+    params["base"]["seed"] += 1
+    (detection_split / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    augment.main(["detection"])
+    assert tree_digest(detection_split / "data/augmented/detection") != first
