@@ -229,6 +229,11 @@ def test_the_decode_side_is_the_output_times_the_largest_zoom():
             "close matches: HorizontalFlip",
         ),
         ("p", ["always_apply", "p"], "close matches: p"),
+        (
+            "Blurx",
+            ["Blur", "Blurs", "Blurry", "Blurred", "Affine"],
+            "close matches: Blurs, Blur, Blurry",
+        ),
         ("zzz", ["a", "b", "c"], "choices: a, b, c"),
         (
             "zzz",
@@ -261,3 +266,12 @@ def test_copies_differ_from_each_other_and_follow_the_seed(detection_split):
     (detection_split / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     augment.main(["detection"])
     assert tree_digest(detection_split / "data/augmented/detection") != first
+
+
+def test_a_pipeline_without_boxes_returns_the_resized_image_alone():
+    pipeline = build_pipeline([{"name": "HorizontalFlip", "p": 1.0}], 16, False, 0.5, "t")
+    image = np.zeros((30, 40, 3), np.uint8)
+    image[:, :20] = 200  # bright left half
+    out, box = augment_one(pipeline, image, None, seed=3)
+    assert box is None and out.shape == (16, 16, 3)
+    assert out[:, :6].mean() < 20 and out[:, -6:].mean() > 180  # flipped: bright on the right
