@@ -187,3 +187,41 @@ def test_a_model_card_in_full():
         " epoch of None batches, to check the plumbing.\n"
     )
     assert model_card("classifier", {}, {}, {}).endswith("## Checks\n\nnone recorded\n")
+
+
+def test_classifier_slices_follow_negatives_and_carry_their_intervals():
+    scores = {
+        "test_images": 9,
+        "slices": {
+            "negatives": {"images": 2, "false_positive_rate": 0.5},
+            "source size": {
+                "small": {
+                    "images": 4,
+                    "accuracy": 0.75,
+                    "ci95": {"accuracy": {"low": 0.5, "high": 1.0}},
+                },
+                "large": {"images": 5, "accuracy": 0.8},
+            },
+        },
+    }
+    section = model_section("classifier", scores, {}, [])
+    assert (
+        "| negatives | 2 | false-positive rate | 0.5 |\n"
+        "| source size: small | 4 | accuracy | 0.75 (95% CI 0.5–1) |\n"
+        "| source size: large | 5 | accuracy | 0.8 |"
+    ) in section
+    assert "Behaviour" not in section and "best val score" not in section
+    assert "| train manifest md5 |  |" in section  # none recorded: an empty cell
+
+
+def test_the_page_introduction_word_for_word():
+    assert summary_page([]) == (
+        "# Model review\n\nWritten by the `plot` stage from the reports of this revision."
+        " Compare revisions with `dvc metrics diff --md` and `dvc plots diff`; every number"
+        " below is in `reports/eval/<model>/metrics.json`. Baselines ignore the image:"
+        " `majority` always answers the most frequent train class, `prior` its train"
+        " frequencies, `mean_box` the mean train box at the train presence rate.\n"
+    )
+    assert fmt(0.0009) == "0.0009" and fmt(0.012345) == "0.0123" and fmt(1.23456) == "1.2346"
+    card = model_card("classifier", {}, {"architecture": "simple_cnn", "backbone": "x"}, {})
+    assert "`models/classifier.keras` (simple_cnn, input" in card
