@@ -297,63 +297,57 @@ def mutmut(work: Path, workers: int, names: list[str], log: Path) -> None:
         raise SystemExit(f"mutmut failed in {work} (log: {log}):\n" + "\n".join(tail))
 
 
-def recheck(work: Path, module: str, workers: int) -> int:
-    """Run each survivor of `module` against its whole test files; returns how many died."""
+def recheck(work: Path, module: str, workers: int, status: str) -> int:
+    """Run each mutant of `module` with this status again, in a fresh Python process (no
+    fork) against its whole test files, and keep that verdict; returns how many changed."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mutmut.stats import status_by_exit_code
 
     meta_path = work / "mutants" / f"{module}.meta"
     meta = json.loads(meta_path.read_text())
-    alive = [k for k, v in meta["exit_code_by_key"].items() if status_by_exit_code[v] == "survived"]
+    names = [k for k, v in meta["exit_code_by_key"].items() if status_by_exit_code[v] == status]
     tests = [f"tests/test_{name}.py" for name in TESTS[module]]
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     command += ["-m", "not slow and not browser", *tests]
 
     def run(name: str) -> tuple[str, int]:
         env = {**os.environ, "MUTANT_UNDER_TEST": name, "CUDA_VISIBLE_DEVICES": ""}
-        done = subprocess.run(
-            command, cwd=work / "mutants", env=env, capture_output=True, timeout=900
-        )
-        return name, done.returncode
+        try:
+            done = subprocess.run(
+                command, cwd=work / "mutants", env=env, capture_output=True, timeout=900
+            )
+        except subprocess.TimeoutExpired:
+            return name, 36  # a time-out again: it stands
+        return name, 1 if done.returncode == 1 else 0 if done.returncode == 0 else 35
 
     with ThreadPoolExecutor(workers) as pool:
-        results = list(pool.map(run, alive))
-    killed = [name for name, code in results if code == 1]
-    for name in killed:
-        meta["exit_code_by_key"][name] = 1
+        results = list(pool.map(run, names))
+    changed = 0
+    for name, code in results:
+        changed += status_by_exit_code[code] != status
+        meta["exit_code_by_key"][name] = code
     meta_path.write_text(json.dumps(meta))
-    return len(killed)
-
-
-def timed_out(work: Path, module: str) -> list[str]:
-    from mutmut.stats import status_by_exit_code
-
-    meta = json.loads((work / "mutants" / f"{module}.meta").read_text())
-    return [k for k, v in meta["exit_code_by_key"].items() if status_by_exit_code[v] == "timeout"]
+    return changed
 
 
 def run_module(module: str, workers: int) -> tuple[dict, list[tuple[str, str]]]:
     """Mutants run forked from the process that ran the tests once (fast), or from a fork
-    server (FORK_SERVER). A forked mutant can also spin where it would have failed, so every
-    time-out of a forked run is run again from a fork server, and that verdict stands."""
+    server (FORK_SERVER); time-outs, and the survivors of WORKER_CODE, are run again in a
+    fresh process, and that verdict stands."""
     work = scratch_project(module)
     started = time.perf_counter()
     log = work / "mutmut.log"
     mutmut(work, workers, [], log)
-    rerun = timed_out(work, module) if module not in FORK_SERVER else []
-    if rerun:
-        config = (work / "pyproject.toml").read_text()
-        (work / "pyproject.toml").write_text(
-            config.replace("[tool.mutmut]\n", '[tool.mutmut]\nprocess_isolation = "forkserver"\n')
-        )
-        mutmut(work, workers, rerun, log)
-    rechecked = recheck(work, module, workers) if module in WORKER_CODE else 0
+    # A mutant that hits the CPU-time limit may be one that loops, or a forked TensorFlow
+    # that spins; a fresh process (no fork) tells them apart.
+    rerun = recheck(work, module, workers, "timeout")
+    rechecked = recheck(work, module, workers, "survived") if module in WORKER_CODE else 0
     minutes = (time.perf_counter() - started) / 60
     counts, survivors = read_results(work, module)
     entry = {
         **counts,
-        "timeouts rerun": len(rerun),
+        "time-outs changed on recheck": rerun,
         "killed on recheck": rechecked,
         "score": score(counts),
         "minutes": round(minutes, 1),
