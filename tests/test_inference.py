@@ -7,12 +7,14 @@ outputs can be checked row by row against the files they came from.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from stages.shared.cli import UserError
+from stages.shared.images import ImageError, decode
 from stages.shared.inference import load_model, load_model_file, predict_files, read_batch
 
 
@@ -97,3 +99,29 @@ def test_a_model_without_its_metadata_is_one_line(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps({"image_size": 8}))
     loaded, meta = load_model(tmp_path / "m.keras")
     assert meta == {"image_size": 8} and loaded.count_params() == 3
+
+
+def test_an_unsafe_model_is_refused_with_keras_reason_cut_to_one_line(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Lambda(lambda x: x * 2)])
+    model.save(tmp_path / "m.keras")  # a Python lambda inside: arbitrary code on loading
+    with pytest.raises(UserError) as error:
+        load_model_file(tmp_path / "m.keras")
+    message = str(error.value)
+    head = f"{tmp_path / 'm.keras'}: cannot load the model ("
+    tail = ") — re-run its training"
+    assert message.startswith(head + "Requested the deserialization of a `Lambda` layer")
+    assert message.endswith(tail) and "\n" not in message and "  " not in message
+    assert len(message) == len(head) + 200 + len(tail)  # Keras's reason, cut at 200 characters
+
+
+def test_the_default_batch_is_64_files_and_reasons_are_the_decoders(tmp_path):
+    paths = files(tmp_path, [5] * 65 + [None])
+    batches = []
+    predict_files(None, paths, 4, run=lambda p: batches.append(len(p)) or p[:, 0, 0, 0])
+    assert batches == [64, 1]
+    _, _, skipped = read_batch(paths[-1:], 4)
+    with pytest.raises(ImageError) as error:
+        decode(Path(paths[-1]))
+    assert skipped == [{"path": paths[-1], "reason": str(error.value)}]
