@@ -143,7 +143,7 @@ def test_only_train_rows_are_augmented_and_lost_boxes_are_counted(detection_spli
     positives_in = copies["source"].map(source.set_index("path")["present"])
     lost = int(((positives_in == 1) & (copies["present"] == 0)).sum())
     assert lost > 0 and report["boxes_lost"] == lost
-    assert (copies.loc[copies["present"] == 0, ["x1", "x2"]] == 0).all().all()
+    assert (copies.loc[copies["present"] == 0, ["x1", "y1", "x2", "y2"]] == 0).all().all()
     with Image.open(copies["path"].iloc[0]) as img:
         assert img.size == (32, 32)
 
