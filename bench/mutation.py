@@ -276,8 +276,8 @@ def commit() -> str:
     ).stdout.strip()
 
 
-def mutmut(work: Path, workers: int, names: list[str], log: Path) -> None:
-    """One `mutmut run` in the scratch project (all its mutants, or `names` again)."""
+def mutmut(work: Path, workers: int, log: Path) -> None:
+    """One `mutmut run` over all the mutants of the scratch project."""
     with log.open("a") as out:
         code = subprocess.run(
             [
@@ -285,7 +285,6 @@ def mutmut(work: Path, workers: int, names: list[str], log: Path) -> None:
                 "run",
                 "--max-children",
                 str(workers),
-                *names,
             ],
             cwd=work,
             stdout=out,
@@ -338,7 +337,7 @@ def run_module(module: str, workers: int) -> tuple[dict, list[tuple[str, str]]]:
     work = scratch_project(module)
     started = time.perf_counter()
     log = work / "mutmut.log"
-    mutmut(work, workers, [], log)
+    mutmut(work, workers, log)
     # A mutant that hits the CPU-time limit may be one that loops, or a forked TensorFlow
     # that spins; a fresh process (no fork) tells them apart.
     rerun = recheck(work, module, workers, "timeout")
