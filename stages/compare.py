@@ -4,7 +4,10 @@ on a luckier seed? (a tool, not a pipeline stage; `make compare A=... B=... SEED
 A and B are git revisions (branch, tag, commit) or DVC experiment names. Each is run as
 `dvc exp run` over training seeds 1..N (`train_<model>.seed`; the data, and so the test split,
 follow `base.seed` and stay fixed), one after the other in the workspace (no queue worker to
-wait for; a seed already run comes back from DVC's run cache), and for each headline test
+wait for). The experiments are named after the configuration's commit (or experiment), the
+model and the seed, and a seed whose experiment already has test metrics is not run again (the
+training stages persist their DVCLive history, so DVC's run cache does not restore them; `dvc
+exp remove` an experiment to run its seed again). For each headline test
 metric it prints mean ± sd for A and for B, the difference B − A paired by seed with its 95%
 t-interval, and a verdict: "B better" or "B worse" when the interval excludes 0, else
 "cannot tell" (Bouthillier et al., "Accounting for Variance in Machine Learning
@@ -19,7 +22,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -59,30 +61,34 @@ def resolve(config: str, argument: str) -> str:
 def run_seeds(
     config: str, kind: str, label: str, model: str, seeds: int, home: str
 ) -> tuple[str, list[str]]:
-    """Run `config` once per seed; return the commit the experiments derive from (DVC lists
-    an experiment under its baseline commit only) and their names."""
+    """Run `config` once per seed, except the seeds whose experiment already has test
+    metrics; return the commit the experiments derive from (DVC lists an experiment under its
+    baseline commit only) and their names."""
     if kind == "rev":
         run("git", "checkout", "-q", config)
     baseline = run("git", "rev-parse", "HEAD").stdout.strip()
-    names, stamp = [], time.strftime("%H%M%S")
+    source = baseline[:7] if kind == "rev" else config
+    names = [f"compare-{source}-{model}-seed{seed}" for seed in range(1, seeds + 1)]
+    done = measured(baseline, model)
     try:
-        for seed in range(1, seeds + 1):
+        for seed, name in enumerate(names, start=1):
+            if name in done:
+                print(f"{label} ({config}), seed {seed}: {name}, already run", flush=True)
+                continue
             run("git", "checkout", "-q", "--", ".")  # each seed starts from the config itself
             if kind == "exp":
                 run(*DVC, "exp", "apply", config)
-            name = f"compare-{stamp}-{label}-{model}-seed{seed}"
             seeded = f"train_{model}.seed={seed}"
             print(f"{label} ({config}), seed {seed}: {name}", flush=True)
             run(*DVC, "exp", "run", "-n", name, "-S", seeded, f"evaluate@{model}")
-            names.append(name)
     finally:
         run("git", "checkout", "-q", "--", ".")
         run("git", "checkout", "-q", home)
     return baseline, names
 
 
-def collect(baseline: str, names: list[str], model: str) -> list[dict]:
-    """The test metrics of the named experiments of `baseline`, in order."""
+def measured(baseline: str, model: str) -> dict[str, dict]:
+    """{experiment name: its test metrics} of the experiments of `baseline` that have them."""
     shown = json.loads(run(*DVC, "exp", "show", "--json", "--rev", baseline).stdout)
     found = {}
     path = f"reports/eval/{model}/metrics.json"
@@ -91,8 +97,14 @@ def collect(baseline: str, names: list[str], model: str) -> list[dict]:
             for rev in exp.get("revs", []):
                 data = rev.get("data") or {}
                 metrics = (data.get("metrics") or {}).get(path, {}).get("data")
-                if rev.get("name") in names and metrics:
+                if rev.get("name") and metrics:
                     found[rev["name"]] = metrics
+    return found
+
+
+def collect(baseline: str, names: list[str], model: str) -> list[dict]:
+    """The test metrics of the named experiments of `baseline`, in order."""
+    found = measured(baseline, model)
     missing = [n for n in names if n not in found]
     if missing:
         raise UserError(f"{missing[0]}: no test metrics — see `dvc queue logs {missing[0]}`")

@@ -54,6 +54,8 @@ def test_identical_configurations_cannot_be_told_apart_and_a_broken_one_is_worse
     same = run_cli(["python", "-m", "stages.compare", "main", "main", "--seeds", "2"], cwd=project)
     rows = {line.split(" | ")[0].strip("| "): line for line in same.stdout.splitlines()}
     assert rows.get("accuracy", "").endswith("| cannot tell |"), same.stdout + same.stderr
+    # B is A's commit: its seeds are A's experiments, not trained again.
+    assert same.stdout.count(", already run") == 2, same.stdout
     worse = run_cli(
         ["python", "-m", "stages.compare", "main", "frozen", "--seeds", "2", "--fail-if-worse"],
         cwd=project,
@@ -62,4 +64,8 @@ def test_identical_configurations_cannot_be_told_apart_and_a_broken_one_is_worse
     rows = {line.split(" | ")[0].strip("| "): line for line in worse.stdout.splitlines()}
     assert rows.get("accuracy", "").endswith("| B worse |"), worse.stdout + worse.stderr
     assert worse.returncode == 1
+    assert worse.stdout.count(", already run") == 2, worse.stdout  # main's two seeds
+    # Four trainings in all: main's two seeds and frozen's two.
+    listed = dvc("exp", "list", "--all-commits", "--name-only", cwd=project).stdout.split()
+    assert len([name for name in listed if name.startswith("compare-")]) == 4, listed
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=project).stdout.strip() == "main"

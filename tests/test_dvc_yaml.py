@@ -63,3 +63,21 @@ def test_the_import_walk_sees_function_level_imports():
     # would pass on a stage that forgets a lazily imported module.
     assert "stages.shared.inference" in imported_modules("stages.predict")
     assert Path(ROOT / "stages/shared/inference.py").exists()
+
+
+def outs_of(definition: dict, key: str = "") -> set[str]:
+    body = definition.get("do", definition)
+    outs = {o if isinstance(o, str) else next(iter(o)) for o in body.get("outs", [])}
+    return {o.replace("${key}", key) for o in outs}
+
+
+def test_the_stages_write_where_dvc_yaml_tracks_their_outputs():
+    from stages.shared import paths
+
+    stages = stage_definitions()
+    for task in paths.TASKS:
+        split = outs_of(stages["split"], task)
+        assert str(paths.split_manifest(task)) in split, split
+        assert str(paths.split_report(task)) in split, split
+    for model, stage in (("classifier", "train-classifier"), ("detector", "train-detector")):
+        assert str(paths.model_file(model)) in outs_of(stages[stage]), model

@@ -265,6 +265,14 @@ def test_classifier_statistics_of_a_subset_with_repeats_match_scikit_learn():
     expected_f1 = skm.f1_score(truth, guess, labels=present, average="macro", zero_division=0)
     assert got["macro_f1"] == pytest.approx(expected_f1)
     assert got["macro_f1"] != pytest.approx(skm.f1_score(truth, guess, average="weighted"))
+    # Bootstrap-like draws: every one agrees with scikit-learn.
+    for _ in range(200):
+        rows = rng.integers(0, len(actual), len(actual))
+        truth, guess = actual[rows], proba[rows].argmax(axis=1)
+        got = statistics(rows)
+        assert got["accuracy"] == pytest.approx(skm.accuracy_score(truth, guess))
+        expected = skm.f1_score(truth, guess, labels=np.unique(truth), average="macro")
+        assert got["macro_f1"] == pytest.approx(expected), rows
 
 
 def test_detector_statistics_of_a_subset_match_the_metrics_of_that_subset():

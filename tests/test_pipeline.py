@@ -56,10 +56,10 @@ def test_repro_then_nothing_to_do_then_a_split_param_reruns_only_split(
     params = yaml.safe_load(params_path.read_text())
     params["split"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}
     params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    changed = dvc("repro", cwd=dvc_project)
-    ran = ran_stages(changed.stdout)
-    assert {"split@classification", "split@detection"} <= set(ran)
-    assert not [name for name in ran if name.startswith("sample@")], ran
+    # Up to the splits (what follows them is the other tests' business): the samples they
+    # depend on are up to date and must not run again.
+    changed = dvc("repro", "split@classification", "split@detection", cwd=dvc_project)
+    assert sorted(ran_stages(changed.stdout)) == ["split@classification", "split@detection"]
     for task, before in manifests.items():
         assert (dvc_project / f"data/split/{task}.csv").read_bytes() != before
 

@@ -59,8 +59,8 @@ def history(project, model: str) -> dict[str, list]:
 def slow_epochs(project, model: str) -> None:
     """Batches of 1 over a few hundred images: an epoch lasts seconds, long enough to land in;
     early stopping and the LR schedule both act within the run."""
-    set_param(project, "sample.classification.per_class", 90)
-    set_param(project, "sample.detection.frames", 360)
+    set_param(project, "sample.classification.per_class", 50)
+    set_param(project, "sample.detection.frames", 200)
     section = f"train_{model}"
     set_param(project, f"{section}.batch_size", 1)
     set_param(project, f"{section}.epochs", 5)

@@ -180,11 +180,18 @@ def classifier_statistics(actual: np.ndarray, proba: np.ndarray):
     """Headline classifier metrics of a subset of test rows (indices, repeats allowed), macro
     F1 over the classes present in the subset, as `classifier_scores` does."""
     predicted = proba.argmax(axis=1)
+    classes = proba.shape[1]
 
     def statistics(rows: np.ndarray) -> dict[str, float]:
-        truth, guess = actual[rows], predicted[rows]
-        f1 = skm.f1_score(truth, guess, labels=np.unique(truth), average="macro", zero_division=0)
-        return {"accuracy": float((truth == guess).mean()), "macro_f1": float(f1)}
+        # From one confusion matrix: scikit-learn's f1_score checks its input on every call
+        # (~5 ms), most of a 1000-resample bootstrap; tests/test_metrics.py holds this to it.
+        # F1 of a class = 2 TP / (its true rows + its predicted rows).
+        cells = actual[rows] * classes + predicted[rows]
+        confusion = np.bincount(cells, minlength=classes * classes).reshape(classes, classes)
+        hits, truths, guesses = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+        present = truths > 0
+        f1 = 2 * hits[present] / (truths[present] + guesses[present])
+        return {"accuracy": float(hits.sum() / len(rows)), "macro_f1": float(f1.mean())}
 
     return statistics
 
