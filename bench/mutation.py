@@ -91,13 +91,16 @@ PURE = {
 }
 TARGET_PURE, TARGET_ALL = 90.0, 80.0
 
-# Modules whose tests run TensorFlow graphs (models, tf.data). TensorFlow is not fork-safe
-# once it has run: a mutant forked from the process that ran those tests can hang without
-# using CPU, where mutmut's CPU-time limit never fires. These run from a fork server, slower.
+# Modules whose tests run TensorFlow graphs (models, tf.data) or render Vega-Lite with
+# vl-convert. Neither is fork-safe once it has run its threads: a mutant forked from the
+# process that ran those tests can hang without using CPU, where mutmut's CPU-time limit never
+# fires. These run from a fork server, slower.
 FORK_SERVER = {
     "stages/evaluate.py",
     "stages/export.py",
+    "stages/plot.py",
     "stages/predict.py",
+    "stages/review.py",
     "stages/train_classifier.py",
     "stages/train_detector.py",
     "stages/shared/backbones.py",
@@ -109,9 +112,11 @@ FORK_SERVER = {
     "stages/shared/classifiers.py",
     "stages/shared/detectors.py",
     "stages/shared/distribute.py",
+    "stages/shared/dvcplots.py",
     "stages/shared/exporting.py",
     "stages/shared/inference.py",
     "stages/shared/intervals.py",
+    "stages/shared/plotting.py",
     "stages/shared/seeding.py",
     "stages/shared/slices.py",
     "stages/shared/tfdata.py",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -69,3 +71,119 @@ def test_identical_configurations_cannot_be_told_apart_and_a_broken_one_is_worse
     listed = dvc("exp", "list", "--all-commits", "--name-only", cwd=project).stdout.split()
     assert len([name for name in listed if name.startswith("compare-")]) == 4, listed
     assert git("rev-parse", "--abbrev-ref", "HEAD", cwd=project).stdout.strip() == "main"
+
+
+class FakeRepository:
+    """The git and dvc commands `compare` runs, on branches whose "training" gives known test
+    metrics: accuracy = the branch's skill + seed / 1000."""
+
+    def __init__(self, skills: dict[str, float], dirty: bool = False):
+        self.skills, self.dirty = skills, dirty
+        self.commits = {branch: f"{i + 1:x}" * 40 for i, branch in enumerate(skills)}
+        self.head, self.trained, self.applied = "main", [], []
+        self.experiments: dict[str, dict[str, dict]] = {c: {} for c in self.commits.values()}
+
+    def __call__(self, *args: str, check: bool = True):
+        import subprocess
+
+        def done(stdout: str = "", code: int = 0):
+            return subprocess.CompletedProcess(args, code, stdout, "")
+
+        command = list(args[3:] if args[:3] == compare.DVC else args)
+        match command:
+            case ["git", "rev-parse", "--verify", "--quiet", ref]:
+                return done(code=0 if ref.removesuffix("^{commit}") in self.commits else 1)
+            case ["exp", "list", "--all-commits", "--name-only"]:
+                names = [n for exps in self.experiments.values() for n in exps]
+                return done("\n".join([*names, "an-experiment"]))
+            case ["git", "status", "--porcelain", "--untracked-files=no"]:
+                return done(" M params.yaml" if self.dirty else "")
+            case ["git", "rev-parse", "--abbrev-ref", "HEAD"]:
+                return done(self.head)
+            case ["git", "rev-parse", "HEAD"]:
+                return done(self.commits[self.head])
+            case ["git", "checkout", "-q", "--", "."]:
+                return done()
+            case ["git", "checkout", "-q", branch]:
+                self.head = branch
+                return done()
+            case ["exp", "apply", name]:
+                self.applied.append(name)
+                return done()
+            case ["exp", "run", "-n", name, "-S", seeded, "evaluate@classifier"]:
+                seed = int(seeded.removeprefix("train_classifier.seed="))
+                accuracy = self.skills[self.head] + seed / 1000
+                metrics = {"accuracy": accuracy, "macro_f1": accuracy - 0.01}
+                self.experiments[self.commits[self.head]][name] = metrics
+                self.trained.append((self.head, name))
+                return done()
+            case ["exp", "show", "--json", "--rev", commit]:
+                path = "reports/eval/classifier/metrics.json"
+                revs = [
+                    {"name": n, "data": {"metrics": {path: {"data": m}}}}
+                    for n, m in self.experiments[commit].items()
+                ]
+                return done(json.dumps([{"rev": commit, "experiments": [{"revs": revs}]}]))
+        raise AssertionError(f"unexpected command {args}")
+
+
+def compare_rows(stdout: str) -> dict[str, list[str]]:
+    rows = [line.strip("| ").split(" | ") for line in stdout.splitlines() if line.startswith("|")]
+    return {row[0]: row for row in rows}
+
+
+def test_each_seed_trains_once_per_commit_and_the_paired_verdict_follows(monkeypatch, capsys):
+    repo = FakeRepository({"main": 0.80, "better": 0.85, "worse": 0.70})
+    monkeypatch.setattr(compare, "run", repo)
+    compare.main(["main", "better", "--seeds", "3"])
+    out = capsys.readouterr().out
+    main_names = [f"compare-{'1' * 7}-classifier-seed{s}" for s in (1, 2, 3)]
+    better_names = [f"compare-{'2' * 7}-classifier-seed{s}" for s in (1, 2, 3)]
+    assert repo.trained == [("main", n) for n in main_names] + [("better", n) for n in better_names]
+    rows = compare_rows(out)
+    # Paired by seed: every difference is exactly 0.05, so the interval has no width.
+    assert rows["accuracy"][1:] == [
+        "0.8020 ± 0.0010",
+        "0.8520 ± 0.0010",
+        "+0.0500 (+0.0500 to +0.0500)",
+        "B better",
+    ]
+    assert rows["macro_f1"][-1] == "B better"
+    assert "macro_precision" not in rows  # no metric without values in every run
+    assert repo.head == "main"  # back on the branch it started from
+
+    # main's three seeds are measured: only the new configuration trains.
+    with pytest.raises(SystemExit) as stopped:
+        compare.main(["main", "worse", "--seeds", "3", "--fail-if-worse"])
+    assert stopped.value.code == 1
+    out = capsys.readouterr().out
+    assert out.count(", already run") == 3
+    assert [branch for branch, _ in repo.trained[6:]] == ["worse"] * 3
+    assert compare_rows(out)["accuracy"][-1] == "B worse"
+    assert repo.head == "main"
+
+    # An extra seed trains only that seed, on both sides.
+    compare.main(["main", "better", "--seeds", "4", "--fail-if-worse"])
+    assert repo.trained[9:] == [
+        ("main", f"compare-{'1' * 7}-classifier-seed4"),
+        ("better", f"compare-{'2' * 7}-classifier-seed4"),
+    ]
+
+
+def test_an_experiment_is_applied_before_each_seed_and_a_dirty_workspace_is_refused(
+    monkeypatch, capsys
+):
+    repo = FakeRepository({"main": 0.80})
+    monkeypatch.setattr(compare, "run", repo)
+    compare.main(["main", "an-experiment", "--seeds", "2"])
+    assert repo.applied == ["an-experiment", "an-experiment"]
+    assert [name for _, name in repo.trained[2:]] == [
+        "compare-an-experiment-classifier-seed1",
+        "compare-an-experiment-classifier-seed2",
+    ]
+    assert compare_rows(capsys.readouterr().out)["accuracy"][-1] == "cannot tell"
+    dirty = FakeRepository({"main": 0.80}, dirty=True)
+    monkeypatch.setattr(compare, "run", dirty)
+    with pytest.raises(UserError, match=r"^the git workspace has changes — commit or stash them"):
+        compare.main(["main", "main", "--seeds", "2"])
+    assert dirty.trained == []
