@@ -257,7 +257,9 @@ def read_results(work: Path, module: str) -> tuple[dict, list[tuple[str, str]]]:
         counts = {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0, "no tests": 0}
         survivors = []
         for mutant, code in sorted(meta["exit_code_by_key"].items()):
-            status = status_by_exit_code[code]
+            # A mutant that aborts the test process (SIGABRT, e.g. a drawing too large to
+            # allocate) failed its tests, as mutmut already counts SIGSEGV and SIGKILL.
+            status = "killed" if code == -6 else status_by_exit_code[code]
             counts["mutants"] += 1
             if status in ("killed", "timeout", "segfault"):
                 counts["killed"] += 1

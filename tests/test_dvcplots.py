@@ -6,6 +6,8 @@ rendered chart), so a test sees a cell's count where it is drawn, not the spec t
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -163,3 +165,52 @@ def test_figures_are_laid_out_row_by_row(tmp_path):
     assert pixels[first_row_height + singles[2][1] // 2, singles[2][0] // 2].tolist() == [0, 128, 0]
     blue = pixels[singles[1][1] // 2, singles[0][0] + singles[1][0] // 2]
     assert blue[2] > 200 and blue[0] < 50
+
+
+def test_a_drawing_is_its_spec_size_plus_vegas_padding_at_100_dpi_and_scales_with_dpi(tmp_path):
+    spec = {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": 40,
+        "height": 30,
+        "data": {"values": [{"x": 0}]},
+        "mark": {"type": "square", "size": 100, "color": "red"},
+        "encoding": {"x": {"field": "x", "type": "quantitative", "axis": None}},
+    }
+    # Vega pads a view by 5 px on each side by default.
+    dvcplots.to_png([spec], tmp_path / "a" / "b" / "100.png", dpi=100)  # makes its folders
+    assert Image.open(tmp_path / "a" / "b" / "100.png").size == (50, 40)
+    dvcplots.to_png([spec], tmp_path / "200.png", dpi=200)
+    assert Image.open(tmp_path / "200.png").size == (100, 80)
+
+
+# Drawings of 40×30, 60×50, 30×40 and 50×30 px (spec size + Vega's 5 px padding): where each
+# lands, and the sheet's size, worked out by hand.
+LAYOUTS = {
+    1: ([(0, 0), (0, 30), (0, 80), (0, 120)], (60, 150)),
+    3: ([(0, 0), (40, 0), (100, 0), (0, 50)], (130, 80)),
+}
+
+
+@pytest.mark.parametrize("columns", list(LAYOUTS))
+def test_the_grid_is_the_drawings_pasted_row_by_row_on_white(tmp_path, columns):
+    def block(width, height, colour):
+        return {
+            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+            "width": width,
+            "height": height,
+            "data": {"values": [{"x": 0}]},
+            "mark": {"type": "square", "size": 100, "color": colour, "opacity": 1},
+            "encoding": {"x": {"field": "x", "type": "quantitative", "axis": None}},
+        }
+
+    specs = [block(30, 20, "red"), block(50, 40, "blue"), block(20, 30, "green")]
+    specs.append(block(40, 20, "black"))
+    offsets, size = LAYOUTS[columns]
+    expected = Image.new("RGB", size, "white")
+    for spec, offset in zip(specs, offsets, strict=True):  # each drawn by vl-convert itself
+        drawing = vl_convert.vegalite_to_png(spec, vl_version=dvcplots.VEGA_LITE, scale=1.0)
+        expected.paste(Image.open(io.BytesIO(drawing)).convert("RGB"), offset)
+    dvcplots.to_png(specs, tmp_path / "grid.png", dpi=100, columns=columns)
+    grid = Image.open(tmp_path / "grid.png").convert("RGB")
+    assert grid.size == size
+    assert np.array_equal(np.asarray(grid), np.asarray(expected))
