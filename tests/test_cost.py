@@ -3,6 +3,8 @@ stage's metrics."""
 
 from __future__ import annotations
 
+import logging
+
 import keras
 
 from stages.shared.cost import count_flops, model_cost
@@ -34,3 +36,24 @@ def test_cost_counts_what_keras_counts_and_the_file_size(tmp_path):
     assert cost["parameters"] == model.count_params() == (27 * 4 + 4) + (256 * 5 + 5)
     assert cost["model_bytes"] == (tmp_path / "m.keras").stat().st_size
     assert cost["flops_per_image"] == 16645
+
+
+def test_flops_are_of_inference_silent_and_the_log_level_is_restored(capfd, caplog):
+    # Dropout is the identity at inference: the count is conv_dense's. (In training mode it
+    # adds a random mask and its multiplications.)
+    size = 10
+    with_dropout = keras.Sequential(
+        [
+            keras.Input((size, size, 3)),
+            keras.layers.Conv2D(4, 3, padding="valid"),
+            keras.layers.Flatten(),
+            keras.layers.Dropout(0.5),
+            keras.layers.Dense(5),
+        ]
+    )
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="tensorflow"):
+        assert count_flops(with_dropout, size) == 16645
+        assert logging.getLogger("tensorflow").level == logging.INFO  # restored
+    assert capfd.readouterr().out == ""  # no profiler table on the stage's output
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records

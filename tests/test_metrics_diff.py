@@ -60,3 +60,52 @@ def test_an_unknown_revision_is_one_line(tmp_path, monkeypatch):
     git("commit", "-q", "-m", "base", cwd=tmp_path)
     with pytest.raises(UserError, match=r"nosuchbranch: no such revision"):
         metrics_diff.main(["nosuchbranch"])
+
+
+def test_the_whole_report_for_new_removed_and_uninterval_metrics(tmp_path, monkeypatch, capfd):
+    monkeypatch.chdir(tmp_path)
+    git("init", "-q", "-b", "main", cwd=tmp_path)
+    # At main: no detector report yet, and the classifier had a log-loss it no longer has.
+    write_metrics(tmp_path, {"accuracy": 0.9, "log_loss": 0.3}, {})
+    (tmp_path / "reports/eval/detector/metrics.json").unlink()
+    git("add", "-A", cwd=tmp_path)
+    git("commit", "-q", "-m", "base", cwd=tmp_path)
+    write_metrics(
+        tmp_path,
+        {"accuracy": 0.85, "roc_auc": 0.97, "ci95": {"roc_auc": {"low": 0.9, "high": 0.99}}},
+        {"ap50": 0.8},
+    )
+    capfd.readouterr()
+    metrics_diff.main(["main"])
+    assert capfd.readouterr().out == (  # written by hand; nothing else on stdout
+        "| metric | main | this change (95% CI) | change | verdict |\n"
+        "| --- | --- | --- | --- | --- |\n"
+        "| classifier accuracy | 0.9 | 0.85 | -0.0500 | changed (no interval) |\n"
+        "| classifier roc_auc | none | 0.97 (0.9–0.99) | - | new |\n"
+        "| classifier log_loss | 0.3 | none | - | removed |\n"
+        "| detector ap50 | none | 0.8 | - | new |\n"
+        "\n"
+        "No metric moved beyond its 95% interval: the changes could be test-set noise.\n"
+    )
+
+
+def test_a_missing_workspace_report_names_the_file_and_the_fix(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    git("init", "-q", "-b", "main", cwd=tmp_path)
+    write_metrics(tmp_path, {"accuracy": 0.9}, {"ap50": 0.9})
+    git("add", "-A", cwd=tmp_path)
+    git("commit", "-q", "-m", "base", cwd=tmp_path)
+    (tmp_path / "reports/eval/detector/metrics.json").unlink()
+    with pytest.raises(
+        UserError, match=r"^reports/eval/detector/metrics.json: not found — run `dvc repro` first$"
+    ):
+        metrics_diff.main(["main"])
+
+
+def test_help_says_what_the_tool_compares_and_what_rev_is(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        metrics_diff.main(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "metrics_diff REV`: the test metrics of this workspace against revision" in text
+    assert "rev branch, tag or commit to compare with, e.g. main" in text
