@@ -199,3 +199,56 @@ def test_the_review_page_renders_every_plot_offline(two_revisions, tmp_path):
     figures = len(list((ROOT / "reports/figures").glob("*.png")))
     assert len(images) == 2 * figures  # each figure at both revisions
     assert all(width > 0 for _, width in images), [src for src, w in images if w == 0]
+
+
+def test_review_writes_the_page_of_both_revisions_and_prints_its_path(
+    two_revisions, monkeypatch, capsys
+):
+    monkeypatch.chdir(two_revisions)
+    review.main(["HEAD~1", "--out", "page"])
+    printed = capsys.readouterr().out
+    assert printed == f"{(two_revisions / 'page' / 'index.html').resolve()}\n"
+    html = (two_revisions / "page/index.html").read_text(encoding="utf-8")
+    assert '"rev": "HEAD~1"' in html and '"rev": "workspace"' in html
+    assert "Review: plots of dvc.yaml" in html  # the project's template, not DVC's own
+    assert not re.search(r"<script[^>]*\bsrc=", html)
+
+
+def test_a_failed_plots_diff_gives_dvcs_last_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # not a git repository
+    with pytest.raises(
+        review.UserError,
+        match=r"^`dvc plots diff HEAD --out \S+/page` failed: ERROR: Only supported for Git "
+        r"repositories\. If you're seeing",
+    ):
+        review.main(["HEAD", "--out", str(tmp_path / "page")])
+
+
+def test_template_mode_writes_the_template_and_a_missing_one_is_named(
+    tmp_path, monkeypatch, capsys
+):
+    target = tmp_path / "review" / "template.html"
+    monkeypatch.setattr(review, "TEMPLATE", target)
+    with pytest.raises(
+        review.UserError,
+        match=rf"^{re.escape(str(target))}: missing — run `python -m stages.review --template`$",
+    ):
+        review.main(["HEAD", "--out", str(tmp_path / "page")])
+    review.main(["--template"])
+    assert target.read_text(encoding="utf-8") == (ROOT / "review/template.html").read_text(
+        encoding="utf-8"
+    )
+    size = round(target.stat().st_size / 1e3)
+    assert capsys.readouterr().out == f"review: {target} ({size} KB)\n"
+
+
+@pytest.mark.parametrize("clash", ["{plot_divs}", "</script"])
+def test_a_bundle_dvc_or_the_browser_would_cut_is_refused(monkeypatch, clash):
+    import vl_convert
+
+    monkeypatch.setattr(vl_convert, "javascript_bundle", lambda vl_version: f"a{clash}b")
+    with pytest.raises(
+        review.UserError,
+        match=rf"^vl-convert's bundle contains \['{re.escape(clash)}'\]: it cannot be inlined",
+    ):
+        review.template_text()
