@@ -59,11 +59,11 @@ def history(project, model: str) -> dict[str, list]:
 def slow_epochs(project, model: str) -> None:
     """Batches of 1 over a few hundred images: an epoch lasts seconds, long enough to land in;
     early stopping and the LR schedule both act within the run."""
-    set_param(project, "sample.classification.per_class", 50)
-    set_param(project, "sample.detection.frames", 200)
+    set_param(project, "sample.classification.per_class", 40)
+    set_param(project, "sample.detection.frames", 150)
     section = f"train_{model}"
     set_param(project, f"{section}.batch_size", 1)
-    set_param(project, f"{section}.epochs", 5)
+    set_param(project, f"{section}.epochs", 4)
     set_param(project, f"{section}.early_stopping_patience", 2)
     if model == "classifier":  # ReduceLROnPlateau acts (constant schedule), its counters too
         set_param(project, f"{section}.reduce_lr.patience", 1)
@@ -95,7 +95,7 @@ def test_sigkill_mid_training_then_repro_ends_as_an_uninterrupted_run(dvc_projec
 
     resumed = dvc("repro", stage, cwd=dvc_project)
     log = resumed.stdout + resumed.stderr
-    assert "Epoch 1/5" not in log, log[-3000:]  # BackupAndRestore: no epoch is trained twice
+    assert "Epoch 1/4" not in log, log[-3000:]  # BackupAndRestore: no epoch is trained twice
     assert model_file.read_bytes() == uninterrupted[0], "resumed weights differ"
     assert history(dvc_project, model) == uninterrupted[1]
     assert not list((dvc_project / ".work").rglob("*.keras")), "state not cleaned up"

@@ -87,12 +87,10 @@ def two_revisions(tmp_path) -> Path:
     copy_dvc_setup(repo)
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, repo / name)
-    tracked = subprocess.run(
-        ["git", "ls-files", "reports"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for name in tracked:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / name, repo / name)
+    # The committed reports (TensorBoard's event files are git-ignored and no plot reads them).
+    shutil.copytree(
+        ROOT / "reports", repo / "reports", ignore=shutil.ignore_patterns("tensorboard")
+    )
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     commit_all(repo, "before")
     # The second revision: a worse classifier (two predictions changed, a higher val loss).
