@@ -109,3 +109,11 @@ def test_help_says_what_the_tool_compares_and_what_rev_is(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "metrics_diff REV`: the test metrics of this workspace against revision" in text
     assert "rev branch, tag or commit to compare with, e.g. main" in text
+
+
+def test_a_value_on_an_end_of_the_interval_is_within_it():
+    interval = {"low": 0.8, "high": 0.9}
+    assert metrics_diff.verdict(0.8, 0.85, interval) == "within the interval"
+    assert metrics_diff.verdict(0.9, 0.85, interval) == "within the interval"
+    assert metrics_diff.verdict(0.7999, 0.85, interval) == "beyond the interval"
+    assert metrics_diff.verdict(0.9001, 0.85, interval) == "beyond the interval"

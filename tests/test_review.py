@@ -225,7 +225,7 @@ def test_a_failed_plots_diff_gives_dvcs_last_line(tmp_path, monkeypatch):
 def test_template_mode_writes_the_template_and_a_missing_one_is_named(
     tmp_path, monkeypatch, capsys
 ):
-    target = tmp_path / "review" / "template.html"
+    target = tmp_path / "new" / "review" / "template.html"  # folders made as needed
     monkeypatch.setattr(review, "TEMPLATE", target)
     with pytest.raises(
         review.UserError,
@@ -233,11 +233,12 @@ def test_template_mode_writes_the_template_and_a_missing_one_is_named(
     ):
         review.main(["HEAD", "--out", str(tmp_path / "page")])
     review.main(["--template"])
+    review.main(["--template"])  # again, over the first: same file
     assert target.read_text(encoding="utf-8") == (ROOT / "review/template.html").read_text(
         encoding="utf-8"
     )
     size = round(target.stat().st_size / 1e3)
-    assert capsys.readouterr().out == f"review: {target} ({size} KB)\n"
+    assert capsys.readouterr().out == f"review: {target} ({size} KB)\n" * 2
 
 
 @pytest.mark.parametrize("clash", ["{plot_divs}", "</script"])
@@ -250,3 +251,25 @@ def test_a_bundle_dvc_or_the_browser_would_cut_is_refused(monkeypatch, clash):
         match=rf"^vl-convert's bundle contains \['{re.escape(clash)}'\]: it cannot be inlined",
     ):
         review.template_text()
+
+
+def test_without_arguments_the_page_compares_with_head_in_the_work_folder(
+    two_revisions, monkeypatch, capsys
+):
+    monkeypatch.chdir(two_revisions)
+    review.main([])
+    page = (two_revisions / ".work" / "review" / "index.html").resolve()
+    assert capsys.readouterr().out == f"{page}\n"
+    html = page.read_text(encoding="utf-8")
+    assert '"rev": "HEAD"' in html and '"rev": "workspace"' in html
+
+
+def test_help_names_the_revision_the_folder_and_the_template(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        review.main(["--help"])
+    assert stopped.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "The review page: every plot of `dvc.yaml`, the workspace beside a revision" in text
+    assert "rev revision to compare with" in text
+    assert "--out OUT folder of the page" in text
+    assert "--template rewrite template.html" in text
