@@ -68,7 +68,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/params.py": ["params", "slices"],
     "stages/shared/paths.py": ["formats", "split", "dvc_yaml"],
     "stages/shared/plotting.py": ["plot"],
-    "stages/shared/seeding.py": ["training", "splitting", "tfdata"],
+    "stages/shared/seeding.py": ["seeding", "training", "splitting", "tfdata"],
     "stages/shared/slices.py": ["slices", "evaluate"],
     "stages/shared/splitting.py": ["splitting", "split", "duplicates"],
     "stages/shared/summary.py": ["summary", "metrics_diff"],
