@@ -60,7 +60,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/exporting.py": ["export"],
     "stages/shared/images.py": ["images", "formats", "tfdata"],
     "stages/shared/inference.py": ["inference"],
-    "stages/shared/intervals.py": ["slices", "evaluate"],
+    "stages/shared/intervals.py": ["intervals", "slices", "evaluate"],
     "stages/shared/labelme.py": ["labelme", "formats", "split"],
     "stages/shared/losses.py": ["losses"],
     "stages/shared/manifest.py": ["manifest", "formats"],
