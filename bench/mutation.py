@@ -50,7 +50,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/behaviour.py": ["behaviour", "evaluate"],
     "stages/shared/checks.py": ["checks"],
     "stages/shared/classifiers.py": ["classifiers"],
-    "stages/shared/cli.py": ["augment", "checks"],
+    "stages/shared/cli.py": ["cli"],
     "stages/shared/cost.py": ["cost"],
     "stages/shared/datasets.py": ["formats", "augment", "sample", "split"],
     "stages/shared/detectors.py": ["detectors"],
