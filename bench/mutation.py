@@ -107,7 +107,6 @@ FORK_SERVER = {
     "stages/shared/baselines.py",
     "stages/shared/behaviour.py",
     "stages/shared/checks.py",
-    "stages/shared/cli.py",
     "stages/shared/cost.py",
     "stages/shared/classifiers.py",
     "stages/shared/detectors.py",
