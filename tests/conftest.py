@@ -89,6 +89,18 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
+def help_text(main) -> str:
+    """What `main(["--help"])` prints, whitespace collapsed; it must exit 0."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as stopped, contextlib.redirect_stdout(out):
+        main(["--help"])
+    assert stopped.value.code == 0
+    return " ".join(out.getvalue().split())
+
+
 def run_paths(task: str, name: str = "run") -> dict:
     """The paths a training stage's `train` writes, for a run called `name` (cwd-relative)."""
     return {

@@ -139,17 +139,22 @@ def test_an_unknown_plot_id_is_named(plots_project):
         dvcplots.specs(["Classifier lost"])
 
 
+def square_spec(width: int, height: int, colour: str, mark_size: int = 100, **extra) -> dict:
+    """A Vega-Lite view of width × height px holding one opaque square mark."""
+    return {
+        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
+        "width": width,
+        "height": height,
+        "data": {"values": [{"x": 0}]},
+        "mark": {"type": "square", "size": mark_size, "color": colour, "opacity": 1},
+        "encoding": {"x": {"field": "x", "type": "quantitative", "axis": None}},
+        **extra,
+    }
+
+
 def test_figures_are_laid_out_row_by_row(tmp_path):
     def square(side, colour):
-        return {
-            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-            "width": side,
-            "height": side,
-            "data": {"values": [{"x": 0}]},
-            "mark": {"type": "square", "size": side * side * 4, "color": colour, "opacity": 1},
-            "encoding": {"x": {"field": "x", "type": "quantitative", "axis": None}},
-            "config": {"view": {"stroke": None}},
-        }
+        return square_spec(side, side, colour, side * side * 4, config={"view": {"stroke": None}})
 
     specs = [square(40, "red"), square(80, "blue"), square(60, "green")]
     singles = []
@@ -168,14 +173,7 @@ def test_figures_are_laid_out_row_by_row(tmp_path):
 
 
 def test_a_drawing_is_its_spec_size_plus_vegas_padding_at_100_dpi_and_scales_with_dpi(tmp_path):
-    spec = {
-        "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-        "width": 40,
-        "height": 30,
-        "data": {"values": [{"x": 0}]},
-        "mark": {"type": "square", "size": 100, "color": "red"},
-        "encoding": {"x": {"field": "x", "type": "quantitative", "axis": None}},
-    }
+    spec = square_spec(40, 30, "red")
     # Vega pads a view by 5 px on each side by default.
     dvcplots.to_png([spec], tmp_path / "a" / "b" / "100.png", dpi=100)  # makes its folders
     assert Image.open(tmp_path / "a" / "b" / "100.png").size == (50, 40)
@@ -193,18 +191,8 @@ LAYOUTS = {
 
 @pytest.mark.parametrize("columns", list(LAYOUTS))
 def test_the_grid_is_the_drawings_pasted_row_by_row_on_white(tmp_path, columns):
-    def block(width, height, colour):
-        return {
-            "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
-            "width": width,
-            "height": height,
-            "data": {"values": [{"x": 0}]},
-            "mark": {"type": "square", "size": 100, "color": colour, "opacity": 1},
-            "encoding": {"x": {"field": "x", "type": "quantitative", "axis": None}},
-        }
-
-    specs = [block(30, 20, "red"), block(50, 40, "blue"), block(20, 30, "green")]
-    specs.append(block(40, 20, "black"))
+    specs = [square_spec(30, 20, "red"), square_spec(50, 40, "blue"), square_spec(20, 30, "green")]
+    specs.append(square_spec(40, 20, "black"))
     offsets, size = LAYOUTS[columns]
     expected = Image.new("RGB", size, "white")
     for spec, offset in zip(specs, offsets, strict=True):  # each drawn by vl-convert itself

@@ -8,26 +8,35 @@ import pytest
 
 from stages import metrics_diff
 from stages.shared.cli import UserError
-from tests.conftest import git
+from tests.conftest import git, help_text
 
 
-def write_metrics(root, classifier: dict, detector: dict) -> None:
+def write_metrics(root, classifier: dict, detector: dict | None) -> None:
+    """Each model's test metrics; None: no report of that model."""
     for name, scores in (("classifier", classifier), ("detector", detector)):
+        if scores is None:
+            continue
         path = root / f"reports/eval/{name}/metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(scores))
 
 
+def commit_main(root, monkeypatch, classifier: dict, detector: dict | None) -> None:
+    """`root`, the current directory, as a git repository whose `main` holds these reports."""
+    monkeypatch.chdir(root)
+    git("init", "-q", "-b", "main", cwd=root)
+    write_metrics(root, classifier, detector)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "base", cwd=root)
+
+
 def test_changes_within_and_beyond_their_interval(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    git("init", "-q", "-b", "main", cwd=tmp_path)
-    write_metrics(
+    commit_main(
         tmp_path,
+        monkeypatch,
         {"accuracy": 0.90, "macro_f1": 0.88, "roc_auc": 0.97},
         {"ap50": 0.91, "mean_iou": 0.70},
     )
-    git("add", "-A", cwd=tmp_path)
-    git("commit", "-q", "-m", "base", cwd=tmp_path)
     write_metrics(
         tmp_path,
         {
@@ -53,23 +62,14 @@ def test_changes_within_and_beyond_their_interval(tmp_path, monkeypatch, capsys)
 
 
 def test_an_unknown_revision_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    git("init", "-q", "-b", "main", cwd=tmp_path)
-    write_metrics(tmp_path, {"accuracy": 0.9}, {"ap50": 0.9})
-    git("add", "-A", cwd=tmp_path)
-    git("commit", "-q", "-m", "base", cwd=tmp_path)
+    commit_main(tmp_path, monkeypatch, {"accuracy": 0.9}, {"ap50": 0.9})
     with pytest.raises(UserError, match=r"nosuchbranch: no such revision"):
         metrics_diff.main(["nosuchbranch"])
 
 
 def test_the_whole_report_for_new_removed_and_uninterval_metrics(tmp_path, monkeypatch, capfd):
-    monkeypatch.chdir(tmp_path)
-    git("init", "-q", "-b", "main", cwd=tmp_path)
     # At main: no detector report yet, and the classifier had a log-loss it no longer has.
-    write_metrics(tmp_path, {"accuracy": 0.9, "log_loss": 0.3}, {})
-    (tmp_path / "reports/eval/detector/metrics.json").unlink()
-    git("add", "-A", cwd=tmp_path)
-    git("commit", "-q", "-m", "base", cwd=tmp_path)
+    commit_main(tmp_path, monkeypatch, {"accuracy": 0.9, "log_loss": 0.3}, None)
     write_metrics(
         tmp_path,
         {"accuracy": 0.85, "roc_auc": 0.97, "ci95": {"roc_auc": {"low": 0.9, "high": 0.99}}},
@@ -90,11 +90,7 @@ def test_the_whole_report_for_new_removed_and_uninterval_metrics(tmp_path, monke
 
 
 def test_a_missing_workspace_report_names_the_file_and_the_fix(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    git("init", "-q", "-b", "main", cwd=tmp_path)
-    write_metrics(tmp_path, {"accuracy": 0.9}, {"ap50": 0.9})
-    git("add", "-A", cwd=tmp_path)
-    git("commit", "-q", "-m", "base", cwd=tmp_path)
+    commit_main(tmp_path, monkeypatch, {"accuracy": 0.9}, {"ap50": 0.9})
     (tmp_path / "reports/eval/detector/metrics.json").unlink()
     with pytest.raises(
         UserError, match=r"^reports/eval/detector/metrics.json: not found — run `dvc repro` first$"
@@ -102,11 +98,8 @@ def test_a_missing_workspace_report_names_the_file_and_the_fix(tmp_path, monkeyp
         metrics_diff.main(["main"])
 
 
-def test_help_says_what_the_tool_compares_and_what_rev_is(capsys):
-    with pytest.raises(SystemExit) as stopped:
-        metrics_diff.main(["--help"])
-    assert stopped.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
+def test_help_says_what_the_tool_compares_and_what_rev_is():
+    text = help_text(metrics_diff.main)
     assert "metrics_diff REV`: the test metrics of this workspace against revision" in text
     assert "rev branch, tag or commit to compare with, e.g. main" in text
 

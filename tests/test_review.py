@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from stages import review
-from tests.conftest import ROOT, copy_dvc_setup
+from tests.conftest import ROOT, copy_dvc_setup, help_text
 
 DRAWN = "canvas.marks, svg.marks"  # vega's drawing (vega-embed's menu icon is an svg too)
 CHROMIUM_FLAGS = [
@@ -264,11 +264,8 @@ def test_without_arguments_the_page_compares_with_head_in_the_work_folder(
     assert '"rev": "HEAD"' in html and '"rev": "workspace"' in html
 
 
-def test_help_names_the_revision_the_folder_and_the_template(capsys):
-    with pytest.raises(SystemExit) as stopped:
-        review.main(["--help"])
-    assert stopped.value.code == 0
-    text = " ".join(capsys.readouterr().out.split())
+def test_help_names_the_revision_the_folder_and_the_template():
+    text = help_text(review.main)
     assert "The review page: every plot of `dvc.yaml`, the workspace beside a revision" in text
     assert "rev revision to compare with" in text
     assert "--out OUT folder of the page" in text
