@@ -52,7 +52,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/classifiers.py": ["classifiers"],
     "stages/shared/cli.py": ["cli"],
     "stages/shared/cost.py": ["cost"],
-    "stages/shared/datasets.py": ["formats", "augment", "sample", "split"],
+    "stages/shared/datasets.py": ["datasets", "formats", "augment", "sample", "split"],
     "stages/shared/detectors.py": ["detectors"],
     "stages/shared/distribute.py": ["distribute", "training"],
     "stages/shared/duplicates.py": ["duplicates", "split"],

@@ -3,13 +3,18 @@ and code, and a saved model's bytes depend on its weights only."""
 
 from __future__ import annotations
 
+import json
 import time
+import zipfile
 
 import keras
 import numpy as np
 import pytest
 
 from stages.shared import training
+from stages.shared.cli import UserError
+from stages.shared.params import load_params
+from tests.conftest import ROOT
 
 # Val loss per epoch: best at epoch 1, then worse. Early stopping (patience 2) stops at epoch
 # 3; ReduceLROnPlateau (patience 1) halves the rate at epochs 2 and 3.
@@ -99,3 +104,218 @@ def test_the_same_weights_save_to_the_same_bytes(tmp_path):
     model.layers[-1].kernel.assign(model.layers[-1].kernel + 1.0)
     training.save_model(model, tmp_path / "three.keras", {"a": 1})
     assert (tmp_path / "three.keras").read_bytes() != (tmp_path / "one.keras").read_bytes()
+
+
+PARAMS = ROOT / "params.yaml"
+
+
+def rate_at(schedule, step: int) -> float:
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_each_schedule_gives_the_rate_its_docstring_promises_at_each_epoch():
+    assert training.make_schedule("constant", 0.01, 10, 5, 0.9) == 0.01
+    exponential = training.make_schedule("exponential", 0.01, 10, 5, 0.5)
+    assert [rate_at(exponential, s) for s in (0, 10, 20, 35)] == pytest.approx(
+        [0.01, 0.005, 0.0025, 0.01 * 0.5**3.5]
+    )
+    inverse = training.make_schedule("inverse_time", 0.01, 10, 5, 0.75)  # the tutorial's
+    assert [rate_at(inverse, s) for s in (0, 10, 30, 15)] == pytest.approx(
+        [0.01, 0.0075, 0.005, 0.01 / 1.5]
+    )
+    cosine = training.make_schedule("cosine", 0.01, 10, 4, 0.9)  # 40 steps in all
+    assert [rate_at(cosine, s) for s in (0, 20, 40, 60)] == pytest.approx(
+        [0.01, 0.005, 0.0, 0.0], abs=1e-9
+    )
+    one_step = training.make_schedule("cosine", 0.01, 0, 4, 0.9)  # no batches: one step
+    assert rate_at(one_step, 1) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(
+        UserError,
+        match=r"^unknown schedule 'cyclic'; choices: constant, exponential, "
+        r"inverse_time, cosine$",
+    ):
+        training.make_schedule("cyclic", 0.01, 10, 5, 0.9)
+
+
+def test_optimizers_by_name_with_the_rate_and_sgd_momentum():
+    kinds = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
+    for name, kind in kinds.items():
+        optimizer = training.make_optimizer(name, 0.25)
+        assert type(optimizer).__name__ == kind
+        assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.25
+    assert training.make_optimizer("sgd", 0.1).momentum == 0.9
+    with pytest.raises(UserError, match=r"^unknown optimizer 'lion'; choices: adam, adamw, sgd, "):
+        training.make_optimizer("lion", 0.1)
+
+
+def test_the_logged_rate_is_the_optimizer_rate_and_the_live_step_the_epoch():
+    model = tiny_model()
+    model.optimizer.learning_rate = 0.125
+    logger = training.LearningRateLogger()
+    logger.set_model(model)
+    logs = {"loss": 1.0}
+    logger.on_epoch_end(3, logs)
+    logger.on_epoch_end(4, None)  # Keras may pass no logs
+    assert logs == {"loss": 1.0, "learning_rate": 0.125}
+
+    class Live:
+        step = 0
+
+    live = Live()
+    training.AlignLiveStep(live).on_epoch_begin(7)
+    assert live.step == 7
+
+
+def test_the_code_hash_follows_every_file_name_and_byte(tmp_path, monkeypatch):
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "a.py").write_text("x = 1\n")
+    (tmp_path / "shared/b.py").write_text("y = 2\n")
+    (tmp_path / "notes.txt").write_text("not code")
+    monkeypatch.setattr(training, "STAGES_DIR", tmp_path)
+    first = training.code_hash()
+    assert len(first) == 64 and first == training.code_hash()
+    (tmp_path / "notes.txt").write_text("edited, still not code")
+    assert training.code_hash() == first
+    (tmp_path / "shared/b.py").write_text("y = 3\n")
+    edited = training.code_hash()
+    assert edited != first
+    (tmp_path / "shared/b.py").rename(tmp_path / "shared/c.py")
+    assert training.code_hash() != edited
+
+
+def test_scores_are_maximised_and_losses_minimised():
+    modes = {m: training.monitor_mode(m) for m in ("val_accuracy", "val_mean_iou", "val_loss")}
+    assert modes == {"val_accuracy": "max", "val_mean_iou": "max", "val_loss": "min"}
+    assert training.monitor_mode("val_box_loss") == "min"
+
+
+def test_resume_points_come_from_the_backup_and_phase_one(tmp_path):
+    state = tmp_path / "run"
+    assert training.backup_epoch(state) == 0 and training.run_resume_point(state) == 0
+    (state / "backup").mkdir(parents=True)
+    (state / "backup/training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    assert training.backup_epoch(state) == 3 and training.run_resume_point(state) == 3
+    assert training.resume_point(state, 5) == 5
+    # Phase 1 is over after 9 epochs (its snapshots go past 9: "10" sorts before "9" as text).
+    (state / training.PHASE1).write_text("")
+    (state / "run_state.json").write_text(
+        json.dumps({"epochs": {"9": {"epochs_run": 9}, "10": {"epochs_run": 10}}})
+    )
+    assert training.last_snapshot(state) == {"epochs_run": 10}
+    assert training.run_resume_point(state) == 10  # phase 2 not started yet
+    (state / "fine_tune/backup").mkdir(parents=True)
+    (state / "fine_tune/backup/training_metadata.json").write_text('{"epoch": 12}')
+    assert training.run_resume_point(state) == 12
+
+
+def test_the_run_state_records_the_end_and_the_epoch_counts_of_either_phase(tmp_path):
+    assert training.read_run_state(tmp_path) == {"epochs": {}, "finished": False}
+    assert training.run_epochs(tmp_path) == {"epochs_run": 0, "best_epoch": 0}
+    model = tiny_model()
+    (tmp_path / "b").mkdir()
+    callbacks = callbacks_for(model, tmp_path / "b", 0)
+    play(model, callbacks, range(2))
+    callbacks[-1].on_train_end()
+    record = training.read_run_state(tmp_path / "b")
+    assert record["finished"] is True and sorted(record["epochs"]) == ["1", "2"]
+    assert training.run_epochs(tmp_path / "b") == {"epochs_run": 2, "best_epoch": 2}
+    fine = tmp_path / "b" / training.FINE_TUNE
+    fine.mkdir()
+    (fine / "run_state.json").write_text(
+        json.dumps({"epochs": {"5": {"epochs_run": 5, "best_epoch": 4, "x": 1}}})
+    )
+    assert training.run_epochs(tmp_path / "b") == {"epochs_run": 5, "best_epoch": 4}
+    assert training._number(np.float32(0.5)) == 0.5 and type(training._number(np.int64(2))) is float
+    assert training._number(None) is None and training._number(3) == 3
+
+
+def test_the_training_seed_is_its_own_or_the_base_seed():
+    cfg, base = load_params("train_classifier", PARAMS), load_params("base", PARAMS)
+    assert training.training_seed(base, cfg.model_copy(update={"seed": None})) == base.seed
+    assert training.training_seed(base, cfg.model_copy(update={"seed": base.seed + 7})) == (
+        base.seed + 7
+    )
+
+
+def test_stage_paths_take_each_default_or_its_flag():
+    defaults = {"manifest": "m.csv", "live_dir": "reports/train"}
+    assert training.stage_paths([], defaults, "d") == defaults
+    assert training.stage_paths(["--live-dir", "x"], defaults, "d") == {
+        "manifest": "m.csv",
+        "live_dir": "x",
+    }
+
+
+def test_a_fast_debug_run_trains_one_epoch_of_each_phase():
+    cfg = load_params("train_classifier", PARAMS)
+    assert training.debug_epochs(cfg) is cfg
+    fast = training.debug_epochs(cfg.model_copy(update={"debug": "fast", "epochs": 9}))
+    assert fast.epochs == 1 and fast.fine_tune.epochs == 0
+    tuned = cfg.model_copy(
+        update={"debug": "fast", "fine_tune": cfg.fine_tune.model_copy(update={"epochs": 6})}
+    )
+    assert training.debug_epochs(tuned).fine_tune.epochs == 1
+    detector = load_params("train_detector", PARAMS).model_copy(update={"debug": "fast"})
+    assert training.debug_epochs(detector).epochs == 1  # no fine_tune section
+
+
+def test_trimming_the_history_drops_the_epochs_to_train_again_and_keeps_bytes(tmp_path):
+    folder = tmp_path / "plots/metrics/train"
+    folder.mkdir(parents=True)
+    kept = "timestamp\tstep\tloss\n1\t0\t0.50000001\n2\t1\t0.4\n"
+    (folder / "loss.tsv").write_text(kept + "3\t2\t0.3\n4\t3\t0.2\n")
+    (tmp_path / "plots/metrics/lr.tsv").write_text("step\tlr\n0\t1\n")
+    before = (tmp_path / "plots/metrics/lr.tsv").stat().st_mtime_ns
+    training.trim_history(tmp_path, 2)
+    assert (folder / "loss.tsv").read_text() == kept
+    assert (tmp_path / "plots/metrics/lr.tsv").read_text() == "step\tlr\n0\t1\n"
+    assert (tmp_path / "plots/metrics/lr.tsv").stat().st_mtime_ns == before  # not rewritten
+
+
+def test_a_saved_model_carries_no_save_date_and_fixed_entry_times(tmp_path):
+    path = tmp_path / "m.keras"
+    training.save_model(tiny_model(), path, {"classes": ["a", "b"]})
+    with zipfile.ZipFile(path) as archive:
+        assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        meta = json.loads(archive.read("metadata.json"))
+    assert "date_saved" not in meta and meta["keras_version"] == keras.__version__
+    assert json.loads(path.with_suffix(".json").read_text()) == {"classes": ["a", "b"]}
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_path):
+    cfg = load_params("train_classifier", PARAMS).model_copy(
+        update={"monitor": "val_accuracy", "early_stopping_patience": 6}
+    )
+    cfg = cfg.model_copy(
+        update={"reduce_lr": cfg.reduce_lr.model_copy(update={"patience": 3, "factor": 0.25})}
+    )
+    paths = {"guard": "guard", "tensorboard": tmp_path / "tb"}
+
+    class Live:
+        step = 0
+
+    phase = tmp_path / "run" / training.FINE_TUNE
+    carried = {"checkpoint": {"best": 0.75}}
+    callbacks = training.make_callbacks(cfg, phase, Live(), paths, 2, carried)
+    assert callbacks[0] == "guard"
+    kinds = [type(c).__name__ for c in callbacks[1:]]
+    assert kinds == ["ModelCheckpoint", "EarlyStopping", "ReduceLROnPlateau",
+                     "LearningRateLogger", "AlignLiveStep", "TensorBoard", "DVCLiveCallback",
+                     "RunState", "BackupAndRestore"]  # fmt: skip
+    checkpoint, stopping, reduce = callbacks[1:4]
+    assert checkpoint.filepath == str(tmp_path / "run" / "best.keras")  # one file, both phases
+    assert (checkpoint.monitor, checkpoint.save_best_only, checkpoint.best) == (
+        "val_accuracy",
+        True,
+        0.75,
+    )
+    assert checkpoint.mode == stopping.mode == reduce.mode == "max"  # higher is better
+    assert (stopping.monitor, stopping.patience) == ("val_accuracy", 6)
+    assert (reduce.patience, reduce.factor, reduce.min_lr) == (3, 0.25, cfg.reduce_lr.min_lr)
+    assert callbacks[-2].resume_epoch == 2 and callbacks[-2].carried == carried
+    assert callbacks[-1].backup_dir == str(phase / "backup")
+    assert not callbacks[-1].delete_checkpoint
+    off = cfg.model_copy(update={"reduce_lr": cfg.reduce_lr.model_copy(update={"patience": 0})})
+    names = [type(c).__name__ for c in training.make_callbacks(off, tmp_path, Live(), paths, 0, {})]
+    assert "ReduceLROnPlateau" not in names
