@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
+from PIL import Image
 
 from stages import sample, split
 from stages.shared.labelme import read_label
-from tests.conftest import TINY_PARAMS, write_params
+from stages.shared.params import load_params
+from tests.conftest import ROOT, TINY_PARAMS, write_params
 
 
 def tree_digest(root) -> str:
@@ -64,3 +70,125 @@ def test_the_sample_names_each_source_and_split_keeps_a_source_in_one_split(work
     assert report["groups"]["files_without_a_source"] == int((frame["present"] == 0).sum())
     digits = pd.read_csv(workdir / "data/split/classification.csv")
     assert digits["path"].str.fullmatch(r".*/\d/digit_\d{4}\.png").all()
+
+
+def test_each_digit_png_is_that_row_of_scikit_learn_recoloured_and_upscaled(tmp_path):
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    assert sample.write_digits(tmp_path, per_class=3, size=24, seed=5) == 30
+    for label in range(10):
+        files = sorted((tmp_path / str(label)).iterdir())
+        rows = np.flatnonzero(digits.target == label)[:3]
+        assert [f.name for f in files] == [f"digit_{row:04d}.png" for row in rows]
+        for path, row in zip(files, rows, strict=True):
+            with Image.open(path) as img:
+                assert (img.mode, img.size) == ("RGB", (24, 24))
+                small = np.asarray(img.resize((8, 8), Image.BOX), dtype=float)
+            ink = digits.images[row] / 16.0
+            # Ink bright on dark paper, in the digit's shape.
+            grey = small.mean(-1)
+            assert grey[ink >= 0.75].mean() > grey[ink == 0.0].mean() + 50
+            assert np.corrcoef(grey.ravel(), ink.ravel())[0, 1] > 0.9
+    colours = {Image.open(f).getpixel((12, 12)) for f in tmp_path.rglob("*.png")}
+    assert len(colours) > 20  # each digit drawn in its own colours
+
+
+def test_a_face_frame_holds_the_named_face_inside_its_labelled_box(tmp_path):
+    import skimage.data
+
+    cfg = load_params("sample", ROOT / "params.yaml").detection.model_copy(
+        update={
+            "frames": 30,
+            "frame_width": 70,
+            "frame_height": 50,
+            "face_min": 20,
+            "face_max": 30,
+            "negative_fraction": 0.3,
+        }
+    )
+    faces = skimage.data.lfw_subset()
+    assert sample.write_faces(tmp_path, cfg, seed=2) == 30
+    labels = sorted((tmp_path / "labels").iterdir())
+    images = sorted((tmp_path / "images").iterdir())
+    assert len(images) == 30 and 12 <= len(labels) <= 29
+    orders = set()
+    for label_path in labels:
+        doc = json.loads(label_path.read_text())
+        name = label_path.with_suffix(".jpg").name
+        assert (doc["imagePath"], doc["imageWidth"], doc["imageHeight"]) == (
+            f"../images/{name}",
+            70,
+            50,
+        )
+        (shape,) = doc["shapes"]
+        assert (shape["label"], shape["shape_type"]) == ("face", "rectangle")
+        (x1, y1), (x2, y2) = shape["points"]
+        orders.add(x1 < x2)
+        left, top, right, bottom = min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)
+        side = right - left
+        assert bottom - top == side and 20 <= side <= 30
+        assert min(left, top) >= 0 and right <= 70 and bottom <= 50
+        face_id = int(name.split("_face")[1][:3])
+        with Image.open(tmp_path / "images" / name) as img:
+            assert img.size == (70, 50)
+            crop = np.asarray(img.convert("L").crop((left, top, right, bottom)), dtype=float)
+        face = Image.fromarray((faces[face_id] * 255).astype(np.uint8)).resize((side, side))
+        assert np.abs(crop - np.asarray(face, dtype=float)).mean() < 12  # JPEG's loss only
+    assert orders == {True, False}  # corners in either order, as labelme users draw them
+    negatives = [p for p in images if "_face" not in p.name]
+    assert len(negatives) == 30 - len(labels)
+    assert [p.stem for p in images] == sorted(
+        [f"frame_{i:04d}" for i in range(30) if f"frame_{i:04d}.jpg" in {n.name for n in negatives}]
+        + [p.stem for p in labels]
+    )
+
+
+def test_a_frame_is_a_crop_of_one_background_at_least_its_size():
+    backgrounds = [np.full((40, 50, 3), 200, np.uint8), np.full((30, 30, 3), 10, np.uint8)]
+    seen = set()
+    for seed in range(12):
+        frame = sample.make_frame(np.random.default_rng(seed), backgrounds, 64, 48)
+        assert frame.size == (64, 48)
+        values = set(np.unique(np.asarray(frame)))
+        assert values in ({200}, {10})
+        seen |= values
+    assert seen == {200, 10}  # either picture is drawn
+    pictures = sample.load_backgrounds()
+    assert len(pictures) == len(sample.BACKGROUNDS)
+    assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in pictures)
+
+
+def test_the_sample_stage_rebuilds_its_folder_from_scratch(workdir, capsys):
+    write_params(workdir, **TINY_PARAMS)
+    stale = workdir / "data/sample/classification/old.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"stale")
+    sample.main(["classification"])
+    assert not stale.exists()
+    assert capsys.readouterr().out.strip() == (
+        "sample@classification: 80 images in data/sample/classification"
+    )
+
+
+def dvc_dir_md5(root: Path) -> str:
+    """The hash DVC records for a folder output: the MD5 of its sorted (md5, relpath) list."""
+    files = sorted(
+        (p for p in root.rglob("*") if p.is_file()), key=lambda p: p.relative_to(root).parts
+    )
+    entries = [
+        {"md5": hashlib.md5(p.read_bytes()).hexdigest(), "relpath": p.relative_to(root).as_posix()}
+        for p in files
+    ]
+    return hashlib.md5(json.dumps(entries, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def test_the_default_sample_is_byte_for_byte_the_data_dvc_lock_records(workdir):
+    """A fresh clone's `dvc repro` rebuilds the sample the committed results were computed
+    on, so nothing downstream trains again for a difference in the data."""
+    shutil.copy(ROOT / "params.yaml", workdir / "params.yaml")
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
+    for task in ("classification", "detection"):
+        sample.main([task])
+        (out,) = lock[f"sample@{task}"]["outs"]
+        assert dvc_dir_md5(workdir / out["path"]) == out["md5"], task
