@@ -3,6 +3,7 @@ reason, hidden files counted, and labels found beside an image or mirrored in la
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -11,10 +12,12 @@ from pathlib import Path
 import imagehash
 import numpy as np
 import pytest
+import tqdm
 from PIL import Image
 
+from stages.shared import datasets
 from stages.shared.cli import UserError
-from stages.shared.datasets import check_root, orphan_reason, scan_classification, scan_detection
+from stages.shared.datasets import orphan_reason, scan_classification, scan_detection
 from tests.conftest import labelme, write_image
 
 
@@ -107,7 +110,7 @@ def test_the_default_keys_name_the_params_of_each_task(tmp_path):
     with pytest.raises(UserError, match=r"set data\.classification in params\.yaml$"):
         scan_classification(tmp_path / "none")
     with pytest.raises(UserError, match=r"point data\.detection at a folder$"):
-        check_root(Path(__file__), "data.detection")
+        scan_detection(Path(__file__))
 
 
 def write_json(path: Path, doc) -> None:
@@ -134,6 +137,8 @@ def frames(tmp_path) -> Path:
     (root / "labels/list.json").write_text("[]")
     (root / "readme.md").write_text("# frames")
     write_image(root / "images/.thumb.png", rng)
+    (root / "images/broken.png").write_bytes(b"GIF89a")  # sorts before images that follow
+    two_frame_gif(root / "images/pages.gif")
     return root
 
 
@@ -147,17 +152,20 @@ def test_detection_frames_give_boxes_negatives_and_the_reason_for_every_file_lef
         "images/boxed.png": (1, 0.25, 0.5, 0.75, 0.75),
         "images/empty.png": (0, 0.0, 0.0, 0.0, 0.0),
         "images/noted.png": (1, 0.0, 0.25, 0.5, 1.0),
+        "images/pages.gif": (0, 0.0, 0.0, 0.0, 0.0),
         "images/plain.png": (0, 0.0, 0.0, 0.0, 0.0),
         "side/beside.png": (1, 0.125, 0.25, 0.625, 0.75),
     }
     assert list(rows) == sorted(rows)
     for rel, row in rows.items():
-        assert (row["md5"], row["width"], row["height"]) == (md5(root / rel), 16, 12)
+        size = (14, 11) if rel.endswith(".gif") else (16, 12)
+        assert (row["md5"], row["width"], row["height"]) == (md5(root / rel), *size)
         assert row["phash"] is None
     reasons = {Path(s["path"]).relative_to(root).as_posix(): s["reason"] for s in scan.skipped}
     garbled = (root / "labels/garbled.json").as_posix()
     assert reasons == {
         "images/garbled.png": reasons["images/garbled.png"],
+        "images/broken.png": "not an image file (unrecognised format)",
         "labels/orphan.json": "label file without a matching image — add the image or delete it",
         "labels/list.json": "label file without a matching image — add the image or delete it",
         "labels/pasted.json": "label with embedded imageData but no image file of the same name"
@@ -166,10 +174,11 @@ def test_detection_frames_give_boxes_negatives_and_the_reason_for_every_file_lef
     }
     assert reasons["images/garbled.png"].startswith(f"{garbled}: invalid JSON (")
     assert scan.notes == {
-        "negative: no JSON": 2,
+        "negative: no JSON": 3,
         "negative: no shape": 1,
         "polygon: used its bounding box": 1,
         "box outside the image: clipped": 1,
+        "multi-frame file: first frame used": 1,
     }
     assert scan.hidden == 1
     with_hashes = scan_detection(root, fingerprint=True)
@@ -184,3 +193,15 @@ def test_a_label_that_is_not_json_text_is_an_orphan_without_embedded_image(tmp_p
     assert orphan_reason(path).startswith("label file without a matching image")
     path.write_text('{"imageData": "abc"}')
     assert orphan_reason(path).startswith("label with embedded imageData")
+
+
+@pytest.mark.parametrize("scan", [scan_classification, scan_detection])
+def test_a_scan_shows_a_progress_bar_of_files_and_clears_it(tmp_path, monkeypatch, capsys, scan):
+    monkeypatch.setattr(datasets, "tqdm", functools.partial(tqdm.tqdm, disable=False))
+    root = tmp_path / "photos"
+    write_image(root / "cat/a.png", np.random.default_rng(0))
+    scan(root)
+    shown = capsys.readouterr().err
+    drawn, cleared = shown.strip("\r").split("\r")
+    assert drawn.startswith(f"scan {root}:   0%|") and drawn.endswith("| 0/1 [00:00<?, ?file/s]")
+    assert shown.endswith("\r") and cleared.strip() == ""  # the bar does not stay on screen
