@@ -67,7 +67,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/metrics.py": ["metrics", "baselines", "behaviour"],
     "stages/shared/params.py": ["params", "slices"],
     "stages/shared/paths.py": ["formats", "split", "dvc_yaml"],
-    "stages/shared/plotting.py": ["plot"],
+    "stages/shared/plotting.py": ["plotting", "plot"],
     "stages/shared/seeding.py": ["seeding", "training", "splitting", "tfdata"],
     "stages/shared/slices.py": ["slices", "evaluate"],
     "stages/shared/splitting.py": ["splitting", "split", "duplicates"],
