@@ -6,6 +6,10 @@ ones: `-m "not slow"`). Inside those, mutmut picks for each mutant the tests tha
 mutated function. Survivors that cannot change anything observable are listed in
 `tests/mutation_equivalents.toml`, one line of why each, and are excluded from the score.
 
+A module with more mutants than `--sample` (default 100; 0 = every mutant) runs a seeded
+random sample of them, the same sample for the same code: its score is an estimate with a
+95 % (Wilson) interval, and the score over stages/ a stratified estimate over the modules.
+
 Results accumulate in `bench/mutation.json` (one entry per module, with the commit it was
 measured at), so a scoped run updates only its modules; `bench/MUTATION.md` is the table and
 `.work/mutation/survivors.md` the diffs of every surviving mutant.
@@ -16,7 +20,9 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -90,6 +96,7 @@ PURE = {
     "stages/shared/summary.py",
 }
 TARGET_PURE, TARGET_ALL = 90.0, 80.0
+DEFAULT_SAMPLE = 100  # mutants a module runs at most (0: all)
 
 # Modules whose tests run TensorFlow graphs (models, tf.data) or render Vega-Lite with
 # vl-convert. Neither is fork-safe once it has run its threads: a mutant forked from the
@@ -256,6 +263,8 @@ def read_results(work: Path, module: str) -> tuple[dict, list[tuple[str, str]]]:
         counts = {"mutants": 0, "killed": 0, "survived": 0, "equivalent": 0, "no tests": 0}
         survivors = []
         for mutant, code in sorted(meta["exit_code_by_key"].items()):
+            if code is None:  # not in this run's sample
+                continue
             # A mutant that aborts the test process (SIGABRT, e.g. a drawing too large to
             # allocate) failed its tests, as mutmut already counts SIGSEGV and SIGKILL.
             status = "killed" if code == -6 else status_by_exit_code[code]
@@ -283,14 +292,56 @@ def score(counts: dict) -> float:
     return round(100 * counts["killed"] / judged, 1) if judged else 100.0
 
 
+def wilson(killed: int, judged: int, population: int) -> list[float] | None:
+    """The 95 % Wilson interval of a sampled module's score, in percent (None: every mutant
+    ran, the score is exact)."""
+    if not judged or judged >= population:
+        return None
+    z, p = 1.96, killed / judged
+    centre = (p + z * z / (2 * judged)) / (1 + z * z / judged)
+    half = z * math.sqrt(p * (1 - p) / judged + z * z / (4 * judged**2)) / (1 + z * z / judged)
+    return [round(100 * max(centre - half, 0.0), 1), round(100 * min(centre + half, 1.0), 1)]
+
+
 def commit() -> str:
     return subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
 
 
-def mutmut(work: Path, workers: int, log: Path) -> None:
-    """One `mutmut run` over all the mutants of the scratch project."""
+LIST_MUTANTS = """
+import json, sys
+from pathlib import Path
+from mutmut.mutation.file_mutation import mutate_file_contents
+from mutmut.utils.format_utils import get_mutant_name
+path = Path(sys.argv[1])
+names = mutate_file_contents(str(path), path.read_text()).mutant_names
+print(json.dumps([get_mutant_name(path, name) for name in names]))
+"""
+
+
+def mutant_names(work: Path, module: str) -> list[str]:
+    """Every mutant mutmut makes of `module` in its scratch copy, by name."""
+    done = subprocess.run(
+        [sys.executable, "-c", LIST_MUTANTS, module],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def choose(names: list[str], module: str, sample: int) -> list[str]:
+    """All the mutants, or a random sample of `sample` seeded by the module's name: the same
+    code gives the same sample, run after run."""
+    if not sample or len(names) <= sample:
+        return names
+    return sorted(random.Random(f"mutation:{module}").sample(sorted(names), sample))
+
+
+def mutmut(work: Path, workers: int, log: Path, names: list[str] | None = None) -> None:
+    """One `mutmut run` over the mutants of the scratch project (`names`: only those)."""
     with log.open("a") as out:
         code = subprocess.run(
             [
@@ -298,6 +349,7 @@ def mutmut(work: Path, workers: int, log: Path) -> None:
                 "run",
                 "--max-children",
                 str(workers),
+                *(names or []),
             ],
             cwd=work,
             stdout=out,
@@ -318,7 +370,11 @@ def recheck(work: Path, module: str, workers: int, status: str) -> int:
 
     meta_path = work / "mutants" / f"{module}.meta"
     meta = json.loads(meta_path.read_text())
-    names = [k for k, v in meta["exit_code_by_key"].items() if status_by_exit_code[v] == status]
+    names = [
+        k
+        for k, v in meta["exit_code_by_key"].items()
+        if v is not None and status_by_exit_code[v] == status
+    ]
     tests = [f"tests/test_{name}.py" for name in TESTS[module]]
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
     command += ["-m", "not slow and not browser", *tests]
@@ -343,22 +399,27 @@ def recheck(work: Path, module: str, workers: int, status: str) -> int:
     return changed
 
 
-def run_module(module: str, workers: int) -> tuple[dict, list[tuple[str, str]]]:
+def run_module(module: str, workers: int, sample: int) -> tuple[dict, list[tuple[str, str]]]:
     """Mutants run forked from the process that ran the tests once (fast), or from a fork
     server (FORK_SERVER); time-outs, and the survivors of WORKER_CODE, are run again in a
-    fresh process, and that verdict stands."""
+    fresh process, and that verdict stands. At most `sample` mutants run (0: all)."""
     work = scratch_project(module)
     started = time.perf_counter()
     log = work / "mutmut.log"
-    mutmut(work, workers, log)
+    population = mutant_names(work, module)
+    chosen = choose(population, module, sample)
+    mutmut(work, workers, log, chosen if len(chosen) < len(population) else None)
     # A mutant that hits the CPU-time limit may be one that loops, or a forked TensorFlow
     # that spins; a fresh process (no fork) tells them apart.
     rerun = recheck(work, module, workers, "timeout")
     rechecked = recheck(work, module, workers, "survived") if module in WORKER_CODE else 0
     minutes = (time.perf_counter() - started) / 60
     counts, survivors = read_results(work, module)
+    judged = counts["mutants"] - counts["equivalent"]
     entry = {
         **counts,
+        "population": len(population),
+        "interval": wilson(counts["killed"], judged, len(population) - counts["equivalent"]),
         "time-outs changed on recheck": rerun,
         "killed on recheck": rechecked,
         "score": score(counts),
@@ -371,43 +432,70 @@ def run_module(module: str, workers: int) -> tuple[dict, list[tuple[str, str]]]:
 
 
 def totals(entries: dict[str, dict], modules) -> dict:
+    """Counts summed over the modules' runs, and the score over all their mutants: each
+    module's score weighted by its mutants not judged equivalent (estimated from its sample
+    where it ran one), with the 95 % interval of that stratified estimate."""
     keys = ("mutants", "killed", "survived", "equivalent", "no tests")
-    summed = {k: sum(entries[m][k] for m in modules if m in entries) for k in keys}
+    measured = [entries[m] for m in modules if m in entries]
+    summed = {k: sum(e[k] for e in measured) for k in keys}
+    weights, shares, variance = [], [], 0.0
+    for e in measured:
+        run = e["mutants"] - e["equivalent"]
+        population = e.get("population", e["mutants"])
+        weight = population * run / e["mutants"] if e["mutants"] else 0.0
+        share = e["killed"] / run if run else 1.0
+        weights.append(weight)
+        shares.append(share)
+        if run and e["mutants"] < population:  # sampled: finite-population variance
+            variance += weight**2 * share * (1 - share) / run * (1 - e["mutants"] / population)
+    total = sum(weights)
+    estimate = sum(w * p for w, p in zip(weights, shares, strict=True)) / total if total else 1.0
+    half = 1.96 * math.sqrt(variance) / total if total else 0.0
     return {
         **summed,
-        "score": score(summed),
-        "minutes": round(sum(entries[m]["minutes"] for m in modules if m in entries), 1),
+        "population": sum(e.get("population", e["mutants"]) for e in measured),
+        "score": round(100 * estimate, 1),
+        "interval": [round(100 * (estimate - half), 1), round(100 * min(estimate + half, 1.0), 1)]
+        if variance
+        else None,
+        "minutes": round(sum(e["minutes"] for e in measured), 1),
     }
+
+
+def interval_text(entry: dict) -> str:
+    low_high = entry.get("interval")
+    return f"{low_high[0]}–{low_high[1]}" if low_high else "exact"
 
 
 def render(entries: dict[str, dict]) -> str:
     head = (
-        "| module | mutants | killed | survived | equivalent | no tests | score % | min |"
-        " measured at |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n"
+        "| module | mutants | run | killed | survived | equivalent | no tests | score % |"
+        " 95 % interval | min | measured at |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |\n"
     )
     rows = []
     for module in TESTS:
         if module not in entries:
-            rows.append(f"| {module} | not measured yet | | | | | | | |")
+            rows.append(f"| {module} | not measured yet | | | | | | | | | |")
             continue
         e = entries[module]
         mark = " (pure logic)" if module in PURE else ""
         rows.append(
-            f"| {module}{mark} | {e['mutants']} | {e['killed']} | {e['survived']} |"
-            f" {e['equivalent']} | {e['no tests']} | {e['score']} | {e['minutes']} |"
-            f" {e['commit']} {e['date']} |"
+            f"| {module}{mark} | {e.get('population', e['mutants'])} | {e['mutants']} |"
+            f" {e['killed']} | {e['survived']} | {e['equivalent']} | {e['no tests']} |"
+            f" {e['score']} | {interval_text(e)} | {e['minutes']} | {e['commit']} {e['date']} |"
         )
     pure, every = totals(entries, PURE), totals(entries, TESTS)
     measured = sum(m in entries for m in TESTS)
-    rows.append(
-        f"| **pure-logic modules** | {pure['mutants']} | {pure['killed']} | {pure['survived']} |"
-        f" {pure['equivalent']} | {pure['no tests']} | **{pure['score']}** | {pure['minutes']} | |"
-    )
-    rows.append(
-        f"| **stages/ ({measured} of {len(TESTS)} modules)** | {every['mutants']} |"
-        f" {every['killed']} | {every['survived']} | {every['equivalent']} |"
-        f" {every['no tests']} | **{every['score']}** | {every['minutes']} | |"
-    )
+    for name, t in (
+        ("pure-logic modules", pure),
+        (f"stages/ ({measured} of {len(TESTS)} modules)", every),
+    ):
+        rows.append(
+            f"| **{name}** | {t['population']} | {t['mutants']} | {t['killed']} |"
+            f" {t['survived']} | {t['equivalent']} | {t['no tests']} | **{t['score']}** |"
+            f" {interval_text(t)} | {t['minutes']} | |"
+        )
     return head + "\n".join(rows) + "\n"
 
 
@@ -415,6 +503,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="modules to mutate (default: all of stages/)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=DEFAULT_SAMPLE,
+        help=f"mutants a module runs at most, a seeded random sample (default {DEFAULT_SAMPLE};"
+        " 0: all)",
+    )
     args = parser.parse_args(argv)
     modules = args.files or list(TESTS)
     unknown = [m for m in modules if m not in TESTS]
@@ -427,12 +522,13 @@ def main(argv: list[str] | None = None) -> None:
     report = [f"# Surviving mutants ({time.strftime('%Y-%m-%d %H:%M')})\n"]
     for module in modules:
         print(f"== {module} (tests: {', '.join(TESTS[module])})", flush=True)
-        entry, survivors = run_module(module, args.workers)
+        entry, survivors = run_module(module, args.workers, args.sample)
         entries[module] = entry
         print(
             f"   {entry['killed']}/{entry['mutants'] - entry['equivalent']} killed"
-            f" ({entry['score']}%), {entry['survived']} survived, {entry['equivalent']}"
-            f" equivalent, {entry['minutes']} min",
+            f" ({entry['score']}%, {interval_text(entry)}), {entry['survived']} survived,"
+            f" {entry['equivalent']} equivalent, {entry['mutants']} of {entry['population']}"
+            f" mutants run, {entry['minutes']} min",
             flush=True,
         )
         report += [f"\n## {module}\n"] + [f"\n### {m}\n```diff\n{d}\n```\n" for m, d in survivors]
@@ -452,8 +548,10 @@ def main(argv: list[str] | None = None) -> None:
         TABLE.write_text(
             "# Mutation score\n\n`make mutation` (bench/mutation.py): mutmut over each module"
             " with its own fast tests.\nScore = killed / (mutants − equivalents); mutants no test"
-            " reaches count as alive.\nTargets: pure-logic modules ≥ 90 %, stages/ ≥ 80 %.\n\n"
-            + render(entries)
+            " reaches count as alive.\nA module with more mutants than `--sample` runs a seeded"
+            " random sample (`run`): its\nscore is an estimate with a 95 % Wilson interval, and"
+            " the totals weight each module by its\nmutants (a stratified estimate).\n"
+            "Targets: pure-logic modules ≥ 90 %, stages/ ≥ 80 %.\n\n" + render(entries)
         )
         (WORK / "survivors.md").write_text("".join(report))
         update_bench_results()
@@ -480,7 +578,8 @@ def rows() -> list[dict]:
             pure["score"] >= TARGET_PURE,
         ),
         row(
-            f"mutation score, stages/, % ({measured}, {when})",
+            f"mutation score, stages/, % ({measured}, {when}; 95 % interval"
+            f" {interval_text(every)})",
             every["score"],
             f">= {TARGET_ALL:g}",
             every["score"] >= TARGET_ALL and len(data["modules"]) == len(TESTS),
