@@ -318,3 +318,105 @@ def test_ap_ranks_by_logits_so_renaming_the_files_changes_nothing(workdir):
         for r, b in ((rows, boxes), (renamed.reset_index(drop=True), boxes[order]))
     ]
     assert by_probability[0] != by_probability[1]  # the file-order dependence logits remove
+
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def test_classifier_outputs_name_each_image_its_actual_and_predicted_class(tmp_path):
+    """Three classes with unequal supports and two mistakes, from probabilities set by hand."""
+    cfg = load_params("evaluate", PARAMS).classifier.model_copy(update={"bootstrap": 100})
+    classes = ["ant", "bee", "cow"]
+    labels = ["ant", "ant", "ant", "bee", "bee", "cow"]
+    rows = pd.DataFrame(
+        {"path": [f"p{i}.png" for i in range(6)], "label": labels}
+        | {"width": [30, 40, 50, 60, 70, 80], "height": [10, 20, 30, 40, 30, 20]}
+    )
+    proba = np.array(
+        [
+            [0.7, 0.2, 0.1],
+            [0.25, 0.5, 0.25],
+            [0.6, 0.3, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.1, 0.3, 0.6],
+            [0.2, 0.2, 0.6],
+        ]
+    )
+    train = pd.DataFrame({"label": ["bee", "bee", "ant", "yak"]})  # "yak": not a model class
+    meta = {"classes": classes, "image_size": 15}
+    scores, statistics = evaluate.evaluate_classifier(rows, [proba], meta, cfg, tmp_path, train)
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert predictions.to_dict("list") == {
+        "path": [f"p{i}.png" for i in range(6)],
+        "actual": labels,
+        "predicted": ["ant", "bee", "ant", "bee", "cow", "cow"],
+        "confidence": [0.7, 0.5, 0.6, 0.8, 0.6, 0.6],
+    }
+    assert (tmp_path / "predictions.csv").read_text().splitlines()[1] == "p0.png,ant,ant,0.700000"
+    confusion = pd.read_csv(tmp_path / "confusion.csv")
+    counts = confusion.pivot(index="actual", columns="predicted", values="count")
+    assert counts.to_numpy().tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    per_class = pd.read_csv(tmp_path / "per_class.csv")
+    assert per_class["support"].tolist() == [3, 2, 1]
+    assert set(pd.read_csv(tmp_path / "roc.csv")["class"]) == set(classes)
+    assert list(pd.read_csv(tmp_path / "roc_average.csv").columns) == ["fpr", "micro", "macro"]
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    # Trained on two bees and an ant (the yak left out): "always bee" is right on 2 of 6.
+    assert scores["baseline"]["majority"]["accuracy"] == pytest.approx(2 / 6)
+    # One image smaller than the 15 px input (right), five larger (three right).
+    by_size = scores["slices"]["source_size"]
+    assert by_size["smaller_than_input"]["images"] == 1
+    assert by_size["smaller_than_input"]["accuracy"] == 1.0
+    assert by_size["input_size_or_larger"]["images"] == 5
+    assert by_size["input_size_or_larger"]["accuracy"] == pytest.approx(3 / 5)
+    assert statistics(np.arange(6))["accuracy"] == pytest.approx(4 / 6)
+    no_train = evaluate.evaluate_classifier(rows, [proba], meta, cfg, tmp_path, train.iloc[3:])[0]
+    assert "baseline" not in no_train
+    with pytest.raises(UserError, match=r"^test split has classes the model was not trained on: "
+                       r"\['cow'\] — re-run training$"):  # fmt: skip
+        evaluate.evaluate_classifier(rows, [proba[:, :2]], {**meta, "classes": classes[:2]},
+                                     cfg, tmp_path, train)  # fmt: skip
+
+
+def test_detector_predictions_say_presence_by_the_threshold_and_the_curve_in_probabilities(
+    tmp_path,
+):
+    cfg = load_params("evaluate", PARAMS).detector.model_copy(
+        update={"presence_threshold": 0.6, "bootstrap": 100}
+    )
+    rows = detection_rows([f"i{i}.jpg" for i in range(10)])
+    logits = np.linspace(-2.0, 2.5, 10).astype("float32")
+    scores = 1 / (1 + np.exp(-logits))
+    boxes = np.tile(np.array([[0.5, 0.6, 0.1, 0.1]], "float32"), (10, 1))  # corners swapped
+    outputs = [scores[:, None], boxes, logits[:, None]]
+    train = detection_rows([f"t{i}.jpg" for i in range(10)])
+    found, _ = evaluate.evaluate_detector(rows, outputs, {}, cfg, tmp_path, train)
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert list(predictions.columns) == [
+        "path", "present", "x1", "y1", "x2", "y2", "score", "logit", "predicted_present",
+        "pred_x1", "pred_y1", "pred_x2", "pred_y2", "iou",
+    ]  # fmt: skip
+    assert predictions["predicted_present"].tolist() == [int(s >= 0.6) for s in scores]
+    assert predictions[["pred_x1", "pred_y1", "pred_x2", "pred_y2"]].iloc[0].tolist() == [
+        pytest.approx(v) for v in (0.1, 0.1, 0.5, 0.6)
+    ]  # ordered corners: the box the truth is compared with
+    assert predictions["iou"].iloc[:8].round(6).eq(1.0).all()
+    assert predictions["iou"].iloc[8:].isna().all()
+    assert predictions["logit"].round(5).tolist() == [pytest.approx(v, abs=1e-5) for v in logits]
+    assert found["positives"] == 8 and found["presence_recall"] == pytest.approx(3 / 8)
+    assert "baseline" in found and set(found["slices"])
+    curve = pd.read_csv(tmp_path / "pr_curve.csv")
+    assert list(curve.columns) == ["threshold", "precision", "recall"]
+    assert curve["threshold"].between(0, 1).all()
+    assert curve["threshold"].max() == pytest.approx(scores.max(), abs=1e-6)
+    negatives_only = train.assign(present=0)
+    assert (
+        "baseline"
+        not in evaluate.evaluate_detector(rows, outputs, {}, cfg, tmp_path, negatives_only)[0]
+    )
+
+
+def test_reported_numbers_have_four_decimals_and_undefined_ones_are_null():
+    scores = {"a": 0.123456, "b": float("nan"), "c": None, "d": {"e": 2 / 3, "f": 7}}
+    assert evaluate.rounded(scores) == {"a": 0.1235, "b": None, "c": None,
+                                        "d": {"e": 0.6667, "f": 7}}  # fmt: skip
