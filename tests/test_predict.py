@@ -86,3 +86,76 @@ def test_detector_box_is_drawn_where_the_prediction_says(tmp_path, capsys):
     ys, xs = np.nonzero(red)
     outside = (xs > x2 + 2) | (ys > y2 + 2) | ((xs < x1 - 2) & (ys > 16))  # text sits top-left
     assert not outside.any()
+
+
+def test_classifier_rows_rank_the_top_k_and_break_ties_by_class_order():
+    proba = np.array([[0.2, 0.5, 0.3], [0.4, 0.2, 0.4], [0.1, 0.1, 0.8]])
+    frame = predict.classifier_rows(["x", "y", "z"], [proba], {"classes": ["a", "b", "c"]}, 5)
+    assert frame.to_dict("list") == {
+        "path": ["x", "y", "z"],
+        "predicted": ["b", "a", "c"],
+        "confidence": [0.5, 0.4, 0.8],
+        "top1": ["b", "a", "c"],
+        "top1_p": [0.5, 0.4, 0.8],
+        "top2": ["c", "c", "a"],
+        "top2_p": [0.3, 0.4, 0.1],
+        "top3": ["a", "b", "b"],
+        "top3_p": [0.2, 0.2, 0.1],
+    }  # top-k capped at the 3 classes; a tie goes to the class listed first
+    plain = predict.classifier_rows(["x"], [proba[:1]], {"classes": ["a", "b", "c"]}, 0)
+    assert list(plain.columns) == ["path", "predicted", "confidence"]
+
+
+def test_detector_rows_give_boxes_in_each_images_own_pixels(tmp_path):
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (200, 50)).save(wide)
+    tall = tmp_path / "tall.png"
+    Image.new("RGB", (40, 120)).save(tall)
+    scores = np.array([[0.5], [0.9], [0.49]], "float32")
+    # Corners in either order, and a box past the image's edge: clipped.
+    boxes = np.array([[0.5, 0.6, 0.1, 0.2], [-0.1, 0.25, 0.5, 1.2], [0.1, 0.1, 0.2, 0.2]])
+    paths = [wide.as_posix(), tall.as_posix(), wide.as_posix()]
+    frame = predict.detector_rows(paths, [scores, boxes], threshold=0.5)
+    assert list(frame.columns) == ["path", "present", "score", "x1", "y1", "x2", "y2"]
+    assert frame["present"].tolist() == [1, 1, 0]  # a score at the threshold is present
+    assert frame.iloc[0][["x1", "y1", "x2", "y2"]].tolist() == [20.0, 10.0, 100.0, 30.0]
+    assert frame.iloc[1][["x1", "y1", "x2", "y2"]].tolist() == [0.0, 30.0, 20.0, 120.0]
+    assert frame.iloc[2][["x1", "y1", "x2", "y2"]].isna().all()
+    thirds = predict.detector_rows([wide.as_posix()], [scores[:1], boxes[:1] / 3], 0.5)
+    assert thirds.iloc[0][["x1", "x2"]].tolist() == [6.7, 33.3]  # rounded to 0.1 px
+
+
+def test_inputs_expand_folders_and_globs_once_each_in_order(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    for name in ("b/2.png", "b/1.jpg", "b/.hidden/3.png", "b/sub/4.png", "c/5.png", "c/6.png"):
+        write_image(tmp_path / name, rng)
+    (tmp_path / "b/notes.txt").write_text("")
+    (tmp_path / "c/folder.png").mkdir()
+    found = predict.expand_inputs(["c/6.png", "b", "c/*.png", "b/1.jpg"])
+    assert found == ["c/6.png", "b/1.jpg", "b/2.png", "b/sub/4.png", "c/5.png"]
+    with pytest.raises(UserError, match=r"^x/\*\.png: no such file, folder or matching glob$"):
+        predict.expand_inputs(["x/*.png"])
+
+
+def test_an_export_that_is_not_one_is_one_line(tmp_path):
+    (tmp_path / "saved").mkdir()
+    with pytest.raises(UserError, match=r"saved: not a SavedModel written by the export stage$"):
+        predict.open_model(tmp_path / "saved")
+    with pytest.raises(UserError, match=r"m\.tflite: not found — run the export stage \(`dvc"):
+        predict.open_model(tmp_path / "m.tflite")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(UserError, match=r"^no image files found in .*empty$"):
+        predict.main(["--model", "m.keras", str(empty)])
+
+
+def test_the_csv_goes_to_the_out_file_with_four_decimals(tmp_path, capsys):
+    model_path = save_tiny_classifier(tmp_path / "classifier.keras")
+    image = write_image(tmp_path / "a.png", np.random.default_rng(1))
+    predict.main(["--model", str(model_path), "--out", str(tmp_path / "p.csv"), str(image)])
+    out, err = capsys.readouterr()
+    assert out == "" and err.strip() == "predict: 1 images, 0 skipped"
+    header, row = (tmp_path / "p.csv").read_text().splitlines()
+    assert header == "path,predicted,confidence"
+    assert len(row.rsplit(",", 1)[1].split(".")[1]) == 4
