@@ -198,6 +198,8 @@ def test_a_label_that_is_not_json_text_is_an_orphan_without_embedded_image(tmp_p
 @pytest.mark.parametrize("scan", [scan_classification, scan_detection])
 def test_a_scan_shows_a_progress_bar_of_files_and_clears_it(tmp_path, monkeypatch, capsys, scan):
     monkeypatch.setattr(datasets, "tqdm", functools.partial(tqdm.tqdm, disable=False))
+    # No monitor thread: a thread left behind would hang the processes mutmut forks.
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)
     root = tmp_path / "photos"
     write_image(root / "cat/a.png", np.random.default_rng(0))
     scan(root)
