@@ -11,7 +11,7 @@ import pytest
 
 from stages import augment, split, train_classifier
 from stages.shared.params import load_params
-from tests.conftest import make_classification, run_paths, write_params
+from tests.conftest import ROOT, make_classification, run_paths, write_params
 
 TINY = {
     "epochs": 2,
@@ -210,3 +210,55 @@ def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
     ]
     convs = [i for i, layer in enumerate(tuned) if isinstance(layer, keras.layers.Conv2D)]
     assert changed == convs[-2:]
+
+
+def test_balanced_class_weights_are_samples_over_classes_times_count():
+    assert train_classifier.class_weights(["a", "b", "a", "c"], ["a", "b", "c"], "none") is None
+    weights = train_classifier.class_weights(["a", "a", "a", "b", "c", "c"], ["a", "b", "c"],
+                                             "balanced")  # fmt: skip
+    assert weights == pytest.approx({0: 6 / 9, 1: 2.0, 2: 1.0})
+
+
+def test_the_model_starts_at_the_class_prior_with_augmentation_unless_overfitting(tmp_path):
+    from stages.shared.checks import output_layer
+
+    cfg = load_params("train_classifier", ROOT / "params.yaml")
+    aug = cfg.in_model_augmentation.model_copy(update={"flip": "horizontal", "rotation": 0.1})
+    cfg = cfg.model_copy(update={"in_model_augmentation": aug, "dropout": 0.25})
+    prior = np.array([0.5, 0.3, 0.2])
+    model, layers = train_classifier.build_model(cfg, 16, ["a", "b", "c"], prior)
+    assert model.input_shape == (None, 16, 16, 3) and model.output_shape == (None, 3)
+    bias = keras.ops.convert_to_numpy(output_layer(model).bias)
+    assert np.allclose(bias, np.log(prior))
+    assert [type(layer).__name__ for layer in layers] == ["RandomFlip", "RandomRotation"]
+    assert any(getattr(layer, "rate", None) == 0.25 for layer in model.layers)  # the dropout
+    overfit = cfg.model_copy(update={"debug": "overfit"})
+    assert train_classifier.build_model(overfit, 16, ["a", "b", "c"], prior)[1] == []
+
+
+def test_the_first_batch_check_compares_the_loss_with_the_priors_and_saves_the_batch(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(2, activation="softmax")])  # fmt: skip
+    model.layers[-1].kernel.assign(np.zeros((48, 2), "float32"))
+    model.layers[-1].bias.assign(np.log([0.75, 0.25]).astype("float32"))
+    images = np.full((4, 4, 4, 3), 300.4, "float32")
+    images[0] = -2.0
+    targets = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], "float32")
+    data = {"first": lambda: [(images, targets)]}
+    cfg = load_params("train_classifier", ROOT / "params.yaml").model_copy(
+        update={"label_smoothing": 0.2}
+    )
+    report = train_classifier.first_batch_checks(
+        model, data, cfg, np.array([0.75, 0.25]), [], tmp_path / "batch.npz"
+    )
+    # Smoothed targets (0.9, 0.1) ×3 and (0.1, 0.9): −mean Σ t·log p, by hand.
+    by_hand = -(3 * (0.9 * np.log(0.75) + 0.1 * np.log(0.25))
+                + (0.1 * np.log(0.75) + 0.9 * np.log(0.25))) / 4  # fmt: skip
+    assert report["first_batch"] == pytest.approx(by_hand, abs=1e-4)
+    assert report["expected_from_prior"] == pytest.approx(by_hand, abs=1e-4)
+    assert report["loss"] == "categorical cross-entropy"
+    saved = np.load(tmp_path / "batch.npz")
+    assert saved["images"].dtype == np.uint8
+    assert saved["images"][0].max() == 0 and saved["images"][1].min() == 255  # clipped
+    assert np.array_equal(saved["targets"], targets)
