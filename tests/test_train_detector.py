@@ -11,7 +11,7 @@ import pytest
 
 from stages import augment, split, train_detector
 from stages.shared.params import load_params
-from tests.conftest import make_detection, run_paths, write_params
+from tests.conftest import ROOT, make_detection, run_paths, write_params
 
 
 def augmented_faces(workdir, positives: int, **train_detector) -> None:
@@ -75,3 +75,47 @@ def test_the_saved_detector_is_the_epoch_with_the_highest_val_iou(workdir):
     assert meta["best_epoch"] == best + 1
     history = pd.read_csv(workdir / "reports/train/run/plots/metrics/eval/mean_iou.tsv", sep="\t")
     assert history["mean_iou"].max() == pytest.approx(ious[best], abs=1e-6)
+
+
+def test_targets_are_presence_and_box_columns_as_float32():
+    rows = pd.DataFrame({"present": [1, 0], "x1": [0.1, 0.0], "y1": [0.2, 0.0],
+                         "x2": [0.6, 0.0], "y2": [0.9, 0.0], "path": ["a", "b"]})  # fmt: skip
+    present, boxes = train_detector.detection_targets(rows)
+    assert present.dtype == boxes.dtype == np.float32
+    assert present.tolist() == [[1.0], [0.0]]
+    assert np.array_equal(boxes, np.array([[0.1, 0.2, 0.6, 0.9], [0.0] * 4], "float32"))
+
+
+def test_the_detector_starts_at_the_presence_rate_with_the_params_backbone_setting():
+    cfg = load_params("train_detector", ROOT / "params.yaml").model_copy(
+        update={"head_width": 8, "trainable_backbone": False}
+    )
+    model = train_detector.build_model(cfg, 32, 0.25)
+    assert model.built and not model.backbone.trainable
+    bias = keras.ops.convert_to_numpy(model.presence_head.layers[-1].bias)
+    assert bias == pytest.approx([np.log(0.25 / 0.75)], abs=1e-6)
+    presence, box = model(np.zeros((2, 32, 32, 3), "float32"))
+    assert presence.shape == (2, 1) and box.shape == (2, 4)
+    trainable = train_detector.build_model(cfg.model_copy(update={"trainable_backbone": True}),
+                                           32, 0.5)  # fmt: skip
+    assert trainable.backbone.trainable
+
+
+def test_the_detector_first_batch_check_and_saved_batch(tmp_path):
+    cfg = load_params("train_detector", ROOT / "params.yaml").model_copy(update={"head_width": 8})
+    model = train_detector.build_model(cfg, 32, 0.25)
+    model.compile(optimizer="adam")
+    images = np.full((4, 32, 32, 3), 260.0, "float32")
+    images[0] = -1.0
+    present = np.array([[1], [0], [1], [0]], "float32")
+    boxes = np.array([[0.1, 0.2, 0.5, 0.9], [0.0] * 4, [0.3, 0.1, 0.4, 0.2], [0.0] * 4], "float32")
+    data = {"first": lambda: [(images, (present, boxes))]}
+    report = train_detector.first_batch_checks(model, data, 0.25, tmp_path / "batch.npz")
+    # Two objects in four (this batch), at the train prior of 0.25: −(2 log 0.25 + 2 log 0.75) / 4.
+    by_hand = -(2 * np.log(0.25) + 2 * np.log(0.75)) / 4
+    assert report["expected_from_prior"] == pytest.approx(by_hand, abs=1e-4)
+    assert report["loss"] == "presence cross-entropy"
+    saved = np.load(tmp_path / "batch.npz")
+    assert saved["images"].dtype == np.uint8
+    assert saved["images"][0].max() == 0 and saved["images"][1].min() == 255
+    assert np.array_equal(saved["present"], present) and np.array_equal(saved["boxes"], boxes)
