@@ -101,6 +101,19 @@ def help_text(main) -> str:
     return " ".join(out.getvalue().split())
 
 
+def usage(main) -> str:
+    """`help_text` after the program's name (which depends on how Python was started)."""
+    return help_text(main).split(" ", 2)[2]
+
+
+def refuses(main, argv: list[str], capsys) -> str:
+    """The error a command line is refused with (exit 2, argparse's usage error)."""
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    return capsys.readouterr().err.splitlines()[-1]
+
+
 def run_paths(task: str, name: str = "run") -> dict:
     """The paths a training stage's `train` writes, for a run called `name` (cwd-relative)."""
     return {

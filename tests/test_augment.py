@@ -17,7 +17,7 @@ from stages import augment, split
 from stages.shared.augmentation import _close, build_pipeline, decode_side, zoom_of
 from stages.shared.augmentation import augment as augment_one
 from stages.shared.cli import UserError, run_stage
-from tests.conftest import make_classification, make_detection, write_params
+from tests.conftest import make_classification, make_detection, refuses, usage, write_params
 
 
 def set_augment(workdir, task: str, **values) -> None:
@@ -275,3 +275,14 @@ def test_a_pipeline_without_boxes_returns_the_resized_image_alone():
     out, box = augment_one(pipeline, image, None, seed=3)
     assert box is None and out.shape == (16, 16, 3)
     assert out[:, :6].mean() < 20 and out[:, -6:].mean() > 180  # flipped: bright on the right
+
+
+def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
+    assert usage(augment.main) == (
+        "[-h] {classification,detection} Stage `augment@<task>`: offline augmentation "
+        "of the train split with albumentations. positional arguments: "
+        "{classification,detection} options: -h, --help show this help message and exit"
+    )
+    refused = refuses(augment.main, ["faces"], capsys)
+    assert "invalid choice: 'faces' (choose from " in refused
+    assert all(choice in refused for choice in ("classification", "detection"))

@@ -19,7 +19,7 @@ from stages.shared.manifest import write_manifest
 from stages.shared.metrics import detection_ap
 from stages.shared.params import load_params
 from stages.shared.training import save_model
-from tests.conftest import write_params
+from tests.conftest import refuses, usage, write_params
 
 
 def colour_classifier() -> keras.Model:
@@ -420,3 +420,14 @@ def test_reported_numbers_have_four_decimals_and_undefined_ones_are_null():
     scores = {"a": 0.123456, "b": float("nan"), "c": None, "d": {"e": 2 / 3, "f": 7}}
     assert evaluate.rounded(scores) == {"a": 0.1235, "b": None, "c": None,
                                         "d": {"e": 0.6667, "f": 7}}  # fmt: skip
+
+
+def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
+    assert usage(evaluate.main) == (
+        "[-h] {classifier,detector} Stage `evaluate@<model>`: score a trained model on "
+        "the test split, never seen in training. positional arguments: "
+        "{classifier,detector} options: -h, --help show this help message and exit"
+    )
+    refused = refuses(evaluate.main, ["classification"], capsys)
+    assert "invalid choice: 'classification' (choose from " in refused
+    assert all(choice in refused for choice in ("classifier", "detector"))

@@ -13,7 +13,7 @@ from stages import export, predict
 from stages.shared import exporting
 from stages.shared.cli import UserError
 from stages.shared.manifest import write_manifest
-from tests.conftest import save_tiny_classifier, write_image, write_params
+from tests.conftest import refuses, save_tiny_classifier, usage, write_image, write_params
 
 # A detector whose box head says x1 = 0.8 > x2 = 0.2 and y1 = 0.7 > y2 = 0.3 for any image.
 UNORDERED = np.array([0.8, 0.7, 0.2, 0.3], "float32")
@@ -164,3 +164,11 @@ def test_export_stops_when_an_export_disagrees(models):
         UserError, match=r"tflite export differs from the Keras model by .*tolerance"
     ):
         export.main([])
+
+
+def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
+    assert usage(export.main) == (
+        "[-h] Stage `export`: ship both models as SavedModel (TF Serving) and TFLite, "
+        "checked on test images. options: -h, --help show this help message and exit"
+    )
+    assert refuses(export.main, ["extra"], capsys).endswith("unrecognized arguments: extra")

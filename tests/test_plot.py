@@ -14,7 +14,7 @@ from stages import plot
 from stages.shared import plotting
 from stages.shared.cli import UserError
 from stages.shared.metrics import confusion_table, per_class_report, roc_averages, roc_points
-from tests.conftest import write_image
+from tests.conftest import refuses, usage, write_image
 
 FIGURES = [
     "classifier_training.png",
@@ -300,3 +300,11 @@ def test_a_debug_run_is_marked_everywhere_a_reader_looks(plots_project):
     card = (workdir / "reports/model_card_detector.md").read_text()
     assert card.splitlines()[2] == "**Debug run (`debug: overfit`): not a model to use.**"
     assert "debug run" not in (workdir / "reports/model_card_classifier.md").read_text().lower()
+
+
+def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
+    assert usage(plot.main) == (
+        "[-h] Stage `plot`: the figures and the page a reviewer reads, from the "
+        "training and test reports. options: -h, --help show this help message and exit"
+    )
+    assert refuses(plot.main, ["extra"], capsys).endswith("unrecognized arguments: extra")

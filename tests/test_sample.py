@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import shutil
@@ -9,13 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tqdm
 import yaml
 from PIL import Image
 
 from stages import sample, split
 from stages.shared.labelme import read_label
 from stages.shared.params import load_params
-from tests.conftest import ROOT, TINY_PARAMS, write_params
+from tests.conftest import ROOT, TINY_PARAMS, refuses, usage, write_params
 
 
 def tree_digest(root) -> str:
@@ -192,3 +194,21 @@ def test_the_default_sample_is_byte_for_byte_the_data_dvc_lock_records(workdir):
         sample.main([task])
         (out,) = lock[f"sample@{task}"]["outs"]
         assert dvc_dir_md5(workdir / out["path"]) == out["md5"], task
+
+
+def test_the_command_line_names_the_stage_and_takes_a_task_only(capsys):
+    assert usage(sample.main) == (
+        "[-h] {classification,detection} Stage `sample@<task>`: build the embedded demo"
+        " dataset from images shipped in packages. positional arguments:"
+        " {classification,detection} options: -h, --help show this help message and exit"
+    )
+    assert "invalid choice: 'faces' (choose from " in refuses(sample.main, ["faces"], capsys)
+
+
+def test_building_frames_shows_a_progress_bar_of_frames(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sample, "tqdm", functools.partial(tqdm.tqdm, disable=False))
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # no thread left behind
+    cfg = load_params("sample", ROOT / "params.yaml").detection.model_copy(update={"frames": 2})
+    sample.write_faces(tmp_path, cfg, seed=0)
+    shown = capsys.readouterr().err
+    assert "sample@detection: 100%" in shown and "| 2/2 [" in shown and "frame/s]" in shown

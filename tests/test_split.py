@@ -11,7 +11,15 @@ import pytest
 
 from stages import split
 from stages.shared.cli import UserError
-from tests.conftest import labelme, make_classification, make_detection, write_image, write_params
+from tests.conftest import (
+    labelme,
+    make_classification,
+    make_detection,
+    refuses,
+    usage,
+    write_image,
+    write_params,
+)
 
 
 def run_split(task: str) -> tuple[pd.DataFrame, dict]:
@@ -293,3 +301,14 @@ def test_a_group_larger_than_a_split_is_a_warning_not_a_crash(workdir):
     warnings = report["groups"]["warnings"]
     assert len(warnings) == 2 and "larger than the test split's share" in warnings[0]
     assert frame.groupby("group")["split"].nunique().eq(1).all()
+
+
+def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
+    assert usage(split.main) == (
+        "[-h] {classification,detection} Stage `split@<task>`: assign every usable "
+        "image of a dataset to train / val / test. positional arguments: "
+        "{classification,detection} options: -h, --help show this help message and exit"
+    )
+    refused = refuses(split.main, ["faces"], capsys)
+    assert "invalid choice: 'faces' (choose from " in refused
+    assert all(choice in refused for choice in ("classification", "detection"))

@@ -11,7 +11,7 @@ import pytest
 
 from stages import augment, split, train_classifier
 from stages.shared.params import load_params
-from tests.conftest import ROOT, make_classification, run_paths, write_params
+from tests.conftest import ROOT, make_classification, refuses, run_paths, usage, write_params
 
 TINY = {
     "epochs": 2,
@@ -262,3 +262,16 @@ def test_the_first_batch_check_compares_the_loss_with_the_priors_and_saves_the_b
     assert saved["images"].dtype == np.uint8
     assert saved["images"][0].max() == 0 and saved["images"][1].min() == 255  # clipped
     assert np.array_equal(saved["targets"], targets)
+
+
+def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
+    assert usage(train_classifier.main) == (
+        "[-h] [--manifest MANIFEST] [--model MODEL] [--batch BATCH] [--live-dir "
+        "LIVE_DIR] [--tensorboard TENSORBOARD] Stage `train-classifier`: train a Keras "
+        "3 classifier on the augmented classification data. options: -h, --help show "
+        "this help message and exit --manifest MANIFEST --model MODEL --batch BATCH "
+        "--live-dir LIVE_DIR --tensorboard TENSORBOARD"
+    )
+    assert refuses(train_classifier.main, ["--epochs", "3"], capsys).endswith(
+        "unrecognized arguments: --epochs 3"
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from stages import augment, split, train_detector
 from stages.shared.params import load_params
-from tests.conftest import ROOT, make_detection, run_paths, write_params
+from tests.conftest import ROOT, make_detection, refuses, run_paths, usage, write_params
 
 
 def augmented_faces(workdir, positives: int, **train_detector) -> None:
@@ -119,3 +119,16 @@ def test_the_detector_first_batch_check_and_saved_batch(tmp_path):
     assert saved["images"].dtype == np.uint8
     assert saved["images"][0].max() == 0 and saved["images"][1].min() == 255
     assert np.array_equal(saved["present"], present) and np.array_equal(saved["boxes"], boxes)
+
+
+def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
+    assert usage(train_detector.main) == (
+        "[-h] [--manifest MANIFEST] [--model MODEL] [--batch BATCH] [--live-dir "
+        "LIVE_DIR] [--tensorboard TENSORBOARD] Stage `train-detector`: train the "
+        "FaceTracker single-object detector on augmented data. options: -h, --help show "
+        "this help message and exit --manifest MANIFEST --model MODEL --batch BATCH "
+        "--live-dir LIVE_DIR --tensorboard TENSORBOARD"
+    )
+    assert refuses(train_detector.main, ["--epochs", "3"], capsys).endswith(
+        "unrecognized arguments: --epochs 3"
+    )
