@@ -312,3 +312,103 @@ def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(c
     refused = refuses(split.main, ["faces"], capsys)
     assert "invalid choice: 'faces' (choose from " in refused
     assert all(choice in refused for choice in ("classification", "detection"))
+
+
+def test_the_whole_report_and_the_line_printed(workdir, capsys):
+    root = make_classification(workdir / "ds", {"cat": 12, "dog": 8})
+    shutil.copy(root / "cat/img_03.png", root / "cat/img_03 copy.png")
+    (root / "dog/broken.png").write_bytes(b"")
+    write_params(workdir, data={"classification": "ds"}, split={"folds": 1, "fold": 0})
+    frame, report = run_split("classification")
+    splits = frame["split"].value_counts().to_dict()
+    classes = frame.groupby(["label", "split"]).size().unstack(fill_value=0)
+    largest = frame.loc[frame["path"] == "ds/cat/img_03.png", "group"].item()
+    assert report == {
+        "task": "classification",
+        "dataset": "ds",
+        "images": 21,
+        "splits": {s: splits.get(s, 0) for s in ("train", "val", "test")},
+        "classes": {
+            label: {s: int(classes.loc[label].get(s, 0)) for s in ("train", "val", "test")}
+            for label in ("cat", "dog")
+        },
+        "duplicates": {"groups": 1, "extra_copies": 1},
+        "dropped_classes": [],
+        "notes": {},
+        "hidden_files_ignored": 0,
+        "skipped": {
+            "count": 1,
+            "by_reason": {"not an image file (unrecognised format)": 1},
+            "files": [
+                {"path": "ds/dog/broken.png", "reason": "not an image file (unrecognised format)"}
+            ],
+        },
+        "groups": {
+            "by": "none",
+            "pattern": "digit_(\\d+)",  # kept as written, unused with `by: none`
+            "files_without_a_source": 21,
+            "near_duplicates": {
+                "max_distance": 4,
+                "pairs": 1,  # the exact copy, 0 bits apart
+                "listed": [["ds/cat/img_03 copy.png", "ds/cat/img_03.png", 0]],
+            },
+            "count": 20,
+            "largest": {"group": largest, "images": 2},
+            "warnings": [],
+        },
+        "cross_validation": {"folds": 1, "val_fold": 0},
+    }
+    assert splits == {"train": 15, "val": 3, "test": 3}
+    assert capsys.readouterr().out.strip() == (
+        "split@classification: {'train': 15, 'val': 3, 'test': 3}, 20 groups,"
+        " 1 near-duplicate pairs, 1 skipped (see reports/data/classification.json)"
+    )
+
+
+def test_min_per_class_counts_unique_images_and_names_the_fix(workdir):
+    root = make_classification(workdir / "ds", {"cat": 6, "dog": 3})
+    for i in (1, 2):
+        shutil.copy(root / "dog/img_00.png", root / f"dog/copy {i}.png")
+    write_params(workdir, data={"classification": "ds"}, split={"min_per_class": 4})
+    with pytest.raises(
+        UserError,
+        match=r"^data\.classification: class 'dog' \(3\) has fewer than split\.min_per_class=4"
+        r" unique images — add images, remove the folder, or set split\.small_classes: drop$",
+    ):
+        split.main(["classification"])
+    write_params(
+        workdir,
+        data={"classification": "ds"},
+        split={"min_per_class": 7, "small_classes": "drop"},
+    )
+    with pytest.raises(
+        UserError,
+        match=r"^data\.classification: classification needs at least 2 classes with images,"
+        r" found 0 \(none\) — add one folder per class$",
+    ):
+        split.main(["classification"])
+
+
+def test_only_a_group_larger_than_the_smallest_share_is_a_warning():
+    fractions = {"train": 0.7, "val": 0.15, "test": 0.15}  # 20 images: 3 a share
+    frame = pd.DataFrame({"group": ["g3"] * 3 + [f"single{i}" for i in range(17)]})
+    report = split.group_report(frame, fractions)
+    assert report == {"count": 18, "largest": {"group": "g3", "images": 3}, "warnings": []}
+    bigger = pd.DataFrame({"group": ["big"] * 4 + [f"single{i}" for i in range(16)]})
+    assert split.group_report(bigger, fractions)["warnings"] == [
+        "group 'big' (4 images) is larger than the test split's share (3 images): it cannot"
+        " be split, so the fractions are off"
+    ]
+
+
+def test_detection_frames_are_fingerprinted_for_near_duplicates(workdir):
+    root = make_detection(workdir / "faces", positives=6, negatives=3)
+    shutil.copy(root / "images/im_07.jpg", root / "images/im_07 copy.jpg")
+    write_params(workdir, data={"detection": "faces"})
+    frame, report = run_split("detection")
+    near = report["groups"]["near_duplicates"]
+    assert near["pairs"] == 1 and near["listed"][0][:2] == [
+        "faces/images/im_07 copy.jpg",
+        "faces/images/im_07.jpg",
+    ]
+    assert frame.groupby("md5")["split"].nunique().eq(1).all()
