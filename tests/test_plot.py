@@ -14,7 +14,8 @@ from stages import plot
 from stages.shared import plotting
 from stages.shared.cli import UserError
 from stages.shared.metrics import confusion_table, per_class_report, roc_averages, roc_points
-from tests.conftest import refuses, usage, write_image
+from stages.shared.params import load_params
+from tests.conftest import ROOT, refuses, usage, write_image
 
 FIGURES = [
     "classifier_training.png",
@@ -308,3 +309,150 @@ def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(c
         "training and test reports. options: -h, --help show this help message and exit"
     )
     assert refuses(plot.main, ["extra"], capsys).endswith("unrecognized arguments: extra")
+
+
+@pytest.fixture
+def drawn(workdir, monkeypatch) -> dict:
+    """The reports of `fake_reports`, and every figure the stage's functions save, by file
+    name, instead of the PNGs."""
+    fake_reports(workdir)
+    figures = {}
+    monkeypatch.setattr(plot.plotting, "save_figure", lambda fig, path, dpi: figures.update(
+        {Path(path).name: (fig, dpi)}))  # fmt: skip
+    return figures
+
+
+PLOT_CFG = {"dpi": 77, "gallery_size": 3, "gallery_columns": 2}
+
+
+def plot_cfg(**values):
+    return load_params("plot", ROOT / "params.yaml").model_copy(update={**PLOT_CFG, **values})
+
+
+def titles(fig) -> list[str]:
+    return [ax.get_title() for ax in fig.axes if ax.get_title()]
+
+
+def test_the_classifier_gallery_shows_the_surest_mistakes_first(drawn, workdir):
+    predictions = pd.read_csv(workdir / "reports/eval/classifier/predictions.csv")
+    wrong = [("0.png", "cat", "owl", 0.6), ("4.png", "owl", "dog", 0.95),
+             ("5.png", "owl", "cat", 0.6), ("1.png", "cat", "dog", 0.99)]  # fmt: skip
+    for name, actual, predicted, confidence in wrong:
+        row = predictions["path"].str.endswith("/" + name)
+        predictions.loc[row, ["actual", "predicted", "confidence"]] = [
+            actual,
+            predicted,
+            confidence,
+        ]
+    predictions.to_csv(workdir / "reports/eval/classifier/predictions.csv", index=False)
+    per_class = pd.read_csv(workdir / "reports/eval/classifier/per_class.csv")
+    per_class.loc[len(per_class)] = ["yak", 0.0, 0.0, 0.0, 0, None]
+    per_class.to_csv(workdir / "reports/eval/classifier/per_class.csv", index=False)
+    captions, table = plot.classifier_figures(plot_cfg(gallery_size=5), workdir / "figures")
+    assert captions == [
+        ("Training curves", "classifier_training.png"),
+        ("Confusion matrix", "classifier_confusion.png"),
+        ("ROC curves", "classifier_roc.png"),
+        ("Mistakes", "classifier_mistakes.png"),
+    ]
+    fig, dpi = drawn["classifier_mistakes.png"]
+    assert dpi == 77
+    # The five mistakes, surest first; equal confidence in path order.
+    assert titles(fig) == ["1.png\ncat → dog (0.99)", "4.png\nowl → dog (0.95)",
+                           "3.png\ndog → cat (0.70)", "0.png\ncat → owl (0.60)",
+                           "5.png\nowl → cat (0.60)"]  # fmt: skip
+    assert len(fig.axes) == 6  # two columns
+    assert table.splitlines()[0].split("|")[1:-1] == [
+        " class ",
+        " precision ",
+        " recall ",
+        " f1 ",
+        " support ",
+        " roc_auc ",
+    ]
+    assert table.endswith("\n\nClasses without test rows (not in the macro averages): yak.")
+
+
+def test_the_detector_figures_spread_the_gallery_and_mark_the_mean_iou(drawn, workdir):
+    captions = plot.detector_figures(plot_cfg(), workdir / "figures", {"mean_iou": 0.8125})
+    assert captions == [
+        ("Training curves", "detector_training.png"),
+        ("Precision-recall", "detector_pr.png"),
+        ("IoU histogram", "detector_iou.png"),
+        ("Test predictions", "detector_gallery.png"),
+    ]
+    histogram, _ = drawn["detector_iou.png"]
+    (ax,) = histogram.axes
+    assert list(ax.get_lines()[0].get_xdata()) == [0.8125, 0.8125]
+    assert sum(p.get_height() for p in ax.patches) == 4  # the four objects' IoUs, no NaN
+    gallery, _ = drawn["detector_gallery.png"]
+    names = [title.split("\n")[0] for title in titles(gallery)]
+    assert names == ["0.jpg", "1.jpg", "3.jpg"]  # 3 of 5, evenly spread by path
+
+
+def test_the_worst_cases_are_the_lowest_scores_of_each_check(drawn, workdir):
+    meta = {"image_size": 16, "classes": ["cat", "dog", "owl"]}
+    table = workdir / "reports/eval/detector/behaviour.csv"
+    paths = pd.read_csv(workdir / "reports/eval/detector/predictions.csv")["path"]
+    rows = [
+        ("flip", paths[0], 0.9),
+        ("flip", paths[1], 0.2),
+        ("flip", paths[2], 0.5),
+        ("shift", paths[3], 0.7),
+        ("shift", "gone.jpg", 0.1),
+        ("shift", paths[4], 0.8),
+    ]
+    pd.DataFrame(rows, columns=["check", "path", "score"]).to_csv(table, index=False)
+    found = plot.behaviour_figure("detector", meta, plot_cfg(), workdir / "figures")
+    assert found == [("Worst cases of the behaviour checks", "detector_behaviour.png")]
+    fig, _ = drawn["detector_behaviour.png"]
+    # Two columns: the two worst of each check, worst first; an unreadable one is left out
+    # (and not replaced by the third worst).
+    assert titles(fig) == ["flip: IoU 0.20", "flip: IoU 0.50", "shift: IoU 0.70"]
+    shifted = fig.axes[2].get_images()[0].get_array()
+    assert shifted.dtype == np.uint8 and shifted.shape == (16, 16, 3)
+    plot.behaviour_figure("classifier", meta, plot_cfg(), workdir / "figures")
+    fig, _ = drawn["classifier_behaviour.png"]
+    assert titles(fig) == ["jpeg: Δp 0.30", "jpeg: Δp 0.30"]
+    pd.DataFrame(columns=["check", "path", "score"]).to_csv(table, index=False)
+    assert plot.behaviour_figure("detector", meta, plot_cfg(), workdir / "figures") == []
+    pd.DataFrame([("shift", "gone.jpg", 0.1)], columns=["check", "path", "score"]).to_csv(
+        table, index=False
+    )
+    assert plot.behaviour_figure("detector", meta, plot_cfg(), workdir / "figures") == []
+
+
+def test_slices_are_drawn_by_size_and_position_or_by_source_size(drawn, workdir):
+    scores = json.loads((workdir / "reports/eval/detector/metrics.json").read_text())
+    assert plot.slices_figure("detector", scores, plot_cfg(), workdir) == [
+        ("Metrics by slice", "detector_slices.png")
+    ]
+    fig, dpi = drawn["detector_slices.png"]
+    assert titles(fig) == ["by size", "by position"] and dpi == 77
+    assert fig.axes[0].get_ylabel() == "mean IoU"
+    by_size = {"images": 3, "accuracy": 0.5}
+    source = {"slices": {"source_size": {"smaller_than_input": by_size}}}
+    assert plot.slices_figure("classifier", source, plot_cfg(), workdir)
+    fig, _ = drawn["classifier_slices.png"]
+    assert titles(fig) == ["by source size"] and fig.axes[0].get_ylabel() == "accuracy"
+    assert plot.slices_figure("classifier", {"slices": {}}, plot_cfg(), workdir) == []
+    assert plot.slices_figure("detector", {}, plot_cfg(), workdir) == []
+
+
+def test_the_training_batch_is_titled_by_its_targets(drawn, workdir):
+    meta = {"classes": ["cat", "dog", "owl"]}
+    assert plot.train_batch_figure("classifier", meta, plot_cfg(), workdir) == (
+        "One training batch, as the model sees it",
+        "classifier_train_batch.png",
+    )
+    fig, _ = drawn["classifier_train_batch.png"]
+    assert titles(fig) == ["cat", "dog", "owl", "cat", "dog"]
+    assert len(fig.axes) == 8  # four columns (2 × gallery_columns): two rows
+    plot.train_batch_figure("detector", meta, plot_cfg(), workdir)
+    fig, _ = drawn["detector_train_batch.png"]
+    assert titles(fig) == ["object", "object", "no object", "object", "no object"]
+    boxed = [bool(ax.patches) for ax in fig.axes[:5]]
+    assert boxed == [True, True, False, True, False]
+    (workdir / "models/detector_batch.npz").unlink()
+    with pytest.raises(UserError, match=r"detector_batch\.npz: not found — run `dvc repro`"):
+        plot.train_batch_figure("detector", meta, plot_cfg(), workdir)
