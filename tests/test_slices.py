@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from stages.shared.cli import UserError
 from stages.shared.params import parse_section
-from stages.shared.slices import classifier_slices, detector_slices, size_slice
+from stages.shared.slices import classifier_slices, detector_slices, position_slice, size_slice
 
 
 class Cfg:
@@ -117,3 +117,53 @@ def test_a_box_on_a_threshold_belongs_to_the_larger_slice():
     # README: below size[0] is small, from size[1] on is large.
     areas = np.array([0.0499, 0.05, 0.1499, 0.15])
     assert size_slice(areas, (0.05, 0.15)).tolist() == ["small", "medium", "medium", "large"]
+
+
+def test_position_looks_at_each_edge_and_the_border_is_exclusive():
+    boxes = np.array(
+        [
+            [0.3, 0.3, 0.97, 0.6],  # near the right edge only
+            [0.3, 0.3, 0.6, 0.96],  # near the bottom edge only
+            [0.04, 0.3, 0.6, 0.6],  # near the left edge only
+            [0.3, 0.02, 0.6, 0.6],  # near the top edge only
+            [0.25, 0.25, 0.75, 0.75],  # central
+            [0.3, 0.3, 0.6, 0.9375],  # exactly the border's width from the bottom: central
+        ]
+    )
+    assert position_slice(boxes, 0.0625).tolist() == ["border"] * 4 + ["central"] * 2
+
+
+def test_slice_intervals_hold_their_value_follow_the_seed_and_repeat():
+    one = detector_slices(BOXES, PRESENT, IOUS, SAID, Cfg, 200, 0)
+    assert detector_slices(BOXES, PRESENT, IOUS, SAID, Cfg, 200, 0) == one
+    other = detector_slices(BOXES, PRESENT, IOUS, SAID, Cfg, 200, 5)
+    for group, name in (("size", "large"), ("position", "central")):
+        entry = one[group][name]
+        interval = entry["ci95"]["mean_iou"]
+        assert interval["low"] <= entry["mean_iou"] <= interval["high"]
+        assert interval["low"] < interval["high"]
+    # Five objects sit centrally: their interval moves with the seed it is given.
+    assert other["position"]["central"]["ci95"] != one["position"]["central"]["ci95"]
+    negatives = one["negatives"]
+    assert negatives["false_positive_rate"] == 0.5
+    assert 0.0 <= negatives["ci95"]["fpr"]["low"] < 0.5 < negatives["ci95"]["fpr"]["high"] <= 1
+    # Flags as 0/1 numbers mean what the booleans mean (not row numbers).
+    as_numbers = detector_slices(BOXES, PRESENT.astype(int), IOUS, SAID.astype(int), Cfg, 200, 0)
+    assert as_numbers == one
+
+
+def test_classifier_slice_intervals_and_an_image_of_exactly_the_input_size():
+    sizes = np.array([[8, 12], [16, 16], [20, 16], [12, 30], [40, 40], [9, 9]])
+    actual = np.array([0, 0, 1, 1, 0, 1])
+    predicted = np.array([0, 1, 1, 0, 0, 0])
+    found = classifier_slices(actual, predicted, sizes, 16, 300, 0)["source_size"]
+    # Shorter side under 16: rows 0, 3, 5 (one right of three); 16 or more: rows 1, 2, 4.
+    assert found["smaller_than_input"]["images"] == 3
+    assert found["smaller_than_input"]["accuracy"] == pytest.approx(1 / 3)
+    assert found["input_size_or_larger"]["accuracy"] == pytest.approx(2 / 3)
+    for entry in found.values():
+        interval = entry["ci95"]["accuracy"]
+        assert interval["low"] <= entry["accuracy"] <= interval["high"]
+    again = classifier_slices(actual, predicted, sizes, 16, 300, 0)["source_size"]
+    moved = classifier_slices(actual, predicted, sizes, 16, 300, 9)["source_size"]
+    assert again == found and moved != found

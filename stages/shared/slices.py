@@ -29,7 +29,7 @@ def position_slice(boxes: np.ndarray, border: float) -> np.ndarray:
     return np.where(gap < border, "border", "central")
 
 
-def iou_slice(ious: np.ndarray, resamples: int, seed: int, key: str) -> dict:
+def iou_slice(ious: np.ndarray, resamples: int, seed: int) -> dict:
     """Count, mean IoU, share found at IoU ≥ 0.5, and the mean IoU's interval."""
     if not len(ious):
         return {"images": 0, "mean_iou": None, "recall50": None}
@@ -55,9 +55,9 @@ def detector_slices(true_boxes, present, ious, said, cfg, resamples: int, seed: 
         interval = bootstrap(len(wrong), lambda r: {"fpr": wrong[r].mean()}, resamples, seed)
         false_positives.update(false_positive_rate=float(wrong.mean()), ci95=interval)
     return {
-        "size": {s: iou_slice(found[by_size == s], resamples, seed, s) for s in SIZES},
+        "size": {s: iou_slice(found[by_size == s], resamples, seed) for s in SIZES},
         "position": {
-            p: iou_slice(found[by_place == p], resamples, seed, p) for p in ("border", "central")
+            p: iou_slice(found[by_place == p], resamples, seed) for p in ("border", "central")
         },
         "negatives": false_positives,
     }
