@@ -83,3 +83,54 @@ def test_a_detector_that_answers_the_mean_box_ties_its_baseline():
     found = baselines.detector_baseline(train_present, train_boxes, present[20:], true[20:], 0.5)
     for metric in ("mean_iou", "presence_accuracy"):
         assert scores[metric] == pytest.approx(found["mean_box"][metric]), metric
+
+
+def test_ties_at_the_boundaries_count_for_the_baseline():
+    # Train: two of four frames hold an object, both boxes (0, 0, 0.5, 1): rate 0.5, the
+    # threshold itself, says "object". The mean box covers exactly half of each test box:
+    # IoU 0.5 on the nose, a hit at IoU 0.5.
+    train_present = np.array([1, 0, 1, 0])
+    train_boxes = np.array([[0.0, 0.0, 0.5, 1.0], [0] * 4, [0.0, 0.0, 0.5, 1.0], [0] * 4])
+    present = np.array([1, 0, 1])
+    true = np.array([[0.0, 0.0, 1.0, 1.0], [0.0] * 4, [0.0, 0.0, 1.0, 1.0]])
+    found = baselines.detector_baseline(train_present, train_boxes, present, true, 0.5)["mean_box"]
+    assert found["presence_accuracy"] == pytest.approx(2 / 3)  # right on both objects
+    assert found["mean_iou"] == 0.5
+    # Two hits of two objects among three predictions: precision 2/3 up to recall 1.
+    assert found["ap50"] == pytest.approx(2 / 3)
+    assert found["ap50_95"] == pytest.approx(2 / 3 / 10)  # hits at IoU 0.5 only
+    none = baselines.detector_baseline(train_present, train_boxes, np.zeros(3), true * 0, 0.5)
+    assert math.isnan(none["mean_box"]["mean_iou"]) and math.isnan(none["mean_box"]["ap50"])
+
+
+def test_tied_ap_counts_the_recall_point_it_reaches():
+    # One hit of two objects: recall exactly 0.5 reaches the points 0 … 0.5 (51 of 101).
+    assert baselines.tied_ap(np.array([True, False, False]), 2) == pytest.approx(51 / 101 / 3)
+    assert baselines.tied_ap(np.array([True, False]), 1) == pytest.approx(0.5)
+    assert math.isnan(baselines.tied_ap(np.array([False]), 0))
+
+
+def test_labels_as_numbers_of_any_kind_and_a_single_tested_class():
+    prior = baselines.class_prior(np.array([0.0, 2.0, 2.0, 1.0]), 4)
+    assert prior.tolist() == [0.25, 0.25, 0.5, 0.0]
+    one_class = baselines.classifier_baselines(np.array([0, 1, 1]), np.array([1, 1]), 2)
+    assert math.isnan(one_class["prior"]["roc_auc"])  # no negatives: AUC undefined
+    assert one_class["majority"] == {"accuracy": 1.0, "macro_f1": 1.0}
+
+
+def test_a_model_is_flagged_only_where_it_does_not_beat_its_baseline():
+    baseline = {"majority": {"accuracy": 0.5, "macro_f1": 0.3},
+                "prior": {"roc_auc": 0.5, "log_loss": 0.9}}  # fmt: skip
+    scores = {"accuracy": 0.8, "macro_f1": 0.3, "roc_auc": 0.49, "log_loss": 0.95}
+    assert baselines.not_beaten("classifier", scores, baseline) == [
+        "macro_f1 0.3 vs 0.3 (majority)",
+        "roc_auc 0.49 vs 0.5 (prior)",
+        "log_loss 0.95 vs 0.9 (prior)",
+    ]
+    better = {"accuracy": 0.8, "macro_f1": 0.7, "roc_auc": 0.9, "log_loss": 0.2}
+    assert baselines.not_beaten("classifier", better, baseline) == []
+    # A metric without a baseline (or a baseline without the metric) is not compared.
+    assert baselines.not_beaten("classifier", better, {"majority": {"accuracy": 0.9}}) == [
+        "accuracy 0.8 vs 0.9 (majority)"
+    ]
+    assert baselines.not_beaten("detector", {"ap50": None}, {"mean_box": {"ap50": 0.2}}) == []
