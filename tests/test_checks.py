@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+import zipfile
 
 import keras
 import numpy as np
@@ -15,7 +17,7 @@ from PIL import Image
 
 from stages import augment, split, train_classifier, train_detector
 from stages.shared import checks, plotting
-from stages.shared.cli import run_stage
+from stages.shared.cli import UserError, run_stage
 from stages.shared.params import load_params
 from tests.conftest import labelme, make_classification, run_paths, write_params
 
@@ -207,3 +209,73 @@ def test_overfit_reaches_its_threshold_on_the_sample_with_the_default_params(wor
     result = stage.train(cfg, load_params("base"), run_paths(task, name))
     assert result["passed"], result
     assert result["final_loss"] < cfg.overfit.loss <= result["first_loss"]
+
+
+def test_a_class_absent_from_the_batch_keeps_a_tiny_prior_that_sums_to_one():
+    prior = checks.class_prior(np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [1, 0, 0]], float))
+    assert prior[2] == pytest.approx(1e-6, rel=1e-3) and prior.sum() == pytest.approx(1.0)
+    assert prior[0] / prior[1] == pytest.approx(3.0)
+
+
+def test_the_first_batch_report_is_ok_within_the_factor_both_ways(caplog):
+    inside = checks.first_batch_report(1.5, 1.0, "x-entropy")
+    assert inside == {"loss": "x-entropy", "first_batch": 1.5, "expected_from_prior": 1.0,
+                      "ratio": 1.5, "within_factor": 1.5, "ok": True}  # fmt: skip
+    assert checks.first_batch_report(1.0, 1.5, "x")["ok"]  # 1/1.5: the lower edge
+    assert not caplog.records
+    low = checks.first_batch_report(0.5, 1.0, "x")
+    assert not low["ok"] and low["ratio"] == 0.5
+    assert not checks.first_batch_report(0.3, 0.0, "x")["ok"]  # no expected loss
+    (record, *_) = caplog.records
+    assert record.levelname == "WARNING" and record.getMessage() == (
+        "first-batch check: x 0.5000 at initialisation, expected 1.0000 from the data's prior"
+        " (0.50×, beyond 1.5×) — check the labels, the loss and the input scaling"
+    )
+
+
+def test_binary_priors_by_hand():
+    assert checks.logit(0.25) == pytest.approx(math.log(1 / 3))
+    assert checks.binary_cross_entropy(0.25) == pytest.approx(
+        -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+    )
+    assert checks.binary_cross_entropy(0.25, np.array([1, 1, 0])) == pytest.approx(
+        -(2 * math.log(0.25) + math.log(0.75)) / 3
+    )
+
+
+def test_the_guard_names_the_epoch_batch_rate_and_mixed_precision():
+    guard = checks.NonFiniteGuard("train_detector", 0.0025, mixed_precision=True)
+    guard.on_epoch_begin(4)
+    guard.on_train_batch_end(0, {"loss": 1.0})
+    guard.on_train_batch_end(1, None)
+    with pytest.raises(UserError) as stop:
+        guard.on_train_batch_end(6, {"loss": float("inf")})
+    assert str(stop.value) == (
+        "training loss became inf at epoch 5, batch 7 — lower train_detector.learning_rate"
+        " (now 0.0025) or set base.mixed_precision: false, then `dvc repro`; no model was"
+        " written"
+    )
+
+
+def test_saved_arrays_load_back_and_repeat_byte_for_byte(tmp_path):
+    arrays = {"images": np.arange(24, dtype=np.uint8).reshape(2, 3, 4), "x": np.eye(2)}
+    checks.save_arrays(tmp_path / "a/one.npz", **arrays)
+    time.sleep(1.1)
+    checks.save_arrays(tmp_path / "two.npz", **arrays)
+    assert (tmp_path / "a/one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    loaded = np.load(tmp_path / "two.npz")
+    assert sorted(loaded) == ["images", "x"] and np.array_equal(loaded["x"], np.eye(2))
+    with zipfile.ZipFile(tmp_path / "two.npz") as archive:
+        assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+
+
+def test_overfitting_stops_at_the_threshold_with_dropout_off():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.9), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    batch = (np.array([[1.0, 0.0], [0.0, 1.0]], "float32"), np.array([[1.0], [-1.0]], "float32"))
+    result = checks.overfit_one_batch(model, batch, steps=500, threshold=1e-3)
+    assert result["passed"] and result["final_loss"] < 1e-3 < result["first_loss"]
+    assert 1 < result["steps"] < 500 and model.layers[0].rate == 0.0
+    again = checks.overfit_one_batch(model, batch, steps=1, threshold=1e-9)
+    assert again["steps"] == 1 and not again["passed"] and again["threshold"] == 1e-9
