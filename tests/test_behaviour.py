@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -95,3 +97,42 @@ def test_jpeg_and_brightness_transforms_stay_in_range():
     for name in ("jpeg", "brightness", "shift", "flip"):
         out = behaviour.CHECKS[name].transform(pixels)
         assert out.shape == pixels.shape and out.min() >= 0 and out.max() <= 255, name
+
+
+def test_a_score_on_the_threshold_says_present_before_and_after_a_check():
+    # Score exactly 0.5 on the original and after each check: present both times, agreed.
+    def constant(batch):
+        return np.full((len(batch), 1), 0.5), np.tile([[0.1, 0.2, 0.4, 0.6]], (len(batch), 1))
+
+    pixels = np.zeros((3, 8, 8, 3), "float32")
+    summary, rows = behaviour.detector_behaviour(
+        constant, pixels, np.array([True, False, True]), ["flip", "shift"], threshold=0.5
+    )
+    assert summary["flip"]["presence_agreement"] == 1.0
+
+    # Every check contributes its rows: two objects × two checks.
+    assert [(name, index) for name, index, _ in rows] == [
+        ("flip", 0),
+        ("flip", 2),
+        ("shift", 0),
+        ("shift", 2),
+    ]
+    none = behaviour.detector_behaviour(constant, pixels, np.zeros(3, bool), ["flip"], 0.5)[0]
+    assert math.isnan(none["flip"]["box_iou"])
+
+
+def test_a_shifted_box_stops_at_the_image_edge():
+    boxes = np.array([[0.5, 0.25, 0.95, 0.99]])
+    assert behaviour.shift_boxes(boxes, 12).tolist() == [[0.75, 0.5, 1.0, 1.0]]
+
+
+def test_transforms_clip_out_of_range_pixels_before_encoding():
+    pixels = np.full((1, 8, 8, 3), 300.0, "float32")
+    pixels[0, :4] = -40.0
+    again = behaviour.reencode(pixels)
+    assert again.dtype == np.float32 and again.shape == (1, 8, 8, 3)
+    assert again[0, 0].max() <= 5 and again[0, 7].min() >= 250  # clipped, not wrapped
+    dark = behaviour.brighten(np.zeros((1, 2, 2, 3), "float32"))
+    assert dark.max() == 0.0  # (0 − 127.5) × 1.25 + 142.5 < 0: clipped to black
+    grey = behaviour.reencode(np.full((1, 8, 8, 1), 90.0, "float32").repeat(3, axis=-1))
+    assert grey.shape == (1, 8, 8, 3)
