@@ -59,3 +59,81 @@ def test_a_pretrained_backbone_starts_frozen_and_one_from_scratch_trains(tmp_pat
     assert all(not np.array_equal(a, b) for a, b in zip(before["s"], after_scratch, strict=True))
     after_tuned = tuned.get_layer("backbone").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(before["t"], after_tuned, strict=True))
+
+
+def conv(kernel: int, channels: int, filters: int) -> int:
+    return kernel * kernel * channels * filters + filters
+
+
+def conv_module(kernel: int, channels: int, filters: int) -> int:
+    return conv(kernel, channels, filters) + 4 * filters  # + BatchNorm: γ, β, mean, variance
+
+
+def test_the_simple_cnn_is_the_tutorials_network_by_its_parameter_count():
+    model = classifiers.build_classifier("simple_cnn", size=32, num_classes=3, dropout=0.4,
+                                         aug=[])  # fmt: skip
+    # Three 3×3 convolutions (32, 64, 128 filters), each halving 32 px: 4×4×128 features,
+    # a Dense 128 and the softmax over 3 classes.
+    by_hand = conv(3, 3, 32) + conv(3, 32, 64) + conv(3, 64, 128) + 4 * 4 * 128 * 128 + 128
+    assert model.count_params() == by_hand + 128 * 3 + 3
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
+        0.4
+    ]
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    out = keras.ops.convert_to_numpy(model(x))
+    assert out.dtype == np.float32 and np.allclose(out.sum(axis=1), 1.0, atol=1e-6)
+    # The model scales [0, 255] itself: 255 everywhere is 1.0 after its Rescaling layer.
+    rescale = next(layer for layer in model.layers if isinstance(layer, keras.layers.Rescaling))
+    assert float(keras.ops.convert_to_numpy(rescale(np.full((1, 1), 255.0)))[0, 0]) == 1.0
+    pooled = [layer for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    for layer in [*pooled, model.layers[-3]]:  # each convolution and the Dense 128: ReLU
+        hidden = keras.Model(model.inputs, layer.output)
+        assert keras.ops.convert_to_numpy(hidden(x)).min() >= 0.0, layer.name
+
+
+def test_mini_inception_has_the_tutorials_blocks_at_the_width_given():
+    w, size = 2, 32
+    model = classifiers.build_classifier("mini_inception", size=size, num_classes=4,
+                                         dropout=0.25, aug=[], width=w)  # fmt: skip
+
+    def inception(channels, a, b):
+        return conv_module(1, channels, a) + conv_module(3, channels, b), a + b
+
+    def downsample(channels, f):
+        return conv_module(3, channels, f), f + channels
+
+    total, channels = conv_module(3, 3, 6 * w), 6 * w
+    for kind, *filters in [("i", 2 * w, 2 * w), ("i", 2 * w, 3 * w), ("d", 5 * w),
+                           ("i", 7 * w, 3 * w), ("i", 6 * w, 4 * w), ("d", 6 * w),
+                           ("i", 11 * w, 10 * w)]:  # fmt: skip
+        params, channels = (inception if kind == "i" else downsample)(channels, *filters)
+        total += params
+    assert model.count_params() == total + channels * 4 + 4
+    inner = model.get_layer("mini_inception")
+    assert inner.drop.rate == 0.25
+    norms = [layer for layer in inner._flatten_layers() if isinstance(layer,
+             keras.layers.BatchNormalization)]  # fmt: skip
+    assert norms and {layer.momentum for layer in norms} == {0.9}
+    x = np.random.default_rng(1).uniform(0, 255, (2, size, size, 3)).astype("float32")
+    assert np.allclose(keras.ops.convert_to_numpy(model(x)).sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_augmentation_layers_follow_each_param_and_none_when_off():
+    assert classifiers.augmentation_layers("none", 0.0, 0.0) == []
+    flip, rotate, zoom = classifiers.augmentation_layers("vertical", 0.125, 0.2)
+    assert (flip.mode, rotate.factor, zoom.height_factor) == ("vertical", (-0.125, 0.125), 0.2)
+    only_zoom = classifiers.augmentation_layers("none", 0.0, 0.3)
+    assert [type(layer).__name__ for layer in only_zoom] == ["RandomZoom"]
+
+
+def test_a_backbone_classifier_pools_its_features_into_the_softmax():
+    aug = classifiers.augmentation_layers("horizontal", 0, 0)
+    model = classifiers.build_classifier("plain_cnn", size=16, num_classes=5, dropout=0.5, aug=aug)
+    assert model.name == "plain_cnn_classifier" and model.output_shape == (None, 5)
+    features = model.get_layer("backbone").output_shape[-1]
+    head = model.layers[-1]
+    assert head.kernel.shape == (features, 5) and head.dtype_policy.compute_dtype == "float32"
+    assert [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)] == [
+        0.5
+    ]
+    assert model.get_layer("augmentation").layers[0].mode == "horizontal"
