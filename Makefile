@@ -56,7 +56,7 @@ review: $(VENV)/.runtime
 
 # Mutation score of each module against its own fast tests (mutmut; bench/MUTATION.md).
 # A change's files only: make mutation FILES="stages/shared/metrics.py stages/split.py"
-# At most 100 mutants a module (a seeded sample); every mutant: make mutation SAMPLE=0
+# At most 50 mutants a module (a seeded sample); every mutant: make mutation SAMPLE=0
 mutation: $(VENV)/.dev
 	$(BIN)/python -m bench.mutation $(if $(SAMPLE),--sample $(SAMPLE)) $(FILES)
 

@@ -6,7 +6,7 @@ ones: `-m "not slow"`). Inside those, mutmut picks for each mutant the tests tha
 mutated function. Survivors that cannot change anything observable are listed in
 `tests/mutation_equivalents.toml`, one line of why each, and are excluded from the score.
 
-A module with more mutants than `--sample` (default 100; 0 = every mutant) runs a seeded
+A module with more mutants than `--sample` (default 50; 0 = every mutant) runs a seeded
 random sample of them, the same sample for the same code: its score is an estimate with a
 95 % (Wilson) interval, and the score over stages/ a stratified estimate over the modules.
 
@@ -96,7 +96,7 @@ PURE = {
     "stages/shared/summary.py",
 }
 TARGET_PURE, TARGET_ALL = 90.0, 80.0
-DEFAULT_SAMPLE = 100  # mutants a module runs at most (0: all)
+DEFAULT_SAMPLE = 50  # mutants a module runs at most (0: all)
 
 # Modules whose tests run TensorFlow graphs (models, tf.data) or render Vega-Lite with
 # vl-convert. Neither is fork-safe once it has run its threads: a mutant forked from the
