@@ -94,3 +94,72 @@ def test_spatial_softmax_finds_the_hot_spot():
     assert mean_x == pytest.approx(3 / 4, abs=1e-3) and mean_y == pytest.approx(1 / 3, abs=1e-3)
     assert peak == 50.0
     assert out[0, 1] == pytest.approx(0.5) and out[0, 3] == pytest.approx(0.5)  # flat channel
+
+
+def test_evaluation_scores_are_the_weighted_losses_and_metrics_of_its_predictions(tmp_path):
+    from stages.shared.losses import localization_loss
+    from stages.shared.metrics import box_iou
+
+    model = tiny_tracker()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), localization="giou",
+                  loss_weights=(2.0, 0.25))  # fmt: skip
+    # The box head answers (0.2, 0.2, 0.7, 0.7) whatever the image: boxes that overlap.
+    out = model.box_head.layers[-1]
+    corners = np.array([0.2, 0.2, 0.7, 0.7])
+    out.set_weights([np.zeros_like(out.kernel), np.log(corners / (1 - corners))])
+    images, (present, _) = batch()
+    rng = np.random.default_rng(4)
+    xy = rng.uniform(0, 0.5, (8, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(0.1, 0.4, (8, 2))], axis=1) * present
+    boxes = boxes.astype("float32")
+    found = model.evaluate(images, (present, boxes), batch_size=8, verbose=0, return_dict=True)
+    pred_present, pred_box = (np.asarray(p, "float64") for p in model.predict(images, verbose=0))
+    bce = -np.mean(present * np.log(pred_present) + (1 - present) * np.log(1 - pred_present))
+    box_loss = float(localization_loss("giou")(boxes, pred_box.astype("float32"), present))
+    ious = box_iou(boxes.astype("float64"), pred_box)[present[:, 0] == 1]
+    expected = {
+        "class_loss": bce,
+        "box_loss": box_loss,
+        "loss": 2.0 * box_loss + 0.25 * bce,
+        "mean_iou": ious.mean(),
+        "presence_accuracy": np.mean((pred_present >= 0.5) == present),
+    }
+    assert found == pytest.approx(expected, abs=2e-4)
+    assert found["mean_iou"] > 0.1  # objects only: the negatives' empty boxes are not counted
+    names = ["loss", "class_loss", "box_loss", "mean_iou", "presence_accuracy"]
+    assert [m.name for m in model.metrics] == names
+    logits = keras.ops.convert_to_numpy(model.presence_logits(images))
+    assert np.allclose(1 / (1 + np.exp(-logits)), pred_present, atol=1e-5)
+
+
+def test_the_compile_settings_come_back_with_the_saved_model(tmp_path):
+    model = tiny_tracker()
+    model.compile(optimizer=keras.optimizers.SGD(0.03), localization="giou",
+                  loss_weights=(3, 0.5))  # fmt: skip
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert (loaded.localization, loaded.loss_weights) == ("giou", (3.0, 0.5))
+    assert type(loaded.optimizer).__name__ == "SGD"
+    assert float(loaded.optimizer.learning_rate) == pytest.approx(0.03)
+    assert loaded.get_config()["head_width"] == 16 and loaded.get_config()["pooling"] == "flatten"
+    bare = tiny_tracker()
+    assert bare.get_compile_config() is None
+    bare.save(tmp_path / "bare.keras")
+    assert keras.models.load_model(tmp_path / "bare.keras").compiled is False
+
+
+def test_heads_have_the_params_width_dropout_and_outputs():
+    model = FaceTracker("plain_cnn", 32, head_width=12, pooling="avg", dropout=0.375)
+    presence, box = model(np.zeros((2, 32, 32, 3), "float32"))
+    assert presence.shape == (2, 1) and box.shape == (2, 4)
+    for head, units, activation in ((model.presence_head, 1, "linear"),
+                                    (model.box_head, 4, "sigmoid")):  # fmt: skip
+        pool, hidden, drop, out = head.layers
+        assert type(pool).__name__ == "GlobalAveragePooling2D"
+        assert (hidden.units, hidden.activation.__name__) == (12, "relu")
+        assert drop.rate == 0.375
+        assert (out.units, out.activation.__name__, out.dtype_policy.name) == (
+            units,
+            activation,
+            "float32",
+        )
