@@ -286,3 +286,35 @@ def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(c
     refused = refuses(augment.main, ["faces"], capsys)
     assert "invalid choice: 'faces' (choose from " in refused
     assert all(choice in refused for choice in ("classification", "detection"))
+
+
+def test_the_report_and_line_say_what_was_written_with_or_without_the_originals(workdir, capsys):
+    make_classification(workdir / "ds", {"a": 12, "b": 8})
+    write_params(workdir, data={"classification": "ds"})
+    split.main(["classification"])
+    source = pd.read_csv(workdir / "data/split/classification.csv")
+    counts = source["split"].value_counts().to_dict()
+    set_augment(workdir, "classification", copies=2, keep_original=False, workers=1)
+    capsys.readouterr()
+    augment.main(["classification"])
+    report = json.loads((workdir / "reports/data/augment-classification.json").read_text())
+    assert report == {
+        "task": "classification",
+        "train_images": counts["train"],
+        "copies_written": 2 * counts["train"],
+        "originals_kept": False,
+        "rows": {"train": 2 * counts["train"], "val": counts["val"], "test": counts["test"]},
+        "boxes_lost": 0,
+    }
+    out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
+    assert not out.loc[out["split"] == "train", "path"].isin(source["path"]).any()
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"augment@classification: {2 * counts['train']} copies of")
+    assert line.endswith("s with 1 workers") and f" of {counts['train']} train images in " in line
+    set_augment(workdir, "classification", copies=1, keep_original=True)
+    augment.main(["classification"])
+    report = json.loads((workdir / "reports/data/augment-classification.json").read_text())
+    assert report["originals_kept"] and report["rows"]["train"] == 2 * counts["train"]
+    out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
+    originals = out[out["path"] == out["source"]]
+    assert len(originals) == len(source) and (out["source"].isin(source["path"])).all()
