@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.shared.tfdata import load_image, make_dataset, one_hot, should_cache
+from stages.shared.tfdata import (
+    load_image,
+    make_dataset,
+    one_hot,
+    should_cache,
+    steps_per_epoch,
+)
 
 
 @pytest.fixture
@@ -100,3 +106,26 @@ def test_a_streamed_epoch_has_the_order_of_a_cached_one(mixed_files):
         for c in ("memory", "none")
     ]
     assert orders[0] == orders[1]
+
+
+def test_cache_auto_holds_exactly_two_gibibytes_of_decoded_floats():
+    fits = 2 * 1024**3 // (32 * 32 * 3 * 4)  # 174762 images of 32 px as float32
+    assert should_cache(fits, 32, "auto") and not should_cache(fits + 1, 32, "auto")
+
+
+def test_steps_and_one_hot_by_hand():
+    assert [steps_per_epoch(n, 8) for n in (0, 1, 8, 9, 16, 17)] == [1, 1, 1, 2, 2, 3]
+    encoded = one_hot(["owl", "cat", "owl"], ["cat", "dog", "owl"])
+    assert encoded.dtype == np.float32
+    assert encoded.tolist() == [[0, 0, 1], [1, 0, 0], [0, 0, 1]]
+
+
+def test_batches_keep_the_last_partial_one_and_no_epochs_give_no_batches(mixed_files):
+    paths = mixed_files[:5]
+    targets = np.arange(5, dtype="float32")
+    batches = list(make_dataset(paths, targets, 8, batch_size=2))
+    assert [len(t) for _, t in batches] == [2, 2, 1]
+    assert np.concatenate([t for _, t in batches]).tolist() == [0, 1, 2, 3, 4]
+    assert list(make_dataset(paths, targets, 8, 2, shuffle_seed=1, epochs=range(0))) == []
+    two = [t.numpy().tolist() for _, t in make_dataset(paths, targets, 8, 5, 1, "none", range(2))]
+    assert len(two) == 2 and sorted(two[0]) == sorted(two[1]) == [0, 1, 2, 3, 4]
