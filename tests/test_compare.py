@@ -9,7 +9,7 @@ import pytest
 
 from stages import compare
 from stages.shared.cli import UserError
-from tests.conftest import dvc, git, run_cli
+from tests.conftest import dvc, git, run_cli, usage
 from tests.test_pipeline import set_param
 
 
@@ -187,3 +187,81 @@ def test_an_experiment_is_applied_before_each_seed_and_a_dirty_workspace_is_refu
     with pytest.raises(UserError, match=r"^the git workspace has changes — commit or stash them"):
         compare.main(["main", "main", "--seeds", "2"])
     assert dirty.trained == []
+
+
+class DetachedRepository(FakeRepository):
+    """A FakeRepository whose workspace starts on a commit, not a branch."""
+
+    def __call__(self, *args: str, check: bool = True):
+        if list(args) == ["git", "rev-parse", "--abbrev-ref", "HEAD"]:
+            import subprocess
+
+            return subprocess.CompletedProcess(args, 0, "HEAD\n", "")
+        return super().__call__(*args, check=check)
+
+
+def test_the_table_and_progress_lines_and_a_detached_start_restored(monkeypatch, capsys):
+    repo = DetachedRepository({"main": 0.80, "better": 0.85})
+    monkeypatch.setattr(compare, "run", repo)
+    compare.main(["main", "better", "--seeds", "2"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[:4] == [
+        f"A (main), seed 1: compare-{'1' * 7}-classifier-seed1",
+        f"A (main), seed 2: compare-{'1' * 7}-classifier-seed2",
+        f"B (better), seed 1: compare-{'2' * 7}-classifier-seed1",
+        f"B (better), seed 2: compare-{'2' * 7}-classifier-seed2",
+    ]
+    assert out[4].split("|")[1:-1] == [
+        " metric ",
+        " A (main) ",
+        " B (better) ",
+        " B − A, paired (95% CI) ",
+        " verdict ",
+    ]
+    assert repo.head == "1" * 40  # back on the commit it started from
+
+
+def test_only_named_experiments_with_test_metrics_count_as_measured(monkeypatch):
+    path = "reports/eval/detector/metrics.json"
+    shown = [
+        {
+            "rev": "abc",
+            "experiments": [
+                {"revs": [{"name": "done", "data": {"metrics": {path: {"data": {"ap50": 0.7}}}}}]},
+                {"revs": [{"name": None, "data": {"metrics": {path: {"data": {"ap50": 0.1}}}}}]},
+                {"revs": [{"name": "queued", "data": {"metrics": {}}}]},
+                {"revs": [{"name": "failed", "data": None}]},
+            ],
+        },
+        {"rev": "workspace", "experiments": None},
+    ]
+
+    def fake(*args, check=True):
+        import subprocess
+
+        assert list(args[3:]) == ["exp", "show", "--json", "--rev", "abc"]
+        return subprocess.CompletedProcess(args, 0, json.dumps(shown), "")
+
+    monkeypatch.setattr(compare, "run", fake)
+    assert compare.measured("abc", "detector") == {"done": {"ap50": 0.7}}
+    with pytest.raises(UserError, match=r"^queued: no test metrics — see `dvc queue logs queued`$"):
+        compare.collect("abc", ["done", "queued"], "detector")
+
+
+def test_a_failing_command_is_its_own_last_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match=r"^git rev-parse --verify: fatal: not a git repository"):
+        compare.run("git", "rev-parse", "--verify", "main")
+    with pytest.raises(UserError, match=r"^false: failed$"):
+        compare.run("false")
+    assert compare.run("false", check=False).returncode == 1
+
+
+def test_the_command_line_names_both_sides(capsys):
+    assert usage(compare.main) == (
+        "[-h] [--seeds SEEDS] [--model {classifier,detector}] [--fail-if-worse] a b"
+        f" {compare.__doc__.splitlines()[0]} positional arguments: a the reference: git revision"
+        " or DVC experiment b the candidate: git revision or DVC experiment options: -h, --help"
+        " show this help message and exit --seeds SEEDS --model {classifier,detector}"
+        " --fail-if-worse"
+    )
