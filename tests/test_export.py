@@ -172,3 +172,37 @@ def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(c
         "checked on test images. options: -h, --help show this help message and exit"
     )
     assert refuses(export.main, ["extra"], capsys).endswith("unrecognized arguments: extra")
+
+
+def test_the_largest_difference_over_every_output():
+    expected = [np.array([[0.1, 0.9]]), np.array([[0.2, 0.3, 0.4, 0.5]])]
+    got = [np.array([[0.1, 0.85]]), np.array([[0.2, 0.3, 0.47, 0.5]])]
+    assert exporting.max_difference(expected, got) == pytest.approx(0.07)
+    assert exporting.max_difference(got, expected) == pytest.approx(0.07)
+
+
+def test_latency_is_the_median_per_image_after_a_warm_up(monkeypatch):
+    clock = iter([0.0, 0.010, 1.0, 1.002, 2.0, 2.5])  # 10 ms, 2 ms, 500 ms
+    monkeypatch.setattr(exporting.time, "perf_counter", lambda: next(clock))
+    calls = []
+    pixels = np.zeros((3, 4, 4, 3), "float32")
+    assert exporting.median_ms(lambda batch: calls.append(len(batch)), pixels) == 10.0
+    assert calls == [1, 1, 1, 1]  # one warm-up, then each image alone
+
+
+def test_bytes_of_a_file_or_of_every_file_below_a_folder(tmp_path):
+    (tmp_path / "a/b").mkdir(parents=True)
+    (tmp_path / "a/x.bin").write_bytes(b"12345")
+    (tmp_path / "a/b/y.bin").write_bytes(b"123")
+    assert exporting.folder_bytes(tmp_path / "a") == 8
+    assert exporting.folder_bytes(tmp_path / "a/x.bin") == 5
+
+
+def test_export_metadata_says_how_to_feed_and_read_each_task():
+    meta = exporting.export_metadata({"task": "detection", "image_size": 40, "seed": 3})
+    assert meta["seed"] == 3 and list(meta["outputs"]) == ["presence", "box"]
+    assert meta["input"].startswith("(batch, 40, 40, 3) float32 RGB pixels in [0, 255], resized")
+    assert "40×40 (bilinear)" in meta["input"]
+    classes = exporting.export_metadata({"task": "classification", "image_size": 8})
+    assert list(classes["outputs"]) == ["probabilities"]
+    assert classes["outputs"]["probabilities"] == "(batch, classes) softmax, in `classes` order"
