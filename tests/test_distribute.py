@@ -251,3 +251,27 @@ def test_detector_trains_under_mixed_float16_with_loss_scaling():
         assert presence.dtype == box.dtype == np.float32  # float32 outputs for stable losses
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_on_one_cpu_auto_is_the_default_strategy_and_others_are_named(monkeypatch, caplog):
+    import keras
+    import tensorflow as tf
+
+    assert distribute.make_strategy("auto") is tf.distribute.get_strategy()
+    with pytest.raises(UserError, match=r"^unknown strategy 'ring'; choices: auto, mirrored, "):
+        distribute.make_strategy("ring")
+    assert distribute.set_precision(True) == "float32"  # no GPU here: float16 would be slow
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert "base.mixed_precision: no GPU, staying in float32" in caplog.text
+    assert distribute.set_precision(False) == "float32"
+
+
+def test_a_tf_config_that_is_not_an_object_is_ignored_and_objects_are_kept(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", "[1, 2]")
+    assert distribute.tf_config() == {} and distribute.task_of_this_worker() == ("chief", 0)
+    cluster = {"worker": ["a:1", "b:2"]}
+    config = {"cluster": cluster, "task": {"type": "worker", "index": 1}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    guard = object()
+    moved = distribute.worker_paths({"model": "m.keras", "guard": guard})
+    assert moved == {"model": ".work/worker-1/m.keras", "guard": guard}  # objects stay
