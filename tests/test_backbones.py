@@ -102,3 +102,51 @@ def test_a_failed_weights_download_is_one_clear_line(monkeypatch):
         r" weights file in pretrained/",
     ):
         backbones.build_backbone("mobilenet_v2", 96, "imagenet")
+
+
+def test_plain_cnn_is_its_documented_stack_by_parameter_count_and_stride():
+    backbone = backbones.build_backbone("plain_cnn", 64)
+    assert backbone.output_shape == (None, 8, 8, 128)  # stride 8: an 8×8 map at 64 px
+
+    def conv_bn(channels, filters):  # 3×3 without bias, then BatchNorm (4 per channel)
+        return 9 * channels * filters + 4 * filters
+
+    stem = 9 * 3 * 32 + 32
+    body = conv_bn(32, 32) + conv_bn(32, 64) + conv_bn(64, 64) + conv_bn(64, 128)
+    body += 3 * conv_bn(128, 128)
+    assert backbone.count_params() == stem + body
+    norms = [
+        leaf
+        for leaf in backbones.flat_layers(backbone)
+        if isinstance(leaf, keras.layers.BatchNormalization)
+    ]
+    assert len(norms) == 7 and {n.momentum for n in norms} == {0.9}
+    features = keras.ops.convert_to_numpy(
+        backbone(np.random.default_rng(0).uniform(0, 255, (1, 64, 64, 3)).astype("float32"))
+    )
+    assert features.min() >= 0.0  # ends in a ReLU
+    faster = backbones.build_backbone("plain_cnn", 32, bn_momentum=0.5)
+    momenta = {
+        layer.momentum for layer in backbones.flat_layers(faster) if hasattr(layer, "momentum")
+    }
+    assert momenta == {0.5}
+
+
+def test_unfreezing_counts_only_the_trainable_layers_with_weights_and_keeps_batchnorm():
+    backbone = backbones.build_backbone("plain_cnn", 32)
+    backbone.trainable = False
+    leaves = backbones.flat_layers(backbone)
+    # The top 4 leaves: ReLU, Conv2D, BatchNorm, ReLU: one of them has weights to train.
+    assert backbones.unfreeze_top(backbone, 4) == 1
+    assert [layer.trainable for layer in leaves[-4:]] == [True, True, False, True]
+    assert not any(layer.trainable for layer in leaves[:-4])
+    assert backbones.unfreeze_top(backbone, 1000) == 8  # every conv, never a BatchNorm
+
+
+def test_a_model_without_a_backbone_layer_has_none():
+    plain = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    assert backbones.find_backbone(plain) is None
+    wrapped = keras.Sequential(
+        [keras.Input((16, 16, 3)), backbones.build_backbone("plain_cnn", 16)]
+    )
+    assert backbones.find_backbone(wrapped).name == "backbone"
