@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from stages.shared import classifiers
+from stages.shared.backbones import flat_layers
 from stages.shared.cli import UserError
 
 
@@ -137,3 +138,34 @@ def test_a_backbone_classifier_pools_its_features_into_the_softmax():
         0.5
     ]
     assert model.get_layer("augmentation").layers[0].mode == "horizontal"
+
+
+def test_each_architecture_has_its_name_the_augmentation_and_a_softmax(tmp_path):
+    aug = classifiers.augmentation_layers("horizontal", 0.0, 0.0)
+    x = np.random.default_rng(2).uniform(0, 255, (3, 32, 32, 3)).astype("float32")
+    for architecture, name in [("simple_cnn", "simple_cnn"), ("mini_inception", "mini_inception"),
+                               ("plain_cnn", "plain_cnn_classifier")]:  # fmt: skip
+        model = classifiers.build_classifier(
+            architecture, size=32, num_classes=3, dropout=0.0, aug=aug, width=2
+        )
+        assert model.name == name
+        assert any(layer is aug[0] for layer in flat_layers(model)), architecture
+        out = keras.ops.convert_to_numpy(model(x))
+        assert (out > 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-5), architecture
+
+
+def test_the_inception_blocks_save_and_load_inside_any_model(tmp_path):
+    inputs = keras.Input((15, 15, 3))
+    x = classifiers.ConvModule(5, 3, strides=2, padding="valid")(inputs)
+    x = classifiers.InceptionModule(3, 4)(x)
+    outputs = classifiers.DownsampleModule(6)(x)
+    model = keras.Model(inputs, outputs)
+    model.save(tmp_path / "blocks.keras")
+    loaded = keras.models.load_model(tmp_path / "blocks.keras")
+    assert loaded.output_shape == model.output_shape == (None, 3, 3, 13)
+    conv = loaded.layers[1]
+    assert (conv.filters, conv.kernel, conv.strides, conv.padding) == (5, 3, 2, "valid")
+    assert (loaded.layers[2].filters_1x1, loaded.layers[2].filters_3x3) == (3, 4)
+    assert loaded.layers[3].filters == 6
+    x = np.random.default_rng(0).uniform(0, 1, (2, 15, 15, 3)).astype("float32")
+    assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)

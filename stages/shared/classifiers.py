@@ -8,6 +8,7 @@ layer named `backbone` (see backbones.py); a pretrained one is frozen at first, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import keras
@@ -151,33 +152,30 @@ def mini_inception(size: int, num_classes: int, dropout: float, aug, width: int 
     return keras.Model(inputs, outputs, name="mini_inception")
 
 
-def on_backbone(name: str) -> Callable[..., keras.Model]:
-    """A builder for a classifier: a backbone, global average pooling, dropout, softmax.
-
-    A pretrained backbone (`weights` set) starts frozen and runs in inference mode, so its
-    BatchNorm statistics survive fine-tuning; from scratch it trains like any layer.
+def on_backbone(
+    name: str, size: int, num_classes: int, dropout: float, aug, weights=None, **_
+) -> keras.Model:
+    """A classifier on backbone `name`: the backbone, global average pooling, dropout,
+    softmax. A pretrained backbone (`weights` set) starts frozen and runs in inference mode,
+    so its BatchNorm statistics survive fine-tuning; from scratch it trains like any layer.
     """
-
-    def build(size: int, num_classes: int, dropout: float, aug, weights=None, **_) -> keras.Model:
-        backbone = build_backbone(name, size, weights)
-        inputs = keras.Input((size, size, 3))
-        x = keras.Sequential(aug, name="augmentation")(inputs) if aug else inputs
-        if weights is None:
-            x = backbone(x)
-        else:
-            backbone.trainable = False
-            x = backbone(x, training=False)
-        x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))
-        outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
-        return keras.Model(inputs, outputs, name=f"{name}_classifier")
-
-    return build
+    backbone = build_backbone(name, size, weights)
+    inputs = keras.Input((size, size, 3))
+    x = keras.Sequential(aug, name="augmentation")(inputs) if aug else inputs
+    if weights is None:
+        x = backbone(x)
+    else:
+        backbone.trainable = False
+        x = backbone(x, training=False)
+    x = layers.Dropout(dropout)(layers.GlobalAveragePooling2D()(x))
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=f"{name}_classifier")
 
 
 ARCHITECTURES: dict[str, Callable[..., keras.Model]] = {
     "simple_cnn": simple_cnn,
     "mini_inception": mini_inception,
-    **{name: on_backbone(name) for name in BACKBONES},
+    **{name: functools.partial(on_backbone, name) for name in BACKBONES},
 }
 
 
