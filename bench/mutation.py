@@ -499,6 +499,47 @@ def render(entries: dict[str, dict]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def save(entries: dict[str, dict]) -> None:
+    """bench/mutation.json, bench/MUTATION.md and `make bench`'s mutation rows."""
+    pure, every = totals(entries, PURE), totals(entries, TESTS)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "pure_logic": pure,
+                "stages": every,
+                "targets": {"pure_logic": TARGET_PURE, "stages": TARGET_ALL},
+                "modules": entries,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    TABLE.write_text(
+        "# Mutation score\n\n`make mutation` (bench/mutation.py): mutmut over each module"
+        " with its own fast tests.\nScore = killed / (mutants − equivalents); mutants no test"
+        " reaches count as alive.\nA module with more mutants than `--sample` runs a seeded"
+        " random sample (`run`): its\nscore is an estimate with a 95 % Wilson interval, and"
+        " the totals weight each module by its\nmutants (a stratified estimate).\n"
+        "Targets: pure-logic modules ≥ 90 %, stages/ ≥ 80 %.\n\n" + render(entries)
+    )
+    update_bench_results()
+
+
+def recount(entries: dict[str, dict], modules: list[str]) -> None:
+    """Count the last run of each module again with the equivalents listed since (its
+    mutants' verdicts stand; nothing runs again)."""
+    for module in modules:
+        work = WORK / module.replace("/", ".").removesuffix(".py")
+        if module not in entries or not (work / "mutants" / f"{module}.meta").exists():
+            continue
+        counts, _ = read_results(work, module)
+        entry = entries[module]
+        judged = counts["mutants"] - counts["equivalent"]
+        population = entry.get("population", counts["mutants"])
+        entry.update(counts, score=score(counts))
+        entry["interval"] = wilson(counts["killed"], judged, population - counts["equivalent"])
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("files", nargs="*", help="modules to mutate (default: all of stages/)")
@@ -510,6 +551,11 @@ def main(argv: list[str] | None = None) -> None:
         help=f"mutants a module runs at most, a seeded random sample (default {DEFAULT_SAMPLE};"
         " 0: all)",
     )
+    parser.add_argument(
+        "--recount",
+        action="store_true",
+        help="count the last runs again with tests/mutation_equivalents.toml, running nothing",
+    )
     args = parser.parse_args(argv)
     modules = args.files or list(TESTS)
     unknown = [m for m in modules if m not in TESTS]
@@ -519,6 +565,11 @@ def main(argv: list[str] | None = None) -> None:
             "bench/mutation.py"
         )
     entries = json.loads(RESULTS.read_text())["modules"] if RESULTS.exists() else {}
+    if args.recount:
+        recount(entries, modules)
+        save(entries)
+        print(render(entries))
+        return
     report = [f"# Surviving mutants ({time.strftime('%Y-%m-%d %H:%M')})\n"]
     for module in modules:
         print(f"== {module} (tests: {', '.join(TESTS[module])})", flush=True)
@@ -532,29 +583,8 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         report += [f"\n## {module}\n"] + [f"\n### {m}\n```diff\n{d}\n```\n" for m, d in survivors]
-        pure, every = totals(entries, PURE), totals(entries, TESTS)
-        RESULTS.write_text(
-            json.dumps(
-                {
-                    "pure_logic": pure,
-                    "stages": every,
-                    "targets": {"pure_logic": TARGET_PURE, "stages": TARGET_ALL},
-                    "modules": entries,
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        TABLE.write_text(
-            "# Mutation score\n\n`make mutation` (bench/mutation.py): mutmut over each module"
-            " with its own fast tests.\nScore = killed / (mutants − equivalents); mutants no test"
-            " reaches count as alive.\nA module with more mutants than `--sample` runs a seeded"
-            " random sample (`run`): its\nscore is an estimate with a 95 % Wilson interval, and"
-            " the totals weight each module by its\nmutants (a stratified estimate).\n"
-            "Targets: pure-logic modules ≥ 90 %, stages/ ≥ 80 %.\n\n" + render(entries)
-        )
+        save(entries)
         (WORK / "survivors.md").write_text("".join(report))
-        update_bench_results()
     print("\n" + render(entries))
     print(f"survivors' diffs: {WORK / 'survivors.md'}")
 
