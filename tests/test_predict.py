@@ -14,7 +14,7 @@ from stages import predict
 from stages.shared.cli import UserError
 from stages.shared.inference import load_model
 from stages.shared.tfdata import load_image
-from tests.conftest import save_tiny_classifier, save_tiny_detector, write_image
+from tests.conftest import save_tiny_classifier, save_tiny_detector, usage, write_image
 
 
 def run_predict(args: list[str], capsys) -> tuple[pd.DataFrame, str]:
@@ -159,3 +159,21 @@ def test_the_csv_goes_to_the_out_file_with_four_decimals(tmp_path, capsys):
     header, row = (tmp_path / "p.csv").read_text().splitlines()
     assert header == "path,predicted,confidence"
     assert len(row.rsplit(",", 1)[1].split(".")[1]) == 4
+
+
+def test_the_command_line_and_its_defaults(tmp_path, capsys):
+    assert usage(predict.main).startswith(
+        "[-h] [--model MODEL] [--out OUT] [--top-k TOP_K] [--threshold THRESHOLD] [--draw DRAW]"
+        " [--batch-size BATCH_SIZE] images [images ...] `python -m stages.predict`: run a trained"
+        " model on new images (not a pipeline stage). positional arguments: images image files,"
+        " folders or globs options:"
+    )
+    assert usage(predict.main).endswith(
+        "--threshold THRESHOLD detector: presence score --draw DRAW detector: folder for images"
+        " with their box drawn --batch-size BATCH_SIZE"
+    )
+    model_path = save_tiny_detector(tmp_path / "detector.keras")
+    rng = np.random.default_rng(5)
+    paths = [str(write_image(tmp_path / f"f{i}.png", rng, (30, 20))) for i in range(3)]
+    frame, _ = run_predict(["--model", str(model_path), "--batch-size", "2", *paths], capsys)
+    assert frame["present"].tolist() == (frame["score"] >= 0.5).astype(int).tolist()
