@@ -362,6 +362,8 @@ def test_the_classifier_gallery_shows_the_surest_mistakes_first(drawn, workdir):
                            "3.png\ndog → cat (0.70)", "0.png\ncat → owl (0.60)",
                            "5.png\nowl → cat (0.60)"]  # fmt: skip
     assert len(fig.axes) == 6  # two columns
+    plot.classifier_figures(plot_cfg(gallery_size=2), workdir / "figures")
+    assert len(titles(drawn["classifier_mistakes.png"][0])) == 2  # gallery_size of them
     assert table.splitlines()[0].split("|")[1:-1] == [
         " class ",
         " precision ",
@@ -429,6 +431,8 @@ def test_slices_are_drawn_by_size_and_position_or_by_source_size(drawn, workdir)
     ]
     fig, dpi = drawn["detector_slices.png"]
     assert titles(fig) == ["by size", "by position"] and dpi == 77
+    # Mean IoU per slice: small is empty, medium and large 0.7 (fake_reports).
+    assert [round(bar.get_height(), 3) for bar in fig.axes[0].patches] == [0.0, 0.7, 0.7]
     assert fig.axes[0].get_ylabel() == "mean IoU"
     by_size = {"images": 3, "accuracy": 0.5}
     source = {"slices": {"source_size": {"smaller_than_input": by_size}}}
