@@ -534,6 +534,8 @@ def recount(entries: dict[str, dict], modules: list[str]) -> None:
             continue
         counts, _ = read_results(work, module)
         entry = entries[module]
+        if counts["mutants"] != entry["mutants"]:  # the scratch copy holds another (broken-off) run
+            continue
         judged = counts["mutants"] - counts["equivalent"]
         population = entry.get("population", counts["mutants"])
         entry.update(counts, score=score(counts))
