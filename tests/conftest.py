@@ -114,6 +114,13 @@ def refuses(main, argv: list[str], capsys) -> str:
     return capsys.readouterr().err.splitlines()[-1]
 
 
+def refuses_choice(main, bad: str, choices: tuple[str, ...], capsys) -> None:
+    """The command line refuses `bad` as its positional choice, naming every valid one."""
+    refused = refuses(main, [bad], capsys)
+    assert f"invalid choice: '{bad}' (choose from " in refused
+    assert all(choice in refused for choice in choices)
+
+
 def run_paths(task: str, name: str = "run") -> dict:
     """The paths a training stage's `train` writes, for a run called `name` (cwd-relative)."""
     return {
