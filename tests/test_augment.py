@@ -316,3 +316,38 @@ def test_the_report_and_line_say_what_was_written_with_or_without_the_originals(
     out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
     originals = out[out["path"] == out["source"]]
     assert len(originals) == len(source) and (out["source"].isin(source["path"])).all()
+
+
+def test_a_bad_transform_in_params_stops_before_any_image_is_touched(workdir):
+    make_classification(workdir / "ds", {"a": 6, "b": 4})
+    write_params(workdir, data={"classification": "ds"})
+    split.main(["classification"])
+    set_augment(workdir, "classification", copies=1, workers=1)
+    augment.main(["classification"])
+    out = workdir / "data/augmented/classification"
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    set_augment(workdir, "classification", transforms=[{"name": "Blur"}, {"name": "Flp"}])
+    with pytest.raises(
+        UserError, match=r"^augment\.classification\.transforms\[1\]: unknown transform 'Flp'"
+    ):
+        augment.main(["classification"])
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before  # the last run stays
+
+
+def test_augment_shows_a_progress_bar_of_train_images(workdir, monkeypatch, capsys):
+    import functools
+
+    import tqdm
+
+    make_classification(workdir / "ds", {"a": 6, "b": 4})
+    write_params(workdir, data={"classification": "ds"})
+    split.main(["classification"])
+    set_augment(workdir, "classification", copies=1, workers=1)
+    monkeypatch.setattr(augment, "tqdm", functools.partial(tqdm.tqdm, disable=False))
+    monkeypatch.setattr(tqdm.tqdm, "monitor_interval", 0)  # no thread left behind
+    capsys.readouterr()
+    augment.main(["classification"])
+    train = (pd.read_csv(workdir / "data/split/classification.csv")["split"] == "train").sum()
+    last = capsys.readouterr().err.strip().split("\r")[-1]
+    assert last.startswith("augment@classification: 100%|")
+    assert f"| {train}/{train} [" in last and last.endswith("image/s]")

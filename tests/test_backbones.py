@@ -150,3 +150,57 @@ def test_a_model_without_a_backbone_layer_has_none():
         [keras.Input((16, 16, 3)), backbones.build_backbone("plain_cnn", 16)]
     )
     assert backbones.find_backbone(wrapped).name == "backbone"
+
+
+@pytest.mark.parametrize(
+    ("name", "channels"), [("mobilenet_v2", 1280), ("efficientnet_b0", 1280), ("vgg16", 512)]
+)
+def test_an_application_backbone_is_headless_and_built_for_the_input_size(name, channels):
+    app = backbones.application(name, 32, None)
+    assert app.input_shape == (None, 32, 32, 3)
+    assert app.output_shape == (None, 1, 1, channels)  # a feature map, not 1000 class scores
+    backbone = backbones.build_backbone(name, 32, bn_momentum=0.5)
+    assert backbone.output_shape == (None, 1, 1, channels)
+    leaves = backbones.flat_layers(backbone)  # the application's layers, opened
+    assert not any(isinstance(leaf, keras.Model) for leaf in leaves)
+    assert len(leaves) == 2 + len(backbones.flat_layers(app))  # input and normalisation
+    norms = [leaf for leaf in leaves if isinstance(leaf, keras.layers.BatchNormalization)]
+    assert len(norms) == {"mobilenet_v2": 52, "efficientnet_b0": 49, "vgg16": 0}[name]
+    assert {n.momentum for n in norms} <= {0.5}
+
+
+def test_an_application_classifier_backbone_seeds_a_detector(tmp_path):
+    keras.utils.set_random_seed(4)
+    classifier = build_classifier("mobilenet_v2", size=32, num_classes=2, dropout=0.0, aug=[])
+    save_model(classifier, tmp_path / "classifier.keras", {})
+    detector = FaceTracker(
+        "mobilenet_v2", 32, head_width=8, weights=str(tmp_path / "classifier.keras")
+    )
+    assert same(detector.backbone.get_weights(), classifier.get_layer("backbone").get_weights())
+
+
+def test_a_long_download_error_is_cut_to_160_characters(monkeypatch):
+    def offline(*args, **kwargs):
+        raise Exception("x" * 150 + "\n   " + "y" * 100)
+
+    monkeypatch.setattr("keras.src.applications.vgg16.file_utils.get_file", offline)
+    with pytest.raises(UserError) as err:
+        backbones.build_backbone("vgg16", 32, "imagenet")
+    said = str(err.value).split("(", 1)[1].split(")", 1)[0]
+    assert said == "x" * 150 + " " + "y" * 9  # whitespace runs become one space, then the cut
+
+
+def test_plain_cnn_is_a_relu_stem_then_conv_batchnorm_relu_blocks():
+    kinds = [
+        type(leaf).__name__
+        for leaf in backbones.flat_layers(backbones.build_backbone("plain_cnn", 32))
+    ]
+    block = ["Conv2D", "BatchNormalization", "ReLU"]
+    assert kinds == [
+        *("InputLayer", "Rescaling", "Conv2D"),
+        *block, "MaxPooling2D", *block, *block, "MaxPooling2D", *block * 4,
+    ]  # fmt: skip
+    stem = backbones.build_backbone("plain_cnn", 32).layers[2]
+    pixels = np.random.default_rng(5).uniform(0, 255, (2, 32, 32, 3)).astype("float32")
+    seen = keras.ops.convert_to_numpy(stem(pixels / 255.0))
+    assert seen.min() == 0.0 and seen.max() > 0.0  # the stem ends in its ReLU

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import keras
@@ -223,6 +224,18 @@ def test_evaluate_without_test_rows_or_model_says_what_to_do(workdir):
     save_model(colour_classifier(), workdir / "models/classifier.keras", {"image_size": 8})
     with pytest.raises(UserError, match=r"no test rows — set split.fractions.test above 0"):
         evaluate.main(["classifier"])
+    frame["split"] = ["train", "test"] * (len(frame) // 2) + ["train"] * (len(frame) % 2)
+    write_manifest(workdir / "data/split/classification.csv", frame, "classification")
+    tested = frame.loc[frame["split"] == "test", "path"].tolist()
+    for path in tested:
+        Path(path).write_bytes(b"not an image")
+    with pytest.raises(
+        UserError,
+        match=rf"^none of the {len(tested)} test images could be read,"
+        rf" e\.g\. {re.escape(tested[0])}: .+"
+        r" — check the dataset folder, then re-run split$",
+    ):
+        evaluate.main(["classifier"])
 
 
 def test_predict_files_is_the_same_whatever_the_batch_size(tmp_path):
@@ -414,6 +427,14 @@ def test_detector_predictions_say_presence_by_the_threshold_and_the_curve_in_pro
         "baseline"
         not in evaluate.evaluate_detector(rows, outputs, {}, cfg, tmp_path, negatives_only)[0]
     )
+    assert found["slices"]["negatives"]["false_positive_rate"] == 1.0  # both above 0.6
+    # A score exactly on the threshold counts as "object": the first negative's own score.
+    on_the_line = cfg.model_copy(update={"presence_threshold": float(scores[8])})
+    found, _ = evaluate.evaluate_detector(rows, outputs, {}, on_the_line, tmp_path, train)
+    assert found["slices"]["negatives"]["false_positive_rate"] == 1.0
+    assert found["presence_recall"] == 0.0  # every object scores below the first negative
+    flags = (tmp_path / "predictions.csv").read_text().splitlines()
+    assert [line.split(",")[8] for line in flags[1:]] == ["0"] * 8 + ["1", "1"]  # integers
 
 
 def test_reported_numbers_have_four_decimals_and_undefined_ones_are_null():

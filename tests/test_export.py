@@ -107,10 +107,18 @@ def test_export_writes_both_formats_that_agree_with_keras(exported):
             np.testing.assert_allclose(box, ordered, atol=1e-4, err_msg=fmt)
     report = json.loads((models / "reports/export.json").read_text())
     for name in ("classifier", "detector"):
-        assert report[name]["images_checked"] == 3  # the three test rows
+        entry = report[name]
+        assert entry["images_checked"] == 3  # the three test rows
+        keras_file = models / f"models/{name}.keras"
+        assert entry["keras_bytes"] == keras_file.stat().st_size
         tflite = models / f"models/export/{name}.tflite"
-        assert report[name]["tflite"]["bytes"] == tflite.stat().st_size
-        assert report[name]["latency_ms_per_image"]["tflite"] > 0
+        assert entry["tflite"]["bytes"] == tflite.stat().st_size
+        saved = [p for p in (models / f"models/export/{name}").rglob("*") if p.is_file()]
+        assert entry["saved_model"]["bytes"] == sum(p.stat().st_size for p in saved)
+        assert entry["saved_model"]["bytes"] != entry["tflite"]["bytes"]
+        for fmt in ("saved_model", "tflite"):
+            assert 0 <= entry[fmt]["max_abs_difference"] <= 1e-4, (name, fmt)
+        assert entry["latency_ms_per_image"]["tflite"] > 0
 
 
 def test_exports_carry_their_metadata_and_order_the_box_corners(exported):
@@ -162,6 +170,24 @@ def test_export_stops_when_an_export_disagrees(models):
     write_params(models, export={"max_images": 3, "tolerance": 1e-30})
     with pytest.raises(
         UserError, match=r"tflite export differs from the Keras model by .*tolerance"
+    ):
+        export.main([])
+
+
+def test_a_difference_equal_to_the_tolerance_is_accepted(models, monkeypatch):
+    write_params(models, export={"max_images": 3, "tolerance": 0.25})
+    monkeypatch.setattr(exporting, "max_difference", lambda expected, got: 0.25)
+    export.main([])
+    report = json.loads((models / "reports/export.json").read_text())
+    assert report["classifier"]["tflite"]["max_abs_difference"] == 0.25
+
+
+def test_export_stops_when_no_test_image_can_be_read(models):
+    for image in (models / "data").glob("img_*.png"):
+        image.write_bytes(b"not an image")
+    with pytest.raises(
+        UserError,
+        match=r"^data/split/classification\.csv: no readable test image to check the export on$",
     ):
         export.main([])
 

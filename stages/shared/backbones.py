@@ -117,9 +117,6 @@ def flat_layers(model: keras.Model) -> list[layers.Layer]:
 
 def find_backbone(model: keras.Model) -> keras.Model | None:
     """The layer named `backbone` of a model of this pipeline (classifier or detector)."""
-    backbone = getattr(model, "backbone", None)
-    if isinstance(backbone, keras.Model):
-        return backbone
     try:
         return model.get_layer("backbone")
     except ValueError:
