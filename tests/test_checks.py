@@ -279,3 +279,59 @@ def test_overfitting_stops_at_the_threshold_with_dropout_off():
     assert 1 < result["steps"] < 500 and model.layers[0].rate == 0.0
     again = checks.overfit_one_batch(model, batch, steps=1, threshold=1e-9)
     assert again["steps"] == 1 and not again["passed"] and again["threshold"] == 1e-9
+
+
+def test_the_overfit_report_and_its_line_say_passed_or_failed(caplog):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+    batch = (np.array([[1.0, 0.0], [0.0, 1.0]], "float32"), np.array([[1.0], [-1.0]], "float32"))
+    with caplog.at_level(logging.INFO, logger=checks.log.name):
+        failed = checks.overfit_one_batch(model, batch, steps=2, threshold=1e-9)
+    assert list(failed) == ["mode", "steps", "first_loss", "final_loss", "threshold", "passed"]
+    assert failed["mode"] == "overfit" and failed["steps"] == 2 and not failed["passed"]
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        f"overfit check: train loss {failed['final_loss']:.4g} after 2 steps (threshold 1e-09):"
+        " FAILED"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=checks.log.name):
+        passed = checks.overfit_one_batch(model, batch, steps=1, threshold=100.0)
+    assert caplog.records[0].getMessage().endswith("after 1 steps (threshold 100): passed")
+    assert passed["passed"] and passed["first_loss"] == passed["final_loss"]
+
+
+def test_the_first_batch_report_rounds_to_four_decimals():
+    report = checks.first_batch_report(1.234567, 1.0, "x")
+    assert report["first_batch"] == 1.2346 and report["ratio"] == 1.235
+
+
+def test_the_expected_loss_is_worked_in_float64_whatever_the_targets_dtype():
+    prior = np.array([0.5, 0.3, 0.2])
+    onehot = np.eye(3, dtype="float32")[[0, 0, 1, 2, 0]]
+    # smoothed targets 0.9·y + 0.1/3, against the log of the prior, averaged over 5 rows
+    rows = [(0.9 + 0.1 / 3) * math.log(p) + (0.1 / 3) * (math.log(prior.prod()) - math.log(p))
+            for p in prior[[0, 0, 1, 2, 0]]]  # fmt: skip
+    assert checks.prior_cross_entropy(prior, 0.1, onehot) == pytest.approx(
+        -sum(rows) / 5, rel=1e-13
+    )
+
+
+def test_the_saved_batch_is_what_the_augmentation_layers_do_in_training():
+    from stages.shared.classifiers import augmentation_layers, build_classifier
+
+    keras.utils.set_random_seed(6)
+    layers = augmentation_layers("horizontal", 0.0, 0.0)
+    model = build_classifier("simple_cnn", size=8, num_classes=2, dropout=0.0, aug=layers)
+    images = np.random.default_rng(6).uniform(0, 255, (16, 8, 8, 3)).astype("float32")
+    seen = checks.seen_by_model(model, images, layers)
+    again = checks.seen_by_model(model, images, layers)  # the random state was put back
+    np.testing.assert_array_equal(seen, again)
+    flipped = [not np.array_equal(s, i) for s, i in zip(seen, images, strict=True)]
+    for s, i, flip in zip(seen, images, flipped, strict=True):
+        np.testing.assert_allclose(s, i[:, ::-1] if flip else i, atol=1e-4)
+    assert 0 < sum(flipped) < 16  # some mirrored, some not
+    first_step = layers[0](images, training=True)  # what training's first step sees
+    np.testing.assert_array_equal(seen, keras.ops.convert_to_numpy(first_step))
+    np.testing.assert_array_equal(checks.seen_by_model(model, images, []), images)

@@ -48,8 +48,8 @@ def start_at_prior(layer: keras.layers.Dense, bias: np.ndarray) -> None:
 
 def class_prior(onehot: np.ndarray) -> np.ndarray:
     """Class frequencies of one-hot targets, clipped away from 0 (a log must exist)."""
-    prior = onehot.mean(axis=0)
-    return np.clip(prior, 1e-6, 1.0) / np.clip(prior, 1e-6, 1.0).sum()
+    prior = np.maximum(onehot.mean(axis=0), 1e-6)
+    return prior / prior.sum()
 
 
 def prior_cross_entropy(prior: np.ndarray, label_smoothing: float, onehot=None) -> float:
