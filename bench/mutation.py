@@ -79,7 +79,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/splitting.py": ["splitting", "split", "duplicates"],
     "stages/shared/summary.py": ["summary", "metrics_diff"],
     "stages/shared/tfdata.py": ["tfdata", "formats"],
-    "stages/shared/training.py": ["training", "train_classifier"],
+    "stages/shared/training.py": ["training", "train_classifier", "checks"],
 }
 
 # The pure-logic modules, held to the higher target.

@@ -100,6 +100,11 @@ def test_overfit_mode_learns_one_batch_unless_training_is_broken(imbalanced, rat
     result = train_classifier.train(cfg, load_params("base"), run_paths("classification", "clf"))
     meta = json.loads((imbalanced / "models/clf.json").read_text())
     assert meta["debug"] == result and result["passed"] is passes
+    summary = json.loads((imbalanced / "reports/train/clf/metrics.json").read_text())
+    assert (
+        summary["debug"] == result
+        and summary["cost"]["model_bytes"] == (imbalanced / "models/clf.keras").stat().st_size
+    )
     if passes:
         assert result["final_loss"] < 0.05 and result["steps"] < 300
     else:  # the loss has not moved: the check reports the failure
