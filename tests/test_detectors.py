@@ -163,3 +163,22 @@ def test_heads_have_the_params_width_dropout_and_outputs():
             activation,
             "float32",
         )
+
+
+def test_a_training_step_runs_the_model_in_training_mode():
+    """BatchNorm normalises by the batch's own statistics and updates its moving ones: the
+    step's loss is the training-mode loss, not the inference one."""
+    keras.utils.set_random_seed(0)
+    model = FaceTracker("plain_cnn", 32, head_width=16, dropout=0.0)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    model.compile(optimizer=keras.optimizers.SGD(0.0), localization="corners")
+    data = batch()
+    norm = next(v for v in model.variables if v.path.endswith("moving_mean"))
+    before = keras.ops.convert_to_numpy(norm).copy()
+    logs = model.train_step(data)
+    assert not np.allclose(keras.ops.convert_to_numpy(norm), before)  # the moving mean moved
+    # a rate of 0 leaves the weights as they were: the same loss again, in each mode
+    trained = float(model._compute_losses(data, training=True)[0])
+    inference = float(model._compute_losses(data, training=False)[0])
+    assert float(logs["loss"]) == pytest.approx(trained, rel=1e-5)
+    assert abs(trained - inference) > 1e-3
