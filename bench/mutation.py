@@ -48,7 +48,7 @@ TESTS: dict[str, list[str]] = {
     "stages/review.py": ["review"],
     "stages/sample.py": ["sample", "duplicates"],
     "stages/split.py": ["split", "formats", "duplicates"],
-    "stages/train_classifier.py": ["train_classifier"],
+    "stages/train_classifier.py": ["train_classifier", "checks"],
     "stages/train_detector.py": ["train_detector"],
     "stages/shared/augmentation.py": ["augment"],
     "stages/shared/backbones.py": ["backbones"],

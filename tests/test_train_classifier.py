@@ -275,3 +275,42 @@ def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(c
     assert refuses(train_classifier.main, ["--epochs", "3"], capsys).endswith(
         "unrecognized arguments: --epochs 3"
     )
+
+
+def test_the_stage_trains_from_params_yaml_and_says_where_the_model_went(
+    classification_data, capsys
+):
+    write_params(
+        classification_data,
+        data={"classification": "ds"},
+        base={"seed": 1, "image_size": {"classification": 16, "detection": 32}, "jit_compile": True},
+        train_classifier={**TINY, "epochs": 1, "label_smoothing": 0.1},
+    )
+    capsys.readouterr()
+    train_classifier.main(["--model", "models/clf.keras", "--live-dir", "reports/train/clf"])
+    meta = json.loads((classification_data / "models/clf.json").read_text())
+    assert meta["task"] == "classification" and meta["params"]["label_smoothing"] == 0.1
+    summary = {k: meta[k] for k in ("val_loss", "val_accuracy", "epochs_run", "best_epoch")}
+    last = capsys.readouterr().out.splitlines()[-1]  # after Keras' progress lines
+    assert last == f"train-classifier: best {summary} → models/clf.keras"
+    # The model goes on (resume, fine-tuning) with the loss and compiler it was trained with.
+    compiled = keras.models.load_model("models/clf.keras").get_compile_config()
+    assert compiled["loss"]["config"]["label_smoothing"] == 0.1 and compiled["jit_compile"]
+    assert (classification_data / "reports/train/clf/metrics.json").exists()
+
+
+def test_a_manifest_without_val_rows_is_named_in_one_line(classification_data):
+    from stages.shared.cli import UserError
+    from stages.shared.manifest import write_manifest
+
+    manifest = classification_data / "data/augmented/classification/manifest.csv"
+    frame = pd.read_csv(manifest)
+    frame["split"] = frame["split"].replace("val", "train")
+    write_manifest(manifest, frame, "classification", extra=("source",))
+    with pytest.raises(
+        UserError,
+        match=r"^data/augmented/classification/manifest\.csv: no val rows"
+        r" — set split\.fractions\.val above 0$",
+    ):
+        train_classifier.main([])
+    assert not (classification_data / "models/classifier.keras").exists()
