@@ -283,7 +283,11 @@ def test_the_stage_trains_from_params_yaml_and_says_where_the_model_went(
     write_params(
         classification_data,
         data={"classification": "ds"},
-        base={"seed": 1, "image_size": {"classification": 16, "detection": 32}, "jit_compile": True},
+        base={
+            "seed": 1,
+            "image_size": {"classification": 16, "detection": 32},
+            "jit_compile": True,
+        },
         train_classifier={**TINY, "epochs": 1, "label_smoothing": 0.1},
     )
     capsys.readouterr()
