@@ -134,6 +134,12 @@ def test_exports_carry_their_metadata_and_order_the_box_corners(exported):
         np.testing.assert_allclose(box, np.tile([0.2, 0.3, 0.8, 0.7], (3, 1)), atol=1e-6)
         assert runner.meta["task"] == "detection" and runner.meta["image_size"] == 32
         assert "x1 <= x2" in runner.meta["outputs"]["box"] and runner.meta["seed"] == 5
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    tflite = flatbuffer_utils.read_model(str(models / "models/export/detector.tflite"))
+    names = [entry.name.decode() for entry in tflite.metadata]
+    # the converter's own entries (the runtime version TFLite checks) stay beside ours
+    assert names == ["min_runtime_version", "CONVERSION_METADATA", exporting.METADATA_NAME]
     classifier = exporting.TFLiteRunner(models / "models/export/classifier.tflite")
     assert classifier.meta["classes"] == ["blue", "red"]
     saved = exporting.SavedModelRunner(models / "models/export/classifier")
@@ -205,6 +211,8 @@ def test_the_largest_difference_over_every_output():
     got = [np.array([[0.1, 0.85]]), np.array([[0.2, 0.3, 0.47, 0.5]])]
     assert exporting.max_difference(expected, got) == pytest.approx(0.07)
     assert exporting.max_difference(got, expected) == pytest.approx(0.07)
+    with pytest.raises(ValueError, match="zip"):  # an output missing is not skipped over
+        exporting.max_difference(expected, got[:1])
 
 
 def test_latency_is_the_median_per_image_after_a_warm_up(monkeypatch):
@@ -227,6 +235,7 @@ def test_bytes_of_a_file_or_of_every_file_below_a_folder(tmp_path):
 def test_export_metadata_says_how_to_feed_and_read_each_task():
     meta = exporting.export_metadata({"task": "detection", "image_size": 40, "seed": 3})
     assert meta["seed"] == 3 and list(meta["outputs"]) == ["presence", "box"]
+    assert meta["outputs"]["presence"] == "(batch, 1) probability that the image holds the object"
     assert meta["input"].startswith("(batch, 40, 40, 3) float32 RGB pixels in [0, 255], resized")
     assert "40×40 (bilinear)" in meta["input"]
     classes = exporting.export_metadata({"task": "classification", "image_size": 8})
