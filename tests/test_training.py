@@ -4,8 +4,10 @@ and code, and a saved model's bytes depend on its weights only."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 import zipfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -90,6 +92,35 @@ def test_the_work_dir_follows_params_data_and_code_and_drops_stale_runs(tmp_path
     assert training.work_dir("stage", {"lr": 0.2}, "md5b") != other
     monkeypatch.setattr(training, "code_hash", lambda: "edited")
     assert training.work_dir("stage", {"lr": 0.2}, "md5a") != other
+    # values JSON cannot write (a path) are keyed by their text
+    assert training.work_dir("stage", {"p": Path("a")}, "m") == training.work_dir(
+        "stage", {"p": "a"}, "m"
+    )
+
+
+def test_a_run_resumes_only_the_state_of_the_same_section_params_base_and_data(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    states = []
+    monkeypatch.setattr(training, "finish_run", lambda state, *args: states.append(state))
+    cfg = load_params("train_classifier", ROOT / "params.yaml")
+    base = load_params("base", ROOT / "params.yaml")
+
+    def run(section="train_classifier", cfg=cfg, base=base, md5="m1"):
+        metadata = {"checks": {}, "manifest_md5": md5, "image_size": 8}
+        paths = {"live_dir": str(tmp_path / "live"), "model": str(tmp_path / "m.keras")}
+        training.run_stage_training(
+            section, None, {}, cfg, base, paths, metadata, (), lambda state, live: None
+        )
+        return states[-1]
+
+    first = run()
+    assert run() == first
+    assert run(base=base.model_copy(update={"seed": base.seed + 1})) != first
+    assert run(cfg=cfg.model_copy(update={"epochs": cfg.epochs + 1})) != first
+    assert run(md5="m2") != first
+    assert run(section="train_detector") != first
 
 
 def test_the_same_weights_save_to_the_same_bytes(tmp_path):
@@ -319,3 +350,17 @@ def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_pa
     off = cfg.model_copy(update={"reduce_lr": cfg.reduce_lr.model_copy(update={"patience": 0})})
     names = [type(c).__name__ for c in training.make_callbacks(off, tmp_path, Live(), paths, 0, {})]
     assert "ReduceLROnPlateau" not in names
+
+
+def test_dvclive_neither_saves_an_experiment_nor_writes_a_dvc_yaml(tmp_path, monkeypatch, caplog):
+    """The stage runs inside `dvc repro` / `dvc exp run`, which own both; run by hand, it
+    must not warn about (or make) an experiment of its own."""
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level(logging.DEBUG):
+        live = training.open_live(str(tmp_path / "live"), 0)
+        live.log_metric("loss", 1.0)
+        live.next_step()
+        live.end()
+    assert "experiment" not in caplog.text.lower()
+    assert not list(tmp_path.rglob("dvc.yaml"))
+    assert (tmp_path / "live/metrics.json").exists()
