@@ -52,6 +52,8 @@ def test_a_pretrained_backbone_starts_frozen_and_one_from_scratch_trains(tmp_pat
     before = {
         name: m.get_layer("backbone").get_weights() for name, m in [("s", scratch), ("t", tuned)]
     }
+    # the pretrained backbone starts from the donor's weights
+    assert all(np.array_equal(a, b) for a, b in zip(before["s"], before["t"], strict=True))
     for model in (scratch, tuned):
         model.fit(x, y, epochs=1, verbose=0)
     # From scratch every backbone weight moves (BatchNorm statistics included); pretrained,
@@ -150,6 +152,8 @@ def test_each_architecture_has_its_name_the_augmentation_and_a_softmax(tmp_path)
         )
         assert model.name == name
         assert any(layer is aug[0] for layer in flat_layers(model)), architecture
+        if architecture != "simple_cnn":  # one block named in model.summary()
+            assert model.get_layer("augmentation").layers == aug, architecture
         out = keras.ops.convert_to_numpy(model(x))
         assert (out > 0).all() and np.allclose(out.sum(axis=1), 1.0, atol=1e-5), architecture
 
@@ -169,3 +173,18 @@ def test_the_inception_blocks_save_and_load_inside_any_model(tmp_path):
     assert loaded.layers[3].filters == 6
     x = np.random.default_rng(0).uniform(0, 1, (2, 15, 15, 3)).astype("float32")
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["simple_cnn", "mini_inception", "plain_cnn"])
+def test_under_mixed_precision_the_probabilities_stay_float32(architecture):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = classifiers.build_classifier(
+            architecture, size=16, num_classes=3, dropout=0.0, aug=[], width=2
+        )
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    x = np.random.default_rng(3).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    out = model(x)
+    assert keras.backend.standardize_dtype(out.dtype) == "float32", architecture
+    assert np.allclose(keras.ops.convert_to_numpy(out).sum(axis=1), 1.0, atol=1e-6)
