@@ -167,3 +167,15 @@ def test_classifier_slice_intervals_and_an_image_of_exactly_the_input_size():
     again = classifier_slices(actual, predicted, sizes, 16, 300, 0)["source_size"]
     moved = classifier_slices(actual, predicted, sizes, 16, 300, 9)["source_size"]
     assert again == found and moved != found
+
+
+def test_size_slice_intervals_follow_the_seed_too():
+    rng = np.random.default_rng(4)
+    corner = rng.uniform(0.0, 0.3, (30, 2))
+    boxes = np.hstack([corner, corner + np.array([0.6, 0.5])])  # 30 large boxes, 0.6 × 0.5
+    ious = rng.uniform(0.3, 0.95, 30)
+    flags = np.ones(30, bool)
+    one, other = (detector_slices(boxes, flags, ious, flags, Cfg, 200, s) for s in (0, 5))
+    assert one["size"]["large"]["images"] == 30
+    assert one["size"]["large"]["mean_iou"] == other["size"]["large"]["mean_iou"]
+    assert one["size"]["large"]["ci95"] != other["size"]["large"]["ci95"]
