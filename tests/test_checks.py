@@ -264,10 +264,10 @@ def test_the_guard_names_the_epoch_batch_rate_and_mixed_precision():
 
 def test_saved_arrays_load_back_and_repeat_byte_for_byte(tmp_path):
     arrays = {"images": np.arange(24, dtype=np.uint8).reshape(2, 3, 4), "x": np.eye(2)}
-    checks.save_arrays(tmp_path / "a/one.npz", **arrays)
+    checks.save_arrays(tmp_path / "a/b/one.npz", **arrays)  # folders made as needed
     time.sleep(1.1)
     checks.save_arrays(tmp_path / "two.npz", **arrays)
-    assert (tmp_path / "a/one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+    assert (tmp_path / "a/b/one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
     loaded = np.load(tmp_path / "two.npz")
     assert sorted(loaded) == ["images", "x"] and np.array_equal(loaded["x"], np.eye(2))
     with zipfile.ZipFile(tmp_path / "two.npz") as archive:
