@@ -282,9 +282,12 @@ def save_tiny_classifier(path: Path, classes=("blue", "red"), size: int = 16) ->
 
 def save_tiny_detector(path: Path, size: int = 32) -> Path:
     """A small untrained FaceTracker (soft-argmax heads), saved with its metadata JSON."""
+    import keras
+
     from stages.shared.detectors import FaceTracker
     from stages.shared.training import save_model
 
+    keras.utils.set_random_seed(0)  # its weights must not depend on the tests run before it
     model = FaceTracker("plain_cnn", size, head_width=8)
     model(np.zeros((1, size, size, 3), "float32"))
     save_model(model, path, {"task": "detection", "image_size": size})
