@@ -28,20 +28,19 @@ def test_unknown_backbone_is_a_clear_error():
         backbones.build_backbone("vgg19", 32)
 
 
-def test_a_classifier_backbone_seeds_a_detector_and_back(tmp_path):
+@pytest.mark.parametrize(("name", "size"), [("plain_cnn", 24), ("mobilenet_v2", 32)])
+def test_a_classifier_backbone_seeds_a_detector_and_back(tmp_path, name, size):
     keras.utils.set_random_seed(1)
-    classifier = build_classifier("plain_cnn", size=24, num_classes=3, dropout=0.0, aug=[])
+    classifier = build_classifier(name, size=size, num_classes=3, dropout=0.0, aug=[])
     save_model(classifier, tmp_path / "classifier.keras", {})
     # Another input size: convolution weights do not depend on it.
-    detector = FaceTracker(
-        "plain_cnn", 40, head_width=8, weights=str(tmp_path / "classifier.keras")
-    )
+    detector = FaceTracker(name, 40, head_width=8, weights=str(tmp_path / "classifier.keras"))
     assert same(detector.backbone.get_weights(), classifier.get_layer("backbone").get_weights())
     detector(np.zeros((1, 40, 40, 3), "float32"))
     save_model(detector, tmp_path / "detector.keras", {})
     again = build_classifier(
-        "plain_cnn",
-        size=24,
+        name,
+        size=size,
         num_classes=2,
         dropout=0.0,
         aug=[],
@@ -167,16 +166,6 @@ def test_an_application_backbone_is_headless_and_built_for_the_input_size(name, 
     norms = [leaf for leaf in leaves if isinstance(leaf, keras.layers.BatchNormalization)]
     assert len(norms) == {"mobilenet_v2": 52, "efficientnet_b0": 49, "vgg16": 0}[name]
     assert {n.momentum for n in norms} <= {0.5}
-
-
-def test_an_application_classifier_backbone_seeds_a_detector(tmp_path):
-    keras.utils.set_random_seed(4)
-    classifier = build_classifier("mobilenet_v2", size=32, num_classes=2, dropout=0.0, aug=[])
-    save_model(classifier, tmp_path / "classifier.keras", {})
-    detector = FaceTracker(
-        "mobilenet_v2", 32, head_width=8, weights=str(tmp_path / "classifier.keras")
-    )
-    assert same(detector.backbone.get_weights(), classifier.get_layer("backbone").get_weights())
 
 
 def test_a_long_download_error_is_cut_to_160_characters(monkeypatch):
