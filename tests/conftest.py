@@ -292,3 +292,9 @@ def save_tiny_detector(path: Path, size: int = 32) -> Path:
     model(np.zeros((1, size, size, 3), "float32"))
     save_model(model, path, {"task": "detection", "image_size": size})
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """Files holding end-to-end (slow) tests first, so the parallel workers share the long ones."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
