@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast lint format bench noise-floor compare review review-template \
+.PHONY: run test test-fast lint format bench noise-floor compare recipe-check review review-template \
 	review-screenshot mutation clean
 
 $(VENV)/.runtime: requirements.txt
@@ -22,14 +22,14 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(BIN)/dvc repro
 
-# Test files run in parallel workers (pytest-xdist), a file's tests on one worker.
+# Tests run in parallel workers (pytest-xdist); a worker that runs out steals from the other.
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
@@ -49,6 +49,10 @@ compare: $(VENV)/.runtime
 # How much the test metrics move across seeds, oneDNN, CPU instruction sets (~80 min).
 noise-floor: $(VENV)/.dev
 	$(BIN)/python -m bench.noise_floor
+
+# Do the default params hold on photographs they were not tuned on? (bench/RECIPE_CHECK.md)
+recipe-check: $(VENV)/.dev
+	ONLY=$(ONLY) $(BIN)/python -m bench.recipe_check
 
 # The review page, workspace vs REV (default: the last commit), offline: make review REV=main
 review: $(VENV)/.runtime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -245,11 +246,24 @@ def dvc_project(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def reproduced(tmp_path_factory) -> dict:
-    """One tiny project through a whole `dvc repro`, once per test session (a full run costs
-    ~2 minutes here): {"project": its folder, "stdout": what that first repro printed}."""
-    project = new_pipeline_repo(tmp_path_factory.mktemp("reproduced") / "project")
-    first = dvc("repro", cwd=project)
-    return {"project": project, "stdout": first.stdout}
+    """One tiny project through a whole `dvc repro`, once per test run (a full run costs
+    ~2.5 minutes here): {"project": its folder, "stdout": what that first repro printed}.
+
+    The parallel workers share it: the first to need it builds it under a lock in the run's
+    common temporary folder, the others wait for it and read it (tests only copy it).
+    """
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's folder; the run's is its parent
+        shared = shared.parent
+    with open(shared / "reproduced.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "reproduced" / "stdout.txt"
+        project = shared / "reproduced" / "project"
+        if not done.exists():
+            shutil.rmtree(project.parent, ignore_errors=True)
+            first = dvc("repro", cwd=new_pipeline_repo(project))
+            done.write_text(first.stdout)
+    return {"project": project, "stdout": done.read_text()}
 
 
 @pytest.fixture
@@ -292,9 +306,3 @@ def save_tiny_detector(path: Path, size: int = 32) -> Path:
     model(np.zeros((1, size, size, 3), "float32"))
     save_model(model, path, {"task": "detection", "image_size": size})
     return path
-
-
-def pytest_collection_modifyitems(items):
-    """Files holding end-to-end (slow) tests first, so the parallel workers share the long ones."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)

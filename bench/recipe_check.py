@@ -1,0 +1,178 @@
+"""Do the default params hold on data they were not tuned on?
+
+`make recipe-check` (not part of `make test` or `make bench`). Builds the datasets of
+`bench/recipe_data.py` from photographs that ship inside installed packages, then, for each
+dataset and for the embedded sample, makes a fresh git + DVC project with the pipeline's code
+and the committed `params.yaml` (only `data.<task>` and the split's grouping changed: a user
+pointing the pipeline at their folder does the same) and runs `dvc repro evaluate@<model>`,
+the real pipeline: split, augment, training, evaluation. The classification sets are also
+fed to the hand-written baseline of `bench/recipe_baseline.py` on the same split.
+
+Prints a table of the test metrics with `evaluate`'s 95 % intervals, the targets, and the
+wall time; writes bench/recipe_check.json and bench/RECIPE_CHECK.md.
+
+    make recipe-check [ONLY=textures,coins]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from bench.__main__ import machine
+from bench.common import ROOT
+from bench.recipe_data import GROUP_PATTERNS, MAKERS, TASKS
+
+WORK = ROOT / ".work" / "recipe-check"
+SAMPLE_TASKS = {"sample digits": "classification", "sample faces": "detection"}
+MODEL = {"classification": "classifier", "detection": "detector"}
+TARGETS = {  # metric: lowest accepted value (classification also: >= the baseline)
+    "classification": {"accuracy": 0.95},
+    "detection": {"ap50": 0.90, "mean_iou": 0.72},
+}
+
+
+def command(args: list[str], cwd: Path) -> str:
+    """Run a command in the project; its stdout, or one line with the tail of stderr."""
+    env = {
+        **os.environ,
+        "TQDM_DISABLE": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed in {cwd}:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def new_project(folder: Path, task: str, data: Path | None, pattern: str | None) -> Path:
+    """The pipeline's code and params in a new git + DVC repository, `data.<task>` set."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    shutil.copytree(
+        ROOT / "stages", folder / "stages", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("dvc.yaml", ".gitignore"):
+        shutil.copy(ROOT / name, folder / name)
+    shutil.copytree(ROOT / "pretrained", folder / "pretrained")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if data is not None:
+        params["data"][task] = str(data)
+        params["split"]["group_pattern"][task] = pattern
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    command(["git", "init", "-q", "-b", "main"], folder)
+    command(["dvc", "init", "-q"], folder)
+    shutil.copy(ROOT / ".dvc/config", folder / ".dvc/config")
+    command(["git", "add", "-A"], folder)
+    command(["git", "commit", "-q", "-m", "pipeline"], folder)
+    return folder
+
+
+def check(name: str, task: str, data: Path | None) -> dict:
+    """One dataset through `dvc repro evaluate@<model>`: test metrics, intervals, time."""
+    model = MODEL[task]
+    project = new_project(WORK / "runs" / name, task, data, GROUP_PATTERNS.get(name))
+    started = time.perf_counter()
+    command(["dvc", "repro", "-q", f"evaluate@{model}"], project)
+    seconds = time.perf_counter() - started
+    scores = json.loads((project / f"reports/eval/{model}/metrics.json").read_text())
+    report = json.loads((project / f"reports/data/{task}.json").read_text())
+    keys = list(TARGETS[task])
+    found = {
+        "dataset": name,
+        "task": task,
+        "images": report["images"],
+        "skipped": report["skipped"]["count"],
+        "test_images": scores["test_images"],
+        "seconds": round(seconds, 1),
+        **{key: scores[key] for key in keys},
+        "ci95": {key: scores["ci95"].get(key) for key in keys},
+    }
+    if task == "classification":
+        baseline = subprocess.run(
+            [sys.executable, "-m", "bench.recipe_baseline", str(project)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found["baseline"] = json.loads(baseline.stdout.strip().splitlines()[-1])
+    found["holds"] = holds(found)
+    return found
+
+
+def holds(found: dict) -> bool:
+    """Every target of the dataset's task met (classification: and the baseline matched)."""
+    ok = all(found[key] >= low for key, low in TARGETS[found["task"]].items())
+    if "baseline" in found:
+        ok = ok and found["accuracy"] >= found["baseline"]["accuracy"]
+    return ok
+
+
+def interval(found: dict, key: str) -> str:
+    ci = found["ci95"].get(key)
+    return f"{found[key]:.3f} ({ci['low']:.3f}–{ci['high']:.3f})" if ci else f"{found[key]:.3f}"
+
+
+def table(results: list[dict]) -> str:
+    lines = [
+        "| dataset | task | images (skipped) | test images | test metric (95 % CI) | target"
+        " | baseline | holds | time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for found in results:
+        task = found["task"]
+        metrics = ", ".join(f"{key} {interval(found, key)}" for key in TARGETS[task])
+        target = ", ".join(f"{key} ≥ {low}" for key, low in TARGETS[task].items())
+        baseline = found["baseline"]["accuracy"] if "baseline" in found else "-"
+        if "baseline" in found:
+            target += ", ≥ baseline"
+        lines.append(
+            f"| {found['dataset']} | {task} | {found['images']} ({found['skipped']})"
+            f" | {found['test_images']} | {metrics} | {target} | {baseline}"
+            f" | {'yes' if found['holds'] else 'no'} | {found['seconds'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    only = [n for n in os.environ.get("ONLY", "").split(",") if n]
+    names = [n for n in (*MAKERS, *SAMPLE_TASKS) if not only or n in only]
+    started = time.perf_counter()
+    results = []
+    for name in names:
+        if name in MAKERS:
+            data = WORK / "data" / name
+            if not data.exists():
+                MAKERS[name](data)
+            found = check(name, TASKS[name], data)
+        else:
+            found = check(name, SAMPLE_TASKS[name], None)
+        results.append(found)
+        print(json.dumps(found), flush=True)
+    minutes = round((time.perf_counter() - started) / 60, 1)
+    text = table(results)
+    print(text)
+    if not only:
+        header = (
+            f"# Recipe check\n\n{time.strftime('%Y-%m-%d')}, {machine()}; `make recipe-check`"
+            f" took {minutes} min. Default params; `bench/recipe_data.py` describes the data.\n\n"
+        )
+        (ROOT / "bench/RECIPE_CHECK.md").write_text(header + text + "\n")
+        (ROOT / "bench/recipe_check.json").write_text(
+            json.dumps({"minutes": minutes, "results": results}, indent=2) + "\n"
+        )
+    if not all(found["holds"] for found in results):
+        raise SystemExit("recipe check: a target does not hold (table above)")
+
+
+if __name__ == "__main__":
+    main()
