@@ -4,7 +4,7 @@ In:  data/split/<task>.csv and the images it lists.
 Out: data/augmented/<task>/ (augmented train images + manifest.csv in the split manifest's
      schema, plus a `source` column); val/test rows are carried over untouched, pointing at
      the original files. reports/data/augment-<task>.json: copies written, boxes lost.
-Params: base.seed, base.image_size.<task> (the size written), augment.<task> (augment.workers
+Params: base.seed, base.image_size.<task> (the size written; `auto`: see manifest.input_size), augment.<task> (augment.workers
         changes speed only, never the output).
 """
 
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from stages.shared.augmentation import augment_rows, build_pipeline, decode_side
 from stages.shared.cli import run_stage
-from stages.shared.manifest import read_manifest, write_json, write_manifest
+from stages.shared.manifest import input_size, read_manifest, write_json, write_manifest
 from stages.shared.params import load_params
 from stages.shared.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
 
@@ -34,18 +34,18 @@ def main(argv: list[str]) -> None:
     where = f"augment.{task}.transforms"
     with_boxes = task == "detection"
     min_visibility = getattr(cfg, "min_visibility", 0.0)
-    # Check every transform before touching a single image.
-    size = getattr(base.image_size, task)  # the model input size: one setting per fact
-    build_pipeline(cfg.transforms, size, with_boxes, min_visibility, where)
-
     frame = read_manifest(split_manifest(task), task)
     frame["source"] = frame["path"]
+    train = frame[frame["split"] == "train"]
+    keep = frame if cfg.keep_original or cfg.copies == 0 else frame[frame["split"] != "train"]
+    # The model input size (one setting per fact; `auto`: from the rows passed through, as
+    # training computes it from them), then every transform checked before touching an image.
+    size = input_size(getattr(base.image_size, task), keep)
+    build_pipeline(cfg.transforms, size, with_boxes, min_visibility, where)
+
     out_dir = AUGMENTED_DIR / task
     shutil.rmtree(out_dir, ignore_errors=True)
     (out_dir / "images").mkdir(parents=True)
-
-    train = frame[frame["split"] == "train"]
-    keep = frame if cfg.keep_original or cfg.copies == 0 else frame[frame["split"] != "train"]
     workers = params.workers or os.cpu_count() or 1
     config = {
         "transforms": cfg.transforms,
@@ -77,6 +77,7 @@ def main(argv: list[str]) -> None:
         "originals_kept": bool(cfg.keep_original or cfg.copies == 0),
         "rows": {s: int((out["split"] == s).sum()) for s in ("train", "val", "test")},
         "boxes_lost": int(sum(r.get("lost", 0) for r in copies)),
+        "image_size": size,
     }
     write_json(DATA_REPORTS_DIR / f"augment-{task}.json", report)
     # Speed goes to the log, not the report: the report must be the same bytes on every run.

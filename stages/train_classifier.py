@@ -19,7 +19,7 @@ import numpy as np
 
 from stages.shared.cli import run_stage
 from stages.shared.images import file_md5
-from stages.shared.manifest import read_manifest
+from stages.shared.manifest import input_size, read_manifest
 from stages.shared.params import load_params
 
 DEFAULTS = {
@@ -115,7 +115,8 @@ def train(cfg, base, paths: dict) -> dict:
     strategy, batch, rate, paths = training.prepare(base, cfg, paths, "train_classifier")
     frame = read_manifest(Path(paths["manifest"]), "classification")
     classes = sorted(frame["label"].unique())
-    size, seed = base.image_size.classification, training.training_seed(base, cfg)
+    size = input_size(base.image_size.classification, frame)  # `auto`: as augment chose it
+    seed = training.training_seed(base, cfg)
     labels = lambda rows: tfdata.one_hot(rows["label"], classes)  # noqa: E731
     train_rows, data = training.train_val_data(
         frame, paths["manifest"], labels, size, cfg, seed, batch

@@ -17,7 +17,7 @@ import numpy as np
 
 from stages.shared.cli import run_stage
 from stages.shared.images import file_md5
-from stages.shared.manifest import BOX, read_manifest
+from stages.shared.manifest import BOX, input_size, read_manifest
 from stages.shared.params import load_params
 
 DEFAULTS = {
@@ -70,7 +70,8 @@ def train(cfg, base, paths: dict) -> dict:
     cfg = training.debug_epochs(cfg)
     strategy, batch, learning_rate, paths = training.prepare(base, cfg, paths, "train_detector")
     frame = read_manifest(Path(paths["manifest"]), "detection")
-    size, seed = base.image_size.detection, training.training_seed(base, cfg)
+    size = input_size(base.image_size.detection, frame)  # `auto`: as augment chose it
+    seed = training.training_seed(base, cfg)
     train_rows, data = training.train_val_data(
         frame, paths["manifest"], detection_targets, size, cfg, seed, batch
     )

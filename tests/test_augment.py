@@ -204,6 +204,10 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_manifest(
         ({"name": "RandomResizedCrop", "size": [8, 8], "scale": 0.04}, 5.0),
         ({"name": "RandomResizedCrop", "size": [8, 8]}, 1 / 0.08**0.5),  # albumentations' 0.08
         ({"name": "HorizontalFlip"}, 1.0),
+        # up to 10 % (or 20 %) cut from each side: 80 % (60 %) of the side is left at worst
+        ({"name": "CropAndPad", "percent": [-0.1, 0.0], "keep_size": False}, 1.25),
+        ({"name": "CropAndPad", "percent": [[-0.2, 0.0], 0, [-0.05, 0.1], 0]}, 1 / 0.6),
+        ({"name": "CropAndPad", "percent": 0.1}, 1.0),  # padding only
     ],
 )
 def test_how_far_each_transform_can_magnify(spec, zoom):
@@ -218,6 +222,8 @@ def test_the_decode_side_is_the_output_times_the_largest_zoom():
     assert decode_side(zooms, 41) == 62  # ceil(41 × 1.5 = 61.5)
     assert decode_side([*zooms, {"name": "RandomCrop", "height": 8, "width": 8}], 40) is None
     assert decode_side([{"name": "CenterCrop", "height": 8, "width": 8}], 40) is None
+    assert decode_side([{"name": "CropAndPad", "px": [-4, 0]}], 40) is None
+    assert decode_side([{"name": "CropAndPad", "percent": [-0.1, 0.0]}], 40) == 50
 
 
 @pytest.mark.parametrize(
@@ -303,6 +309,7 @@ def test_the_report_and_line_say_what_was_written_with_or_without_the_originals(
         "originals_kept": False,
         "rows": {"train": 2 * counts["train"], "val": counts["val"], "test": counts["test"]},
         "boxes_lost": 0,
+        "image_size": 32,
     }
     out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
     assert not out.loc[out["split"] == "train", "path"].isin(source["path"]).any()

@@ -11,6 +11,7 @@ import pytest
 from stages.shared.cli import UserError
 from stages.shared.manifest import (
     atomic_write_text,
+    input_size,
     read_manifest,
     write_json,
     write_manifest,
@@ -129,3 +130,34 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
     monkeypatch.undo()
     atomic_write_text(path, "ünïcode")
     assert path.read_bytes() == "ünïcode".encode()
+
+
+def sized(sides: list[tuple[int, int]], **columns) -> pd.DataFrame:
+    paths = [f"img_{i}.png" for i in range(len(sides))]
+    return pd.DataFrame(
+        {"path": paths, "width": [w for w, _ in sides], "height": [h for _, h in sides]}
+        | columns
+    )
+
+
+def test_auto_input_size_is_the_median_short_side_in_multiples_of_8_within_32_to_64():
+    # Short sides 50, 41, 58, 120, 44 (width or height, never the long one): median 50 -> 48.
+    # The long sides' median (150) or the widths' (58) would give 64 and 56.
+    frame = sized([(50, 150), (200, 41), (58, 75), (120, 300), (160, 44)])
+    assert input_size("auto", frame) == 48
+    assert input_size(40, frame) == 40  # a number is the size, whatever the data
+    assert input_size("auto", sized([(20, 30), (25, 12), (28, 40)])) == 32  # never below 32
+    assert input_size("auto", sized([(400, 300), (500, 640), (90, 71)])) == 64  # nor above 64
+
+
+def test_auto_input_size_counts_the_users_files_not_the_augmented_copies():
+    # Augmented copies (path != source) are already at some model size: 3 copies at 32 px
+    # would pull the median of all rows down to 32; the user's own images say 56.
+    users = sized([(56, 80), (60, 57), (81, 56)])
+    users["source"] = users["path"]
+    copies = sized([(32, 32)] * 3)
+    copies["source"] = users["path"]
+    copies["path"] = [f"copy_{i}.png" for i in range(3)]
+    assert input_size("auto", pd.concat([users, copies])) == 56
+    with pytest.raises(UserError, match=r"^image_size: auto needs images as the user brought"):
+        input_size("auto", copies)

@@ -135,6 +135,23 @@ def test_a_fold_must_exist(workdir):
             r"learning_rate: Input should be a valid number",
         ),
         ("split", {"folds": 2.0}, r"split\.folds: Input should be a valid integer \(got 2\.0\)"),
+        (
+            "base",
+            {"image_size": {"classification": 32.0, "detection": 64}},
+            r"base\.image_size\.classification: must be a whole number of pixels from 8 to 1024,"
+            r" or auto \(got 32\.0\)$",
+        ),
+        (
+            "base",
+            {"image_size": {"classification": "auto", "detection": "Auto"}},
+            r"base\.image_size\.detection: must be a whole number of pixels from 32 to 1024,"
+            r" or auto \(got 'Auto'\)$",
+        ),
+        (
+            "base",
+            {"image_size": {"classification": 16, "detection": 16}},
+            r"detection: must be a whole number of pixels from 32 to 1024, or auto \(got 16\)$",
+        ),
     ],
 )
 def test_values_are_never_coerced(workdir, section, values, message):

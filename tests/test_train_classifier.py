@@ -11,7 +11,15 @@ import pytest
 
 from stages import augment, split, train_classifier
 from stages.shared.params import load_params
-from tests.conftest import ROOT, make_classification, refuses, run_paths, usage, write_params
+from tests.conftest import (
+    ROOT,
+    make_classification,
+    refuses,
+    run_paths,
+    usage,
+    write_image,
+    write_params,
+)
 
 TINY = {
     "epochs": 2,
@@ -318,3 +326,29 @@ def test_a_manifest_without_val_rows_is_named_in_one_line(classification_data):
     ):
         train_classifier.main([])
     assert not (classification_data / "models/classifier.keras").exists()
+
+
+def test_auto_size_augments_and_trains_at_the_median_short_side_of_the_users_images(workdir):
+    # Portrait and landscape pictures whose short sides have a median of 44.5 px -> 40 px input.
+    rng = np.random.default_rng(3)
+    shapes = [(45, 70), (90, 40), (52, 47), (38, 60), (70, 45), (44, 100)]
+    for label in ("a", "b"):
+        for i in range(12):
+            write_image(workdir / "ds" / label / f"{i:02d}.png", rng, size=shapes[i % 6])
+    write_params(
+        workdir,
+        data={"classification": "ds"},
+        base={"seed": 1, "image_size": {"classification": "auto", "detection": 32}},
+        train_classifier={**TINY, "epochs": 1},
+    )
+    split.main(["classification"])
+    augment.main(["classification"])
+    out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
+    copies = out[out["path"] != out["source"]]
+    assert len(copies) > 0 and set(copies["width"]) == set(copies["height"]) == {40}
+    report = json.loads((workdir / "reports/data/augment-classification.json").read_text())
+    assert report["image_size"] == 40
+    train_classifier.main([])
+    meta = json.loads((workdir / "models/classifier.json").read_text())
+    model = keras.models.load_model(workdir / "models/classifier.keras")
+    assert meta["image_size"] == 40 and model.input_shape == (None, 40, 40, 3)

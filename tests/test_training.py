@@ -331,9 +331,9 @@ def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_pa
     callbacks = training.make_callbacks(cfg, phase, Live(), paths, 2, carried)
     assert callbacks[0] == "guard"
     kinds = [type(c).__name__ for c in callbacks[1:]]
-    assert kinds == ["ModelCheckpoint", "EarlyStopping", "ReduceLROnPlateau",
+    assert kinds == ["AtomicCheckpoint", "EarlyStopping", "ReduceLROnPlateau",
                      "LearningRateLogger", "AlignLiveStep", "TensorBoard", "DVCLiveCallback",
-                     "RunState", "BackupAndRestore"]  # fmt: skip
+                     "RunState", "AtomicBackup"]  # fmt: skip
     checkpoint, stopping, reduce = callbacks[1:4]
     assert checkpoint.filepath == str(tmp_path / "run" / "best.keras")  # one file, both phases
     assert (checkpoint.monitor, checkpoint.save_best_only, checkpoint.best) == (
@@ -364,3 +364,45 @@ def test_dvclive_neither_saves_an_experiment_nor_writes_a_dvc_yaml(tmp_path, mon
     assert "experiment" not in caplog.text.lower()
     assert not list(tmp_path.rglob("dvc.yaml"))
     assert (tmp_path / "live/metrics.json").exists()
+
+
+class KilledWhileSaving(Exception):
+    """Stands for a SIGKILL that lands while a file is being written."""
+
+
+def die_half_way(path) -> None:
+    Path(path).write_bytes(b"\x89HDF\r\n half a file")
+    raise KilledWhileSaving
+
+
+def test_a_run_killed_while_saving_resumes_from_the_last_whole_backup_and_best_model(tmp_path):
+    x = np.linspace(-1, 1, 16, dtype="float32").reshape(8, 2)
+    y = x.sum(axis=1, keepdims=True)
+    fit = {"x": x, "y": y, "validation_data": (x, y), "batch_size": 4, "verbose": 0}
+    backup, best = tmp_path / "backup", tmp_path / "best.keras"
+
+    def callbacks():
+        checkpoint = training.AtomicCheckpoint(str(best), monitor="val_loss", save_best_only=True)
+        return [checkpoint, training.AtomicBackup(str(backup), delete_checkpoint=False)]
+
+    model = tiny_model()
+    model.fit(epochs=2, callbacks=callbacks(), **fit)
+    after_two = [w.copy() for w in model.get_weights()]
+    best_bytes = best.read_bytes()
+    # Epoch 3 improves (the loss still falls), so both files are rewritten: killed half-way.
+    model.save = lambda filepath, **_: die_half_way(filepath)
+    model.save_weights = lambda filepath, **_: die_half_way(filepath)
+    with pytest.raises(KilledWhileSaving):
+        model.fit(epochs=3, callbacks=callbacks(), **fit)
+    assert best.read_bytes() == best_bytes  # the last whole best model is still there
+    keras.saving.load_model(best)
+
+    resumed, started = tiny_model(), []
+    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: started.append(epoch))
+    restore = training.AtomicBackup(str(backup), delete_checkpoint=False)
+    restore.set_model(resumed)
+    resumed.optimizer.build(resumed.trainable_variables)
+    restore.on_train_begin()  # what fit does first: load the backup
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), after_two, strict=True))
+    resumed.fit(epochs=3, callbacks=[restore, record], **fit)
+    assert started == [2]  # 0-based: epoch 3 is run again, from epoch 2's weights

@@ -94,10 +94,17 @@ def build_pipeline(
 
 # Transforms whose arguments are pixel sizes of the input image: decoding a photo at reduced
 # scale would change what they cut, so with one of them images are decoded in full.
+# (CropAndPad counts only with `px`; with `percent` it cuts a share of each side.)
 PIXEL_SIZED = frozenset(
     {"RandomCrop", "CenterCrop", "Crop", "RandomSizedCrop", "CropNonEmptyMaskIfExists"}
-    | {"RandomCropNearBBox", "PadIfNeeded", "CropAndPad", "AtLeastOneBBoxRandomCrop"}
+    | {"RandomCropNearBBox", "PadIfNeeded", "AtLeastOneBBoxRandomCrop"}
 )
+
+
+def pixel_sized(spec: dict) -> bool:
+    """Does this transform take pixel sizes of the input image?"""
+    name = spec.get("name")
+    return name in PIXEL_SIZED or (name == "CropAndPad" and "percent" not in spec)
 
 
 def largest(value) -> float:
@@ -109,9 +116,18 @@ def largest(value) -> float:
     return float(value)
 
 
+def smallest(value) -> float:
+    """The smallest number in a param value: a number or a (nested) range."""
+    if isinstance(value, list | tuple):
+        return min(smallest(v) for v in value)
+    return float(value)
+
+
 def zoom_of(spec: dict) -> float:
     """How far a transform can magnify the image (1 for those that cannot)."""
     name = spec.get("name")
+    if name == "CropAndPad" and "percent" in spec:  # negative: that share cut off each side
+        return 1.0 / max(1.0 + 2.0 * min(smallest(spec["percent"]), 0.0), 0.01)
     if name == "Affine" and "scale" in spec:
         return max(largest(spec["scale"]), 1.0)
     if name in ("RandomScale", "ShiftScaleRotate") and "scale_limit" in spec:
@@ -125,7 +141,7 @@ def zoom_of(spec: dict) -> float:
 def decode_side(specs: list[dict], size: int) -> int | None:
     """The smallest side a photo must keep for these transforms to yield `size` pixels at
     full detail: `size` times the largest zoom; None (decode in full) with pixel-sized crops."""
-    if any(spec.get("name") in PIXEL_SIZED for spec in specs):
+    if any(pixel_sized(spec) for spec in specs):
         return None
     return math.ceil(size * max((zoom_of(spec) for spec in specs), default=1.0))
 

@@ -26,6 +26,7 @@ COLUMNS = {
 }
 SPLITS = ("train", "val", "test")
 BOX = ["x1", "y1", "x2", "y2"]
+AUTO_SIZE_RANGE = (32, 64)  # `image_size: auto` stays within this: a CPU budget
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -68,3 +69,24 @@ def read_manifest(path: Path, task: str) -> pd.DataFrame:
     if bad:
         raise UserError(f"{path}: unknown split values {bad}; valid: {', '.join(SPLITS)}")
     return frame
+
+
+def input_size(setting: int | str, frame: pd.DataFrame) -> int:
+    """The model's input side in pixels: `setting`, or for `auto` the median short side of the
+    images as the user brought them, rounded down to a multiple of 8, within AUTO_SIZE_RANGE.
+
+    The user's images are the manifest rows that point at the user's files: every row, or in
+    an augmented manifest the rows whose `path` is their `source`. `augment` and the training
+    stage so reach the same size, one from the rows it passes through, one from its input.
+    """
+    if setting != "auto":
+        return int(setting)
+    rows = frame[frame["path"] == frame["source"]] if "source" in frame.columns else frame
+    if rows.empty:
+        raise UserError(
+            "image_size: auto needs images as the user brought them in the manifest (keep_original:"
+            " true, or val/test rows) — set keep_original: true or a size in pixels"
+        )
+    short = float(rows[["width", "height"]].min(axis=1).median())
+    low, high = AUTO_SIZE_RANGE
+    return int(min(high, max(low, short // 8 * 8)))

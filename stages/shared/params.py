@@ -68,9 +68,22 @@ def check_backbone_weights(backbone: str, weights: str | None) -> None:
         )
 
 
+def size_or_auto(low: int):
+    """A model input side: pixels from `low` to 1024, or `auto` (see manifest.input_size)."""
+
+    def check(value: Any) -> int | str:
+        if value == "auto" or (type(value) is int and low <= value <= 1024):
+            return value
+        raise ValueError(f"must be a whole number of pixels from {low} to 1024, or auto")
+
+    return Annotated[Any, AfterValidator(check)]
+
+
 class ImageSizes(Section):
-    classification: int = Field(ge=8, le=1024)
-    detection: int = Field(ge=32, le=1024)
+    """Pixels, or `auto`: the median short side of the data, within 32-64 (manifest.input_size)."""
+
+    classification: size_or_auto(8)
+    detection: size_or_auto(32)
 
 
 class DistributeParams(Section):

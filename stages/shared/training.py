@@ -206,6 +206,42 @@ class RunState(keras.callbacks.Callback):
         self._write()
 
 
+class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes beside the file and then renames it over the old one, so a
+    kill while saving leaves the previous best model whole, never half a zip."""
+
+    def _save_model(self, epoch, batch, logs):
+        final = Path(self.filepath)
+        partial = final.with_name(f"partial.{final.name}")  # keeps the .keras ending
+        partial.unlink(missing_ok=True)  # left by a run killed while saving
+        self.filepath = str(partial)
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            self.filepath = str(final)
+        if partial.exists():
+            partial.replace(final)
+
+
+class AtomicBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose weights and epoch files are each replaced whole (written beside,
+    then renamed): a kill while saving leaves the previous epoch's backup readable.
+
+    Keras writes the weights in place: killed mid-write, the next run stopped on "bad object
+    header version number" instead of resuming. The two renames follow each other with no
+    work in between.
+    """
+
+    def _save_model(self):
+        weights = Path(self._weights_path)
+        weights.parent.mkdir(parents=True, exist_ok=True)
+        partial = weights.with_name(f"partial.{weights.name}")  # keeps the .weights.h5 ending
+        self.model.save_weights(str(partial), overwrite=True)
+        metadata = json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        partial.replace(weights)
+        atomic_write_text(Path(self._training_metadata_path), metadata)
+
+
 def make_callbacks(cfg, phase_dir: Path, live, paths: dict, first: int, carried: dict):
     """The callbacks of one fit: the NaN guard, best checkpoint (one file across phases),
     early stop, LR, TensorBoard, DVCLive, the run's state, and its backup last, so that it
@@ -215,7 +251,7 @@ def make_callbacks(cfg, phase_dir: Path, live, paths: dict, first: int, carried:
     mode = monitor_mode(cfg.monitor)
     run_dir = phase_dir.parent if phase_dir.name == FINE_TUNE else phase_dir
     tracked = {
-        "checkpoint": keras.callbacks.ModelCheckpoint(
+        "checkpoint": AtomicCheckpoint(
             str(run_dir / "best.keras"),
             monitor=cfg.monitor,
             mode=mode,
@@ -242,7 +278,7 @@ def make_callbacks(cfg, phase_dir: Path, live, paths: dict, first: int, carried:
         keras.callbacks.TensorBoard(str(paths["tensorboard"]), histogram_freq=0, write_graph=False),
         DVCLiveCallback(live=live),
         RunState(phase_dir, tracked, first, carried),
-        keras.callbacks.BackupAndRestore(str(phase_dir / "backup"), delete_checkpoint=False),
+        AtomicBackup(str(phase_dir / "backup"), delete_checkpoint=False),
     ]
 
 
