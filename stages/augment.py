@@ -4,8 +4,9 @@ In:  data/split/<task>.csv and the images it lists.
 Out: data/augmented/<task>/ (augmented train images + manifest.csv in the split manifest's
      schema, plus a `source` column); val/test rows are carried over untouched, pointing at
      the original files. reports/data/augment-<task>.json: copies written, boxes lost.
-Params: base.seed, base.image_size.<task> (the size written; `auto`: see manifest.input_size), augment.<task> (augment.workers
-        changes speed only, never the output).
+Params: base.seed, base.image_size.<task> (the size written; `auto`: see
+        manifest.input_size), augment.<task> (augment.workers changes speed only, never the
+        output).
 """
 
 from __future__ import annotations

@@ -135,8 +135,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
 def sized(sides: list[tuple[int, int]], **columns) -> pd.DataFrame:
     paths = [f"img_{i}.png" for i in range(len(sides))]
     return pd.DataFrame(
-        {"path": paths, "width": [w for w, _ in sides], "height": [h for _, h in sides]}
-        | columns
+        {"path": paths, "width": [w for w, _ in sides], "height": [h for _, h in sides]} | columns
     )
 
 

@@ -398,7 +398,9 @@ def test_a_run_killed_while_saving_resumes_from_the_last_whole_backup_and_best_m
     keras.saving.load_model(best)
 
     resumed, started = tiny_model(), []
-    record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: started.append(epoch))
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: started.append(epoch)
+    )
     restore = training.AtomicBackup(str(backup), delete_checkpoint=False)
     restore.set_model(resumed)
     resumed.optimizer.build(resumed.trainable_variables)
