@@ -306,3 +306,10 @@ def save_tiny_detector(path: Path, size: int = 32) -> Path:
     model(np.zeros((1, size, size, 3), "float32"))
     save_model(model, path, {"task": "detection", "image_size": size})
     return path
+
+
+def pytest_collection_modifyitems(items):
+    """Tests on the shared reproduced project first, together: with `--dist worksteal` they
+    fall to one worker, which builds the project while the other runs the rest, so no worker
+    sits waiting for it."""
+    items.sort(key=lambda item: "reproduced" not in item.fixturenames)
