@@ -1,5 +1,5 @@
 # Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make lint`, `make bench`,
-# `make noise-floor`, `make review`.
+# `make noise-floor`, `make recipe-check`, `make review`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin

@@ -143,7 +143,9 @@ def train_losses(work: Path, live: str) -> list[float]:
 @pytest.mark.parametrize(
     ("stage", "live", "task", "extra"),
     [
-        ("train_classifier", "classifier", "classification", {}),
+        # The classifier without BatchNorm (simple_cnn), the detector with it frozen: in
+        # training mode each replica would normalise its half batch with its own statistics.
+        ("train_classifier", "classifier", "classification", {"architecture": "simple_cnn"}),
         # A frozen backbone keeps its BatchNorm in inference mode: in training mode each
         # replica would normalise its half batch with its own statistics, a real difference
         # from one device that would hide a wrongly scaled gradient in the custom train_step.
