@@ -24,11 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from bench.__main__ import machine
-from bench.common import ROOT
+from bench.common import ROOT, project_params
 from bench.recipe_data import GROUP_PATTERNS, MAKERS, TASKS
+from tests.conftest import new_pipeline_repo
 
 WORK = ROOT / ".work" / "recipe-check"
 SAMPLE_TASKS = {"sample-digits": "classification", "sample-faces": "detection"}
@@ -55,24 +54,11 @@ def command(args: list[str], cwd: Path) -> str:
 def new_project(folder: Path, task: str, data: Path | None, pattern: str | None) -> Path:
     """The pipeline's code and params in a new git + DVC repository, `data.<task>` set."""
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    shutil.copytree(
-        ROOT / "stages", folder / "stages", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, folder / name)
-    shutil.copytree(ROOT / "pretrained", folder / "pretrained")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = project_params()
     if data is not None:
         params["data"][task] = str(data)
         params["split"]["group_pattern"][task] = pattern
-    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    command(["git", "init", "-q", "-b", "main"], folder)
-    command(["dvc", "init", "-q"], folder)
-    shutil.copy(ROOT / ".dvc/config", folder / ".dvc/config")
-    command(["git", "add", "-A"], folder)
-    command(["git", "commit", "-q", "-m", "pipeline"], folder)
-    return folder
+    return new_pipeline_repo(folder, params)
 
 
 def check(name: str, task: str, data: Path | None) -> dict:

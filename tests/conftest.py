@@ -216,9 +216,17 @@ def git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return run_cli(["git", *args], cwd)
 
 
-def new_pipeline_repo(project: Path) -> Path:
-    """The pipeline's code, dvc.yaml and tiny params, committed in a new git + DVC
-    repository; the end-to-end tests and `bench/` run the real CLIs in it."""
+def tiny_params() -> dict:
+    """The project's params with TINY_PARAMS merged in: tiny data, one epoch."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for section, values in TINY_PARAMS.items():
+        params[section].update(values)
+    return params
+
+
+def new_pipeline_repo(project: Path, params: dict | None = None) -> Path:
+    """The pipeline's code, dvc.yaml and `params` (default: `tiny_params()`), committed in a
+    new git + DVC repository; the end-to-end tests and `bench/` run the real CLIs in it."""
     project.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         ROOT / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__")
@@ -226,9 +234,7 @@ def new_pipeline_repo(project: Path) -> Path:
     for name in ("dvc.yaml", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "pretrained", project / "pretrained")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in TINY_PARAMS.items():
-        params[section].update(values)
+    params = tiny_params() if params is None else params
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git("init", "-q", "-b", "main", cwd=project)
     dvc("init", "-q", cwd=project)

@@ -47,6 +47,10 @@ def test_identical_configurations_cannot_be_told_apart_and_a_broken_one_is_worse
     # Enough digits and epochs that a trained classifier is far from chance on the test split.
     set_param(project, "sample.classification.per_class", 30)
     set_param(project, "train_classifier.epochs", 5)
+    # simple_cnn: its two seeds scored 0.875 and 0.95 on this tiny run. The BatchNorm default
+    # (plain_cnn) scored 0.75 and 0.95: too far apart for two seeds to call even a model that
+    # never learns worse (a paired t interval on 1 degree of freedom is ±12.7 sd).
+    set_param(project, "train_classifier.architecture", "simple_cnn")
     git("add", "-A", cwd=project)
     git("commit", "-q", "-m", "run", cwd=project)
     git("checkout", "-q", "-b", "frozen", cwd=project)
