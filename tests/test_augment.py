@@ -114,6 +114,32 @@ def test_a_transform_that_misfits_an_image_names_the_file_and_the_fix(detection_
         augment.main(["detection"])
 
 
+def test_every_copy_written_by_the_stage_carries_its_boxes_transformed(detection_split):
+    # Each positive's box is (10, 5)-(30, 20) in 40×30: x is symmetric about the centre, y is
+    # not, so a vertical flip moves it and a copy that kept the original box would show.
+    set_augment(detection_split, "detection", transforms=[{"name": "VerticalFlip", "p": 1.0}])
+    augment.main(["detection"])
+    out = pd.read_csv(detection_split / "data/augmented/detection/manifest.csv")
+    copies = out[out["path"].str.startswith("data/augmented/")]
+    positive = copies["source"].map(out.set_index("path")["present"]) == 1
+    assert positive.sum() > 0 and (~positive).sum() > 0
+    assert (copies.loc[positive, "present"] == 1).all()
+    flipped = copies.loc[positive, ["x1", "y1", "x2", "y2"]].to_numpy()
+    np.testing.assert_allclose(
+        flipped, [[10 / 40, 1 - 20 / 30, 30 / 40, 1 - 5 / 30]] * len(flipped), atol=1e-4
+    )
+    assert (copies.loc[~positive, "present"] == 0).all()
+
+
+def test_a_train_image_broken_after_split_is_one_line_naming_it(detection_split):
+    rows = pd.read_csv(detection_split / "data/split/detection.csv")
+    broken = rows.loc[rows["split"] == "train", "path"].iloc[0]
+    (detection_split / broken).write_bytes(b"not a jpeg any more")
+    expected = rf"^{broken}: .* — the file changed after `split` checked it; re-run `dvc repro`$"
+    with pytest.raises(UserError, match=expected):
+        augment.main(["detection"])
+
+
 def test_outputs_are_byte_identical_with_one_or_two_workers(detection_split):
     set_augment(detection_split, "detection", workers=1)
     augment.main(["detection"])

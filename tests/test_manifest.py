@@ -158,5 +158,9 @@ def test_auto_input_size_counts_the_users_files_not_the_augmented_copies():
     copies["source"] = users["path"]
     copies["path"] = [f"copy_{i}.png" for i in range(3)]
     assert input_size("auto", pd.concat([users, copies])) == 56
-    with pytest.raises(UserError, match=r"^image_size: auto needs images as the user brought"):
+    expected = (
+        r"^image_size: auto needs images as the user brought them in the manifest "
+        r"\(keep_original: true, or val/test rows\) — set keep_original: true or a size in pixels$"
+    )
+    with pytest.raises(UserError, match=expected):
         input_size("auto", copies)
