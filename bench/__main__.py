@@ -32,17 +32,26 @@ BENCHMARKS = {
 }
 
 
+def vector_isa(flags: set[str]) -> str:
+    """The widest x86 vector instruction set in a CPU's flags: oneDNN picks its kernels by it,
+    so two machines that differ here train to other weights ("How much do the numbers move")."""
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return name
+    return "no AVX"
+
+
 def machine() -> str:
-    """CPU model, cores, memory and OS of this machine, in one line."""
+    """CPU model and vector ISA, cores, memory and OS of this machine, in one line."""
     cpu = platform.processor() or platform.machine()
     info = Path("/proc/cpuinfo")
     if info.exists():
-        names = [
-            line.split(":", 1)[1].strip()
-            for line in info.read_text().splitlines()
-            if line.startswith("model name")
-        ]
+        lines = info.read_text().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+        flags = [set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")]
         cpu = names[0] if names else cpu
+        if flags:
+            cpu = f"{cpu} ({vector_isa(flags[0])})"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return (
         f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, no GPU used, {platform.platform()}"
