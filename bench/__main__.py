@@ -46,12 +46,13 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     info = Path("/proc/cpuinfo")
     if info.exists():
-        lines = info.read_text().splitlines()
-        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-        flags = [set(line.split(":", 1)[1].split()) for line in lines if line.startswith("flags")]
-        cpu = names[0] if names else cpu
-        if flags:
-            cpu = f"{cpu} ({vector_isa(flags[0])})"
+        first = {}  # the first processor's fields; the others repeat them
+        for line in info.read_text().splitlines():
+            key, _, value = line.partition(":")
+            first.setdefault(key.strip(), value.strip())
+        cpu = first.get("model name", cpu)
+        if "flags" in first:
+            cpu = f"{cpu} ({vector_isa(set(first['flags'].split()))})"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return (
         f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, no GPU used, {platform.platform()}"

@@ -143,8 +143,7 @@ def train_losses(work: Path, live: str) -> list[float]:
 @pytest.mark.parametrize(
     ("stage", "live", "task", "extra"),
     [
-        # The classifier without BatchNorm (simple_cnn), the detector with it frozen: in
-        # training mode each replica would normalise its half batch with its own statistics.
+        # The classifier without BatchNorm (simple_cnn), for the reason given for the detector.
         ("train_classifier", "classifier", "classification", {"architecture": "simple_cnn"}),
         # A frozen backbone keeps its BatchNorm in inference mode: in training mode each
         # replica would normalise its half batch with its own statistics, a real difference
