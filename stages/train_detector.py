@@ -42,7 +42,14 @@ def build_model(cfg, size: int, rate: float):
     from stages.shared.detectors import FaceTracker
 
     model = FaceTracker(
-        cfg.backbone, size, cfg.head_width, cfg.pooling, cfg.dropout, cfg.weights, cfg.bn_momentum
+        cfg.backbone,
+        size,
+        cfg.head_width,
+        cfg.pooling,
+        cfg.dropout,
+        cfg.weights,
+        cfg.bn_momentum,
+        box_head=cfg.box_head,
     )
     model.backbone.trainable = cfg.trainable_backbone
     model(np.zeros((1, size, size, 3), "float32"))  # build: BackupAndRestore needs the weights

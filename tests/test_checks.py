@@ -210,16 +210,12 @@ def test_overfit_reaches_its_threshold_on_the_sample_with_the_default_params(wor
         step.main([task])
     section = "train_classifier" if task == "classification" else "train_detector"
     update = {"debug": "overfit"}
-    if task == "classification":
-        # The overfit budget (300 steps to 0.05) was set for simple_cnn. The default plain_cnn
-        # ends at 0.59 on a batch of 32: the features of 9 of its images die after the last
-        # BatchNorm+ReLU (a batch of 8 passes in 95 steps), an open finding.
-        update["architecture"] = "simple_cnn"
     cfg = load_params(section).model_copy(update=update)
     name = "clf" if task == "classification" else "det"
     result = stage.train(cfg, load_params("base"), run_paths(task, name))
     assert result["passed"], result
     assert result["final_loss"] < cfg.overfit.loss <= result["first_loss"]
+    assert result["images"] == cfg.overfit.batch < cfg.batch_size
 
 
 def test_a_class_absent_from_the_batch_keeps_a_tiny_prior_that_sums_to_one():
@@ -299,7 +295,8 @@ def test_the_overfit_report_and_its_line_say_passed_or_failed(caplog):
     batch = (np.array([[1.0, 0.0], [0.0, 1.0]], "float32"), np.array([[1.0], [-1.0]], "float32"))
     with caplog.at_level(logging.INFO, logger=checks.log.name):
         failed = checks.overfit_one_batch(model, batch, steps=2, threshold=1e-9)
-    assert list(failed) == ["mode", "steps", "first_loss", "final_loss", "threshold", "passed"]
+    keys = ["mode", "images", "steps", "first_loss", "final_loss", "threshold", "passed"]
+    assert list(failed) == keys and failed["images"] == 2
     assert failed["mode"] == "overfit" and failed["steps"] == 2 and not failed["passed"]
     (record,) = caplog.records
     assert record.getMessage() == (

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from stages.shared.cli import UserError
-from stages.shared.detectors import FaceTracker, SpatialSoftmax
+from stages.shared.detectors import CenterBox, FaceTracker, SpatialSoftmax
 from stages.shared.training import make_optimizer, make_schedule
 
 
@@ -20,9 +20,11 @@ def batch(size=32, n=8):
     return images, (present, boxes)
 
 
-def tiny_tracker(pooling="flatten") -> FaceTracker:
+def tiny_tracker(pooling="flatten", box_head="dense") -> FaceTracker:
     keras.utils.set_random_seed(0)
-    model = FaceTracker("plain_cnn", 32, head_width=16, pooling=pooling, dropout=0.0)
+    model = FaceTracker(
+        "plain_cnn", 32, head_width=16, pooling=pooling, dropout=0.0, box_head=box_head
+    )
     model(np.zeros((1, 32, 32, 3), "float32"))
     return model
 
@@ -54,9 +56,12 @@ def test_the_learning_rate_decays_across_steps():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.6e-3)
 
 
-@pytest.mark.parametrize("pooling", ["flatten", "softargmax", "max"])
-def test_save_load_round_trip_gives_the_same_predictions(tmp_path, pooling):
-    model = tiny_tracker(pooling)
+@pytest.mark.parametrize(
+    ("pooling", "box_head"),
+    [("flatten", "dense"), ("softargmax", "dense"), ("max", "dense"), ("softargmax", "center")],
+)
+def test_save_load_round_trip_gives_the_same_predictions(tmp_path, pooling, box_head):
+    model = tiny_tracker(pooling, box_head)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), localization="giou")
     images, targets = batch()
     model.fit(images, targets, epochs=1, batch_size=4, verbose=0)
@@ -67,6 +72,7 @@ def test_save_load_round_trip_gives_the_same_predictions(tmp_path, pooling):
     ):
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert loaded.localization == "giou" and loaded.get_config()["head_width"] == 16
+    assert loaded.get_config()["box_head"] == box_head
 
 
 def test_vgg16_backbone_builds_without_weights():
@@ -83,6 +89,8 @@ def test_unknown_backbone_and_pooling_are_clear_errors():
         FaceTracker("resnet50", 32)
     with pytest.raises(UserError, match=r"unknown pooling 'sum'; choices: max, avg, flatten"):
         FaceTracker("plain_cnn", 32, pooling="sum")
+    with pytest.raises(UserError, match=r"unknown box_head 'grid'; choices: dense, center"):
+        FaceTracker("plain_cnn", 32, box_head="grid")
 
 
 def test_spatial_softmax_finds_the_hot_spot():
@@ -94,6 +102,37 @@ def test_spatial_softmax_finds_the_hot_spot():
     assert mean_x == pytest.approx(3 / 4, abs=1e-3) and mean_y == pytest.approx(1 / 3, abs=1e-3)
     assert peak == 50.0
     assert out[0, 1] == pytest.approx(0.5) and out[0, 3] == pytest.approx(0.5)  # flat channel
+
+
+def center_cells(height=4, width=5, row=1, col=3, offset=(0.0, 0.0), size=(0.4, 0.25)):
+    """A (1, height, width, 5) map whose centre logits peak at one cell, every cell saying
+    the same offset (in cells, -1..1) and size (shares of the image)."""
+    cells = np.zeros((1, height, width, 5), "float32")
+    cells[0, row, col, 0] = 60.0
+    cells[..., 1:3] = np.arctanh(offset)
+    cells[..., 3:5] = np.log(np.array(size) / (1 - np.array(size)))
+    return cells
+
+
+def test_the_center_head_answers_the_hot_cells_box_moved_by_its_offset():
+    # The hot cell (row 1, column 3) of a 4×5 map has its centre at x = 3.5/5, y = 1.5/4.
+    box = np.asarray(CenterBox()(center_cells(offset=(0.5, -0.5))))[0]
+    cx, cy = (3.5 + 0.5) / 5, (1.5 - 0.5) / 4
+    np.testing.assert_allclose(box, [cx - 0.2, cy - 0.125, cx + 0.2, cy + 0.125], atol=1e-5)
+
+
+def test_the_center_head_moves_its_box_with_the_object_and_keeps_it_in_the_image():
+    # The same cells one column to the right: the same box, one cell (1/5) to the right.
+    here = np.asarray(CenterBox()(center_cells(col=1)))[0]
+    there = np.asarray(CenterBox()(center_cells(col=2)))[0]
+    np.testing.assert_allclose(there - here, [0.2, 0, 0.2, 0], atol=1e-5)
+    # A box past the edge is clipped to it; two equally hot cells: the mean of their boxes.
+    cells = center_cells(col=0, size=(0.6, 0.25))
+    cells[0, 1, 4, 0] = 60.0
+    left = np.asarray(CenterBox()(center_cells(col=0, size=(0.6, 0.25))))[0]
+    assert left[0] == 0.0 and left[2] == pytest.approx(0.1 + 0.3)
+    both = np.asarray(CenterBox()(cells))[0]  # x: (-0.2, 0.4) and (0.6, 1.2)
+    np.testing.assert_allclose(both, [0.2, 0.25, 0.8, 0.5], atol=1e-5)
 
 
 def test_evaluation_scores_are_the_weighted_losses_and_metrics_of_its_predictions(tmp_path):

@@ -124,6 +124,7 @@ def overfit_one_batch(model, batch, steps: int, threshold: float) -> dict:
     )
     return {
         "mode": "overfit",
+        "images": len(images),
         "steps": step,
         "first_loss": round(first, 6),
         "final_loss": round(loss, 6),

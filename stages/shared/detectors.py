@@ -2,7 +2,9 @@
 
 Heads as in the face-tracking tutorial: pooled backbone features → Dense(head_width, relu) →
 Dense(1) → sigmoid for "is there an object", and → Dense(4, sigmoid) for its box (x1, y1, x2,
-y2) in [0, 1]. Total loss = w_loc · localization + w_cls · classification (tutorial: 1, 0.5).
+y2) in [0, 1] (`box_head="dense"`). `box_head="center"` is convolutional instead: every cell of
+the feature map proposes a box around itself and a centre heatmap picks among them
+(`CenterBox`). Total loss = w_loc · localization + w_cls · classification (tutorial: 1, 0.5).
 `presence_logits` gives the presence before its sigmoid, for ranking: confident
 probabilities saturate at exactly 1.0 in float32 and could not be told apart.
 """
@@ -50,6 +52,35 @@ class SpatialSoftmax(layers.Layer):
         return ops.concatenate([mean_x, mean_y, ops.max(flat, axis=1)], axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="pipeline")
+class CenterBox(layers.Layer):
+    """A box from a map of (centre logit, x offset, y offset, width, height) per cell.
+
+    The softmax of the centre logits over the cells weights each cell's own box: its centre
+    (the cell's, moved by up to one cell) and its size. Every cell predicts with the same
+    weights, so what is learnt about a box in one place holds in every other place.
+    """
+
+    def call(self, cells):
+        cells = ops.cast(cells, "float32")
+        shape = ops.shape(cells)
+        height, width = shape[1], shape[2]
+        flat = ops.reshape(cells, (-1, height * width, 5))
+        attention = ops.softmax(flat[..., 0], axis=1)
+        ys, xs = ops.meshgrid(
+            (ops.arange(height, dtype="float32") + 0.5) / ops.cast(height, "float32"),
+            (ops.arange(width, dtype="float32") + 0.5) / ops.cast(width, "float32"),
+            indexing="ij",
+        )
+        x = ops.reshape(xs, (1, -1)) + ops.tanh(flat[..., 1]) / ops.cast(width, "float32")
+        y = ops.reshape(ys, (1, -1)) + ops.tanh(flat[..., 2]) / ops.cast(height, "float32")
+        half_w = ops.sigmoid(flat[..., 3]) / 2
+        half_h = ops.sigmoid(flat[..., 4]) / 2
+        box = ops.stack([x - half_w, y - half_h, x + half_w, y + half_h], axis=-1)
+        box = ops.sum(attention[..., None] * box, axis=1)
+        return ops.clip(box, 0.0, 1.0)
+
+
 POOLING = {
     "max": layers.GlobalMaxPooling2D,  # the tutorial's
     "avg": layers.GlobalAveragePooling2D,
@@ -71,6 +102,7 @@ class FaceTracker(keras.Model):
         dropout=0.0,
         weights=None,
         bn_momentum=None,
+        box_head="dense",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -81,6 +113,7 @@ class FaceTracker(keras.Model):
             "pooling": pooling,
             "dropout": dropout,
             "bn_momentum": bn_momentum,
+            "box_head": box_head,
         }
         if pooling not in POOLING:
             raise UserError(f"unknown pooling {pooling!r}; choices: {', '.join(POOLING)}")
@@ -88,7 +121,19 @@ class FaceTracker(keras.Model):
         # need pretrained weights (see README, "Which detector backbone").
         self.backbone = build_backbone(backbone, image_size, weights, bn_momentum)
         self.presence_head = self._head(1, "presence", activation=None)  # logits
-        self.box_head = self._head(4, "box")
+        if box_head == "center":
+            self.box_head = keras.Sequential(
+                [
+                    layers.Conv2D(head_width, 3, padding="same", activation="relu"),
+                    layers.Conv2D(5, 1, dtype="float32"),
+                    CenterBox(),
+                ],
+                name="box_head",
+            )
+        elif box_head == "dense":
+            self.box_head = self._head(4, "box")
+        else:
+            raise UserError(f"unknown box_head {box_head!r}; choices: dense, center")
         self.loss_weights = (1.0, 0.5)
         self.localization = "corners"
         # Created here, not in compile: Keras locks a built layer's state.

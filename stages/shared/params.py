@@ -232,6 +232,7 @@ class FineTune(Section):
 
 
 class Overfit(Section):
+    batch: int = Field(ge=1, description="images in the one batch of debug: overfit")
     steps: int = Field(ge=1, le=10_000, description="step budget of debug: overfit")
     loss: float = Field(gt=0.0, description="train loss the one batch must fall below")
 
@@ -316,6 +317,7 @@ class TrainDetectorParams(Training):
     )
     head_width: int = Field(ge=1)
     pooling: Literal["max", "avg", "flatten", "softargmax"]
+    box_head: Literal["dense", "center"]
     dropout: float = Field(ge=0.0, lt=1.0)
     localization_loss: Literal["corners", "giou"]
     loss_weights: LossWeights

@@ -23,6 +23,7 @@ KEY_PARAMS = {
         "backbone",
         "weights",
         "pooling",
+        "box_head",
         "localization_loss",
         "epochs",
         "batch_size",

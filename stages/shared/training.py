@@ -346,8 +346,9 @@ def train_val_data(
         data.update(steps=min(data["steps"], 2), val=data["val"].take(2))
     if cfg.debug == "overfit":  # one fixed batch of original (not augmented) images
         originals = train_rows[train_rows["path"] == train_rows["source"]]
-        originals = originals.sample(min(batch_size, len(originals)), random_state=seed)
-        batch = make_dataset(originals["path"], targets(originals), size, batch_size)
+        count = min(cfg.overfit.batch, len(originals))
+        originals = originals.sample(count, random_state=seed)
+        batch = make_dataset(originals["path"], targets(originals), size, count)
         data["overfit_batch"] = next(iter(batch))
     return train_rows, data
 
