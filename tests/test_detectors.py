@@ -128,9 +128,9 @@ def test_the_center_head_moves_its_box_with_the_object_and_keeps_it_in_the_image
     np.testing.assert_allclose(there - here, [0.2, 0, 0.2, 0], atol=1e-5)
     # A box past the edge is clipped to it; two equally hot cells: the mean of their boxes.
     cells = center_cells(col=0, size=(0.6, 0.25))
-    cells[0, 1, 4, 0] = 60.0
-    left = np.asarray(CenterBox()(center_cells(col=0, size=(0.6, 0.25))))[0]
+    left = np.asarray(CenterBox()(cells))[0]
     assert left[0] == 0.0 and left[2] == pytest.approx(0.1 + 0.3)
+    cells[0, 1, 4, 0] = 60.0  # a second hot cell, as hot, in the last column
     both = np.asarray(CenterBox()(cells))[0]  # x: (-0.2, 0.4) and (0.6, 1.2)
     np.testing.assert_allclose(both, [0.2, 0.25, 0.8, 0.5], atol=1e-5)
 
