@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -164,3 +165,33 @@ def test_auto_input_size_counts_the_users_files_not_the_augmented_copies():
     )
     with pytest.raises(UserError, match=expected):
         input_size("auto", copies)
+
+
+def boxed(sides: list[float], split="train", present=1) -> pd.DataFrame:
+    """Detection rows whose boxes have these shorter sides (the other side 0.5)."""
+    frame = sized([(160, 120)] * len(sides), split=split, present=present)
+    frame["x1"], frame["y1"] = 0.1, 0.2
+    frame["x2"] = frame["x1"] + np.array(sides)
+    frame["y2"] = frame["y1"] + 0.5
+    return frame
+
+
+def test_auto_detection_size_gives_the_small_objects_12_pixels_in_multiples_of_8():
+    # Shorter sides 0.15 (widths; heights are 0.5): 12 px need a side of 80.
+    assert input_size("auto", boxed([0.15] * 10)) == 80
+    # The 10 % quantile decides: two tiny boxes in 20 (10 %) are interpolated, not the floor.
+    sides = [0.01, 0.01] + [0.15] * 18  # quantile at index 1.9: 0.01 + 0.9 · 0.14 = 0.136
+    assert input_size("auto", boxed(sides)) == 96  # 12 / 0.136 = 88.2 -> 96
+    assert input_size("auto", boxed([0.01] + [0.15] * 19)) == 80  # one in 20: under 10 %
+    assert input_size("auto", boxed([0.05] * 10)) == 128  # 240 wanted: capped at 128
+    assert input_size("auto", boxed([0.5] * 10)) == 64  # 24 wanted: never below 64
+    assert input_size(72, boxed([0.05] * 10)) == 72  # a number is the size
+
+
+def test_auto_detection_size_reads_the_training_objects_only():
+    train = boxed([0.15] * 10)
+    tiny_test = boxed([0.02] * 10, split="test")  # held out: must not steer the model
+    negatives = boxed([0.0] * 10, present=0)  # no object, no size
+    assert input_size("auto", pd.concat([train, tiny_test, negatives])) == 80
+    assert input_size("auto", tiny_test) == 128  # no training rows (keep_original: false)
+    assert input_size("auto", negatives) == 64  # no boxes: the low end

@@ -11,7 +11,15 @@ import pytest
 
 from stages import augment, split, train_detector
 from stages.shared.params import load_params
-from tests.conftest import ROOT, make_detection, refuses, run_paths, usage, write_params
+from tests.conftest import (
+    ROOT,
+    labelme,
+    make_detection,
+    refuses,
+    run_paths,
+    usage,
+    write_params,
+)
 
 
 def augmented_faces(workdir, positives: int, **train_detector) -> None:
@@ -132,3 +140,25 @@ def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(c
     assert refuses(train_detector.main, ["--epochs", "3"], capsys).endswith(
         "unrecognized arguments: --epochs 3"
     )
+
+
+def test_auto_size_augments_and_trains_where_the_small_objects_span_12_pixels(workdir):
+    # Boxes 6 of 40 px wide (0.15) and 9 of 30 high: 12 px need an 80 px input.
+    make_detection(workdir / "faces", positives=16, negatives=4)
+    for label in (workdir / "faces/labels").glob("*.json"):
+        label.write_text(json.dumps(labelme([[10, 5], [16, 14]])))
+    write_params(
+        workdir,
+        data={"detection": "faces"},
+        base={"seed": 3, "image_size": {"classification": 16, "detection": "auto"}},
+        train_detector={"epochs": 1, "batch_size": 8, "head_width": 8},
+    )
+    split.main(["detection"])
+    augment.main(["detection"])
+    out = pd.read_csv(workdir / "data/augmented/detection/manifest.csv")
+    copies = out[out["path"] != out["source"]]
+    assert len(copies) > 0 and set(copies["width"]) == set(copies["height"]) == {80}
+    train_detector.main([])
+    meta = json.loads((workdir / "models/detector.json").read_text())
+    model = keras.models.load_model(workdir / "models/detector.keras")
+    assert meta["image_size"] == 80 and model.backbone.input_shape == (None, 80, 80, 3)

@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from stages.shared.cli import UserError
@@ -27,6 +28,11 @@ COLUMNS = {
 SPLITS = ("train", "val", "test")
 BOX = ["x1", "y1", "x2", "y2"]
 AUTO_SIZE_RANGE = (32, 64)  # `image_size: auto` stays within this: a CPU budget
+# Detection `auto`: the side at which the small objects (the 10 % quantile of the boxes'
+# shorter sides) span SMALL_OBJECT_PIXELS, in multiples of 8, within AUTO_DETECTION_RANGE.
+AUTO_DETECTION_RANGE = (64, 128)
+SMALL_OBJECT_QUANTILE = 0.1
+SMALL_OBJECT_PIXELS = 12
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -72,8 +78,10 @@ def read_manifest(path: Path, task: str) -> pd.DataFrame:
 
 
 def input_size(setting: int | str, frame: pd.DataFrame) -> int:
-    """The model's input side in pixels: `setting`, or for `auto` the median short side of the
-    images as the user brought them, rounded down to a multiple of 8, within AUTO_SIZE_RANGE.
+    """The model's input side in pixels: `setting`, or for `auto` from the images as the user
+    brought them. Classification: their median short side, rounded down to a multiple of 8,
+    within AUTO_SIZE_RANGE. Detection (a manifest with boxes): the side at which the small
+    objects span SMALL_OBJECT_PIXELS (`detection_size`).
 
     The user's images are the manifest rows that point at the user's files: every row, or in
     an augmented manifest the rows whose `path` is their `source`. `augment` and the training
@@ -87,6 +95,26 @@ def input_size(setting: int | str, frame: pd.DataFrame) -> int:
             "image_size: auto needs images as the user brought them in the manifest (keep_original:"
             " true, or val/test rows) — set keep_original: true or a size in pixels"
         )
+    if "present" in rows.columns:
+        return detection_size(rows)
     short = float(rows[["width", "height"]].min(axis=1).median())
     low, high = AUTO_SIZE_RANGE
     return int(min(high, max(low, short // 8 * 8)))
+
+
+def detection_size(rows: pd.DataFrame) -> int:
+    """The smallest multiple of 8 within AUTO_DETECTION_RANGE at which the boxes' shorter
+    sides (as shares of the frame, which is resized to a square) reach SMALL_OBJECT_PIXELS at
+    their SMALL_OBJECT_QUANTILE: a detector cannot find what spans a few pixels, and every
+    doubling of the side costs four times the compute. The training rows' boxes decide (all
+    rows' when none is there: `keep_original: false`); no boxes: the range's low end."""
+    low, high = AUTO_DETECTION_RANGE
+    if "split" in rows.columns and (rows["split"] == "train").any():
+        rows = rows[rows["split"] == "train"]
+    boxes = rows[rows["present"] == 1]
+    if boxes.empty:
+        return low
+    sides = np.minimum(boxes["x2"] - boxes["x1"], boxes["y2"] - boxes["y1"])
+    small = float(np.quantile(sides.to_numpy(dtype=float), SMALL_OBJECT_QUANTILE))
+    needed = SMALL_OBJECT_PIXELS / max(small, 1e-6)
+    return int(min(high, max(low, np.ceil(needed / 8) * 8)))

@@ -80,7 +80,8 @@ def size_or_auto(low: int):
 
 
 class ImageSizes(Section):
-    """Pixels, or `auto`: the median short side of the data, within 32-64 (manifest.input_size)."""
+    """Pixels, or `auto` (manifest.input_size): classification, the median short side of the
+    data within 32-64; detection, the side giving the small objects 12 px, within 64-128."""
 
     classification: size_or_auto(8)
     detection: size_or_auto(32)
