@@ -186,6 +186,9 @@ def test_auto_detection_size_gives_the_small_objects_12_pixels_in_multiples_of_8
     assert input_size("auto", boxed([0.05] * 10)) == 128  # 240 wanted: capped at 128
     assert input_size("auto", boxed([0.5] * 10)) == 64  # 24 wanted: never below 64
     assert input_size(72, boxed([0.05] * 10)) == 72  # a number is the size
+    wide = boxed([0.16] * 10)  # boxes turned: 0.5 wide, 0.16 high (12 / 0.16 = 75 -> 80)
+    wide["x2"], wide["y2"] = wide["x1"] + 0.5, wide["y1"] + 0.16
+    assert input_size("auto", wide) == 80
 
 
 def test_auto_detection_size_reads_the_training_objects_only():
