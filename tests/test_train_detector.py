@@ -68,7 +68,7 @@ def test_the_saved_detector_is_the_epoch_with_the_highest_val_iou(workdir):
         batch_size=4,
         head_width=8,
         early_stopping_patience=10,
-        learning_rate=0.05,
+        learning_rate=0.005,
     )
     seen: dict = {}
     run = {**run_paths("detection"), "extra_callbacks": [EpochWeights(seen)]}
