@@ -189,6 +189,9 @@ def test_auto_detection_size_gives_the_small_objects_12_pixels_in_multiples_of_8
     wide = boxed([0.16] * 10)  # boxes turned: 0.5 wide, 0.16 high (12 / 0.16 = 75 -> 80)
     wide["x2"], wide["y2"] = wide["x1"] + 0.5, wide["y1"] + 0.16
     assert input_size("auto", wide) == 80
+    # A side that is 0.15 up to float error (0.35 - 0.2 = 0.1499…) still needs 80, not 88.
+    wide["y1"], wide["y2"] = 0.2, 0.35
+    assert input_size("auto", wide) == 80
 
 
 def test_auto_detection_size_reads_the_training_objects_only():
