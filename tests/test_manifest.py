@@ -192,6 +192,11 @@ def test_auto_detection_size_gives_the_small_objects_12_pixels_in_multiples_of_8
     # A side that is 0.15 up to float error (0.35 - 0.2 = 0.1499…) still needs 80, not 88.
     wide["y1"], wide["y2"] = 0.2, 0.35
     assert input_size("auto", wide) == 80
+    # The tolerance is a millionth of a pixel: 4e-7 px over 80 is float error, 1e-4 px is not.
+    wide["y1"], wide["y2"] = 0.0, 12 / (80 + 4e-7)
+    assert input_size("auto", wide) == 80
+    wide["y2"] = 12 / (80 + 1e-4)
+    assert input_size("auto", wide) == 88
 
 
 def test_auto_detection_size_reads_the_training_objects_only():
