@@ -52,7 +52,7 @@ noise-floor: $(VENV)/.dev
 
 # Do the default params hold on photographs they were not tuned on? (bench/RECIPE_CHECK.md)
 recipe-check: $(VENV)/.dev
-	ONLY=$(ONLY) $(BIN)/python -m bench.recipe_check
+	ONLY=$(ONLY) SEEDS=$(SEEDS) $(BIN)/python -m bench.recipe_check
 
 # The review page, workspace vs REV (default: the last commit), offline: make review REV=main
 review: $(VENV)/.runtime

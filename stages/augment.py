@@ -5,8 +5,8 @@ Out: data/augmented/<task>/ (augmented train images + manifest.csv in the split 
      schema, plus a `source` column); val/test rows are carried over untouched, pointing at
      the original files. reports/data/augment-<task>.json: copies written, boxes lost.
 Params: base.seed, base.image_size.<task> (the size written; `auto`: see
-        manifest.input_size), augment.<task> (augment.workers changes speed only, never the
-        output).
+        manifest.input_size), augment.<task> (`copies: auto` for detection: see
+        auto_copies; augment.workers changes speed only, never the output).
 """
 
 from __future__ import annotations
@@ -25,6 +25,24 @@ from stages.shared.manifest import input_size, read_manifest, write_json, write_
 from stages.shared.params import load_params
 from stages.shared.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
 
+# `copies: auto` (detection): FEW_COPIES augmented copies of each training frame, MANY_COPIES
+# when the frames with an object show fewer than FEW_SOURCES distinct objects (sources, as
+# split.group_by names them). With few objects the augmented views are most of the variety
+# the model sees: on the recipe check's `coins` (16 coins in training) 6 copies raised test
+# AP50 by about 0.09 over 3, on the sample (67 faces) by about 0.02, for 1.75x the training
+# time. The threshold sits between the two (README, "Recipe check").
+FEW_COPIES, MANY_COPIES, FEW_SOURCES = 3, 6, 32
+
+
+def auto_copies(setting: int | str, train: pd.DataFrame) -> int:
+    """Augmented copies per training image: `setting`, or for `auto` from the number of
+    distinct sources among the training frames that hold an object (`group` of the split
+    manifest; with `group_by: none` every frame is its own source)."""
+    if setting != "auto":
+        return int(setting)
+    sources = train.loc[train["present"] == 1, "group"].nunique()
+    return MANY_COPIES if sources < FEW_SOURCES else FEW_COPIES
+
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,7 +56,8 @@ def main(argv: list[str]) -> None:
     frame = read_manifest(split_manifest(task), task)
     frame["source"] = frame["path"]
     train = frame[frame["split"] == "train"]
-    keep = frame if cfg.keep_original or cfg.copies == 0 else frame[frame["split"] != "train"]
+    copies_each = auto_copies(cfg.copies, train)
+    keep = frame if cfg.keep_original or copies_each == 0 else frame[frame["split"] != "train"]
     # The model input size (one setting per fact; `auto`: from the rows passed through, as
     # training computes it from them), then every transform checked before touching an image.
     size = input_size(getattr(base.image_size, task), keep)
@@ -55,7 +74,7 @@ def main(argv: list[str]) -> None:
         "min_visibility": min_visibility,
         "where": where,
         "seed": base.seed,
-        "copies": cfg.copies,
+        "copies": copies_each,
         "out_dir": (out_dir / "images").as_posix(),
         "format": cfg.format,
         # A large JPEG decodes at reduced scale when the transforms allow (see decode_side).
@@ -63,7 +82,7 @@ def main(argv: list[str]) -> None:
     }
     started = time.perf_counter()
     copies: list[dict] = []
-    if cfg.copies:
+    if copies_each:
         rows = train.to_dict("records")
         results = augment_rows(rows, config, workers)
         for produced in tqdm(results, total=len(rows), desc=f"augment@{task}", unit="image"):
@@ -74,8 +93,9 @@ def main(argv: list[str]) -> None:
     report = {
         "task": task,
         "train_images": len(train),
+        "copies_per_image": copies_each,
         "copies_written": len(copies),
-        "originals_kept": bool(cfg.keep_original or cfg.copies == 0),
+        "originals_kept": bool(cfg.keep_original or copies_each == 0),
         "rows": {s: int((out["split"] == s).sum()) for s in ("train", "val", "test")},
         "boxes_lost": int(sum(r.get("lost", 0) for r in copies)),
         "image_size": size,

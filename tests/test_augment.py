@@ -331,6 +331,7 @@ def test_the_report_and_line_say_what_was_written_with_or_without_the_originals(
     assert report == {
         "task": "classification",
         "train_images": counts["train"],
+        "copies_per_image": 2,
         "copies_written": 2 * counts["train"],
         "originals_kept": False,
         "rows": {"train": 2 * counts["train"], "val": counts["val"], "test": counts["test"]},
@@ -384,3 +385,43 @@ def test_augment_shows_a_progress_bar_of_train_images(workdir, monkeypatch, caps
     last = capsys.readouterr().err.strip().split("\r")[-1]
     assert last.startswith("augment@classification: 100%|")
     assert f"| {train}/{train} [" in last and last.endswith("image/s]")
+
+
+def frames(sources: list[str], negatives: int) -> pd.DataFrame:
+    """Training rows of a split manifest: one frame with an object per entry of `sources`
+    (its group), and `negatives` frames without one, each its own group as split makes it."""
+    present = [1] * len(sources) + [0] * negatives
+    groups = [*sources, *(f"md5-{i}" for i in range(negatives))]
+    return pd.DataFrame({"present": present, "group": groups, "split": "train"})
+
+
+@pytest.mark.parametrize(
+    ("train", "expected"),
+    [
+        # 16 coins in 211 frames (the recipe check's `coins`): few objects, more copies.
+        (frames([f"coin{i % 16}" for i in range(211)], 40), 6),
+        # 31 and 32 distinct objects: the threshold.
+        (frames([f"face{i}" for i in range(31)], 0), 6),
+        (frames([f"face{i % 32}" for i in range(64)], 0), 3),
+        # Frames without an object are never sources, however many there are.
+        (frames([f"face{i % 8}" for i in range(40)], 200), 6),
+        # 67 faces (the sample): 3.
+        (frames([f"face{i % 67}" for i in range(290)], 46), 3),
+    ],
+)
+def test_auto_copies_come_from_the_number_of_distinct_objects(train, expected):
+    assert augment.auto_copies("auto", train) == expected
+    assert augment.auto_copies(4, train) == 4
+
+
+def test_auto_copies_writes_six_copies_of_each_frame_when_objects_are_few(detection_split):
+    # 16 frames with an object and `group_by: none`: at most 16 sources in train, so 6 copies.
+    set_augment(detection_split, "detection", copies="auto")
+    augment.main(["detection"])
+    out = pd.read_csv(detection_split / "data/augmented/detection/manifest.csv")
+    report = json.loads((detection_split / "reports/data/augment-detection.json").read_text())
+    train = int((out["path"] == out["source"]).sum() - (out["split"] != "train").sum())
+    copies = out[out["path"] != out["source"]]
+    assert train > 0 and len(copies) == 6 * train == report["copies_written"]
+    assert report["copies_per_image"] == 6
+    assert copies.groupby("source").size().eq(6).all()

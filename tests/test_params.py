@@ -344,3 +344,28 @@ def test_errors_name_the_params_file_given_and_unreadable_yaml_has_no_line(tmp_p
     with pytest.raises(UserError) as error:
         load_params("split", path)
     assert str(error.value) == f"{path}: invalid YAML — fix the syntax"
+
+
+@pytest.mark.parametrize(
+    ("task", "value", "message"),
+    [
+        (
+            "detection",
+            "Auto",
+            r"augment\.detection\.copies: must be a whole number of copies"
+            r" from 0 to 1000, or auto \(got 'Auto'\)$",
+        ),
+        ("detection", 2.0, r"augment\.detection\.copies: .* or auto \(got 2\.0\)$"),
+        ("detection", -1, r"augment\.detection\.copies: .* or auto \(got -1\)$"),
+        ("classification", "auto", r"augment\.classification\.copies: Input should be a valid"),
+    ],
+)
+def test_augment_copies_are_a_count_or_auto_for_detection_only(workdir, task, value, message):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["augment"][task]["copies"] = value
+    write_params(workdir, augment=params["augment"])
+    with pytest.raises(UserError, match=message):
+        load_params("augment")
+    params["augment"][task]["copies"] = 5
+    write_params(workdir, augment=params["augment"])
+    assert getattr(load_params("augment"), task).copies == 5

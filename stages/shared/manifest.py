@@ -116,6 +116,7 @@ def detection_size(rows: pd.DataFrame) -> int:
         return low
     sides = np.minimum(boxes["x2"] - boxes["x1"], boxes["y2"] - boxes["y1"])
     small = float(np.quantile(sides.to_numpy(dtype=float), SMALL_OBJECT_QUANTILE))
-    # Rounded before the ceiling: a side of 0.35 - 0.2 (0.1499…) asks for 80.0000001 px, not 88.
+    # Rounded before the ceiling: a side of 0.35 - 0.2 (0.1499…) asks for 80.00000000000001
+    # px, not 88.
     needed = round(SMALL_OBJECT_PIXELS / max(small, 1e-6), 6)
     return int(min(high, max(low, np.ceil(needed / 8) * 8)))

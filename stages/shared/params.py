@@ -79,6 +79,17 @@ def size_or_auto(low: int):
     return Annotated[Any, AfterValidator(check)]
 
 
+def copies_or_auto():
+    """Augmented copies per training frame, 0 to 1000, or `auto` (see augment.auto_copies)."""
+
+    def check(value: Any) -> int | str:
+        if value == "auto" or (type(value) is int and 0 <= value <= 1000):
+            return value
+        raise ValueError("must be a whole number of copies from 0 to 1000, or auto")
+
+    return Annotated[Any, AfterValidator(check)]
+
+
 class ImageSizes(Section):
     """Pixels, or `auto` (manifest.input_size): classification, the median short side of the
     data within 32-64; detection, the side giving the small objects 12 px, within 64-128."""
@@ -205,6 +216,7 @@ class AugmentClassification(Section):
 
 
 class AugmentDetection(AugmentClassification):
+    copies: copies_or_auto()
     min_visibility: float = Field(ge=0.0, le=1.0, description="box share that must survive")
 
 
