@@ -198,7 +198,10 @@ def main() -> None:
     """Check the datasets named in ONLY (default: all); the committed table keeps the latest
     result of every dataset, each with the date it was measured."""
     only = [n for n in os.environ.get("ONLY", "").split(",") if n]
-    seeds = int(os.environ.get("SEEDS") or 3)
+    seeds = os.environ.get("SEEDS") or "3"
+    if not seeds.isdigit() or int(seeds) < 1:
+        raise SystemExit(f"SEEDS: {seeds!r} is not a number of training seeds (1, 2, 3, ...)")
+    seeds = int(seeds)
     order = [*MAKERS, *SAMPLE_TASKS]
     unknown = sorted(set(only) - set(order))
     if unknown:

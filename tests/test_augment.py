@@ -184,6 +184,13 @@ def test_zero_copies_passes_the_split_through(workdir):
     out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
     pd.testing.assert_frame_equal(out[source.columns], source)
     assert list((workdir / "data/augmented/classification/images").iterdir()) == []
+    report = json.loads((workdir / "reports/data/augment-classification.json").read_text())
+    # With nothing to replace them, the originals stay, whatever keep_original says.
+    assert report["originals_kept"] is True and report["copies_per_image"] == 0
+    set_augment(workdir, "classification", copies=1)
+    augment.main(["classification"])
+    report = json.loads((workdir / "reports/data/augment-classification.json").read_text())
+    assert report["originals_kept"] is False and report["rows"]["train"] == report["train_images"]
 
 
 @pytest.mark.parametrize(
