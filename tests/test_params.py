@@ -357,6 +357,7 @@ def test_errors_name_the_params_file_given_and_unreadable_yaml_has_no_line(tmp_p
         ),
         ("detection", 2.0, r"augment\.detection\.copies: .* or auto \(got 2\.0\)$"),
         ("detection", -1, r"augment\.detection\.copies: .* or auto \(got -1\)$"),
+        ("detection", 1001, r"augment\.detection\.copies: .* or auto \(got 1001\)$"),
         ("classification", "auto", r"augment\.classification\.copies: Input should be a valid"),
     ],
 )
@@ -366,6 +367,19 @@ def test_augment_copies_are_a_count_or_auto_for_detection_only(workdir, task, va
     write_params(workdir, augment=params["augment"])
     with pytest.raises(UserError, match=message):
         load_params("augment")
-    params["augment"][task]["copies"] = 5
-    write_params(workdir, augment=params["augment"])
-    assert getattr(load_params("augment"), task).copies == 5
+    for accepted in (0, 5, 1000, *(["auto"] if task == "detection" else [])):
+        params["augment"][task]["copies"] = accepted
+        write_params(workdir, augment=params["augment"])
+        assert getattr(load_params("augment"), task).copies == accepted
+
+
+@pytest.mark.parametrize(("task", "low"), [("classification", 8), ("detection", 32)])
+def test_an_input_side_is_accepted_from_its_lowest_to_1024_pixels(workdir, task, low):
+    sizes = {"classification": 32, "detection": 64}
+    for accepted in (low, 1024):
+        write_params(workdir, base={"image_size": {**sizes, task: accepted}})
+        assert getattr(load_params("base").image_size, task) == accepted
+    for refused in (low - 1, 1025):
+        write_params(workdir, base={"image_size": {**sizes, task: refused}})
+        with pytest.raises(UserError, match=rf"{task}: must be .* \(got {refused}\)$"):
+            load_params("base")

@@ -9,6 +9,7 @@ naming the key. Settings that contradict each other are refused the same way.
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal, get_args, get_origin
@@ -68,34 +69,26 @@ def check_backbone_weights(backbone: str, weights: str | None) -> None:
         )
 
 
-def size_or_auto(low: int):
+def check_size(low: int, value: Any) -> int | str:
     """A model input side: pixels from `low` to 1024, or `auto` (see manifest.input_size)."""
-
-    def check(value: Any) -> int | str:
-        if value == "auto" or (type(value) is int and low <= value <= 1024):
-            return value
-        raise ValueError(f"must be a whole number of pixels from {low} to 1024, or auto")
-
-    return Annotated[Any, AfterValidator(check)]
+    if value == "auto" or (type(value) is int and low <= value <= 1024):
+        return value
+    raise ValueError(f"must be a whole number of pixels from {low} to 1024, or auto")
 
 
-def copies_or_auto():
+def check_copies(value: Any) -> int | str:
     """Augmented copies per training frame, 0 to 1000, or `auto` (see augment.auto_copies)."""
-
-    def check(value: Any) -> int | str:
-        if value == "auto" or (type(value) is int and 0 <= value <= 1000):
-            return value
-        raise ValueError("must be a whole number of copies from 0 to 1000, or auto")
-
-    return Annotated[Any, AfterValidator(check)]
+    if value == "auto" or (type(value) is int and 0 <= value <= 1000):
+        return value
+    raise ValueError("must be a whole number of copies from 0 to 1000, or auto")
 
 
 class ImageSizes(Section):
     """Pixels, or `auto` (manifest.input_size): classification, the median short side of the
     data within 32-64; detection, the side giving the small objects 12 px, within 64-128."""
 
-    classification: size_or_auto(8)
-    detection: size_or_auto(32)
+    classification: Annotated[Any, AfterValidator(functools.partial(check_size, 8))]
+    detection: Annotated[Any, AfterValidator(functools.partial(check_size, 32))]
 
 
 class DistributeParams(Section):
@@ -216,7 +209,7 @@ class AugmentClassification(Section):
 
 
 class AugmentDetection(AugmentClassification):
-    copies: copies_or_auto()
+    copies: Annotated[Any, AfterValidator(check_copies)]
     min_visibility: float = Field(ge=0.0, le=1.0, description="box share that must survive")
 
 
