@@ -21,6 +21,14 @@ def project_params() -> dict:
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
+def edit_params(project: Path, edit: Callable[[dict], object]) -> None:
+    """Change the params.yaml of a (throw-away) project: `edit` changes the loaded dict."""
+    path = project / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    edit(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
 @contextlib.contextmanager
 def temp_project(params: dict, stages: list[tuple[Callable, list[str]]]) -> Iterator[Path]:
     """Run stage mains in a temporary directory with `params`; yield it as the cwd."""

@@ -10,9 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import yaml
-
-from bench.common import row, timed
+from bench.common import edit_params, row, timed
 from tests.conftest import dvc, new_pipeline_repo, run_cli
 
 
@@ -23,9 +21,7 @@ def run() -> list[dict]:
         noop = min(timed(lambda: dvc("repro", cwd=project)) for _ in range(3))
         import_dvc = [sys.executable, "-c", "import dvc"]
         bare = min(timed(lambda: run_cli(import_dvc, project)) for _ in range(3))
-        params = yaml.safe_load((project / "params.yaml").read_text())
-        params["plot"]["dpi"] += 1
-        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        edit_params(project, lambda params: params["plot"].update(dpi=params["plot"]["dpi"] + 1))
         plot_only = timed(lambda: dvc("repro", cwd=project))
     print(f"dvc: full {full:.1f}s, no-op {noop:.2f}s (import dvc {bare:.2f}s)")
     print(f"dvc: plot-only change {plot_only:.1f}s")

@@ -30,10 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
 from bench.__main__ import machine
-from bench.common import ROOT
+from bench.common import ROOT, edit_params
 
 SEEDS = 5
 METRICS = {
@@ -77,10 +75,12 @@ def stage(root: Path, module: str, *args: str, env: dict | None = None) -> float
 
 def train_and_evaluate(root: Path, seed: int, env: dict, models=BOTH) -> dict:
     """The models trained with `seed` under `env`; their test metrics and seconds."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    for model in METRICS:
-        params[f"train_{model}"]["seed"] = seed
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+    def set_seeds(params: dict) -> None:
+        for model in METRICS:
+            params[f"train_{model}"]["seed"] = seed
+
+    edit_params(root, set_seeds)
     found = {}
     for model in models:
         seconds = stage(root, f"train_{model}", env=env)

@@ -30,10 +30,8 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from bench.__main__ import machine
-from bench.common import ROOT, project_params
+from bench.common import ROOT, edit_params, project_params
 from bench.recipe_data import GROUP_PATTERNS, MAKERS, TASKS
 from tests.conftest import new_pipeline_repo
 
@@ -69,12 +67,12 @@ def new_project(folder: Path, task: str, data: Path | None, pattern: str | None)
     return new_pipeline_repo(folder, params)
 
 
-def set_training_seed(project: Path, model: str, seed: int) -> None:
-    """`train_<model>.seed` in the project's params.yaml."""
-    path = project / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params[f"train_{model}"]["seed"] = seed
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
+def evaluate_run(project: Path, model: str) -> tuple[dict, float]:
+    """`dvc repro evaluate@<model>` in the project: the test metrics and the seconds it took."""
+    started = time.perf_counter()
+    command(["dvc", "repro", "-q", f"evaluate@{model}"], project)
+    seconds = time.perf_counter() - started
+    return json.loads((project / f"reports/eval/{model}/metrics.json").read_text()), seconds
 
 
 def over_seeds(runs: list[dict], keys: list[str]) -> dict:
@@ -94,20 +92,14 @@ def check(name: str, task: str, data: Path | None, seeds: int = 1) -> dict:
     detection, again with training seeds 1 .. seeds - 1 (only training and evaluation re-run)."""
     model = MODEL[task]
     project = new_project(WORK / "runs" / name, task, data, GROUP_PATTERNS.get(name))
-    started = time.perf_counter()
-    command(["dvc", "repro", "-q", f"evaluate@{model}"], project)
-    seconds = time.perf_counter() - started
-    scores = json.loads((project / f"reports/eval/{model}/metrics.json").read_text())
+    scores, seconds = evaluate_run(project, model)
     report = json.loads((project / f"reports/data/{task}.json").read_text())
     keys = list(TARGETS[task])
     runs = [{"seed": "base", **{key: scores[key] for key in keys}, "seconds": round(seconds, 1)}]
     for seed in range(1, seeds if task == "detection" else 1):
-        set_training_seed(project, model, seed)
-        started = time.perf_counter()
-        command(["dvc", "repro", "-q", f"evaluate@{model}"], project)
-        again = json.loads((project / f"reports/eval/{model}/metrics.json").read_text())
-        took = round(time.perf_counter() - started, 1)
-        runs.append({"seed": seed, **{key: again[key] for key in keys}, "seconds": took})
+        edit_params(project, lambda params, seed=seed: params[f"train_{model}"].update(seed=seed))
+        again, took = evaluate_run(project, model)
+        runs.append({"seed": seed, **{key: again[key] for key in keys}, "seconds": round(took, 1)})
     found = {
         "dataset": name,
         "task": task,
