@@ -69,26 +69,29 @@ def check_backbone_weights(backbone: str, weights: str | None) -> None:
         )
 
 
-def check_size(low: int, value: Any) -> int | str:
-    """A model input side: pixels from `low` to 1024, or `auto` (see manifest.input_size)."""
-    if value == "auto" or (type(value) is int and low <= value <= 1024):
+def whole_or_auto(low: int, high: int, unit: str, value: Any) -> int | str:
+    """A whole number of `unit` from `low` to `high`, or `auto` (a setting the stage derives
+    from the data). Bound with functools.partial in the types below and called when params
+    load, so that its checks run, and can be tested, then."""
+    if value == "auto" or (type(value) is int and low <= value <= high):
         return value
-    raise ValueError(f"must be a whole number of pixels from {low} to 1024, or auto")
+    raise ValueError(f"must be a whole number of {unit} from {low} to {high}, or auto")
 
 
-def check_copies(value: Any) -> int | str:
-    """Augmented copies per training frame, 0 to 1000, or `auto` (see augment.auto_copies)."""
-    if value == "auto" or (type(value) is int and 0 <= value <= 1000):
-        return value
-    raise ValueError("must be a whole number of copies from 0 to 1000, or auto")
+# A model input side (`auto`: manifest.input_size) and augmented copies (augment.auto_copies).
+ClassificationSide = Annotated[
+    Any, AfterValidator(functools.partial(whole_or_auto, 8, 1024, "pixels"))
+]
+DetectionSide = Annotated[Any, AfterValidator(functools.partial(whole_or_auto, 32, 1024, "pixels"))]
+Copies = Annotated[Any, AfterValidator(functools.partial(whole_or_auto, 0, 1000, "copies"))]
 
 
 class ImageSizes(Section):
     """Pixels, or `auto` (manifest.input_size): classification, the median short side of the
     data within 32-64; detection, the side giving the small objects 12 px, within 64-128."""
 
-    classification: Annotated[Any, AfterValidator(functools.partial(check_size, 8))]
-    detection: Annotated[Any, AfterValidator(functools.partial(check_size, 32))]
+    classification: ClassificationSide
+    detection: DetectionSide
 
 
 class DistributeParams(Section):
@@ -209,7 +212,7 @@ class AugmentClassification(Section):
 
 
 class AugmentDetection(AugmentClassification):
-    copies: Annotated[Any, AfterValidator(check_copies)]
+    copies: Copies
     min_visibility: float = Field(ge=0.0, le=1.0, description="box share that must survive")
 
 
