@@ -7,7 +7,7 @@ from pathlib import Path
 from bench.common import project_params, row, temp_project, timed
 from stages import sample, split
 from stages.shared.augmentation import augment_rows
-from stages.shared.manifest import read_manifest
+from stages.shared.manifest import input_size, read_manifest
 
 
 def run() -> list[dict]:
@@ -15,24 +15,22 @@ def run() -> list[dict]:
     cfg = params["augment"]["detection"]
     stages = [(sample.main, ["detection"]), (split.main, ["detection"])]
     with temp_project(params, stages):
-        rows = read_manifest(Path("data/split/detection.csv"), "detection").to_dict("records")
-        Path("out").mkdir()
+        frame = read_manifest(Path("data/split/detection.csv"), "detection")
+        jobs = [(row, False, True) for row in frame.to_dict("records")]  # 4 copies of each
         config = {
             "transforms": cfg["transforms"],
-            "size": params["base"]["image_size"]["detection"],
+            "size": input_size(params["base"]["image_size"]["detection"], frame),
             "with_boxes": True,
             "min_visibility": cfg["min_visibility"],
             "where": "bench",
             "copies": 4,
             "seed": 0,
-            "out_dir": "out",
-            "format": cfg["format"],
             "decode_side": None,
         }
-        list(augment_rows(rows[:20], config, 1))  # warm caches and imports
-        written = 4 * len(rows)
-        one = written / timed(lambda: list(augment_rows(rows, config, 1)))
-        two = written / timed(lambda: list(augment_rows(rows, config, 2)))
+        list(augment_rows(jobs[:20], config, 1))  # warm caches and imports
+        written = 4 * len(jobs)
+        one = written / timed(lambda: list(augment_rows(jobs, config, 1)))
+        two = written / timed(lambda: list(augment_rows(jobs, config, 2)))
     ratio = two / one
     print(f"augment: 1 worker {one:.0f} img/s, 2 workers {two:.0f} img/s, ratio {ratio:.2f}")
     return [

@@ -1,11 +1,11 @@
 """Our input pipeline vs the Keras tutorials' way, same model, same images, same epochs.
 
-Ours: `tfdata.make_dataset` over the split manifest (PIL decode shared with every stage,
-decoded images cached in RAM, seeded shuffle, prefetch); augmentation happens offline, once,
-in the `augment` stage. The tutorials' ("Image classification from scratch" on keras.io):
-`image_dataset_from_directory` over class folders, prefetch, and random augmentation layers
-inside the model, recomputed every epoch. Both train the default `simple_cnn` on the train
-split of the sample and are scored on its test split.
+Ours: `tfdata.make_dataset` over the shards `augment` writes of the split, here with no
+augmented copies (decoded images cached in RAM, seeded shuffle, prefetch); augmentation
+happens offline, once, in the `augment` stage. The tutorials' ("Image classification from
+scratch" on keras.io): `image_dataset_from_directory` over class folders, prefetch, and
+random augmentation layers inside the model, recomputed every epoch. Both train the default
+`simple_cnn` on the train split of the sample and are scored on its test split.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.common import project_params, row, temp_project
-from stages import sample, split
+from stages import augment, sample, split
 
 EPOCHS = 6
 
@@ -64,17 +64,21 @@ def run() -> list[dict]:
     from stages.shared.manifest import read_manifest
 
     params = project_params()
-    size, batch, seed = params["base"]["image_size"]["classification"], 32, 0
-    stages = [(m.main, ["classification"]) for m in (sample, split)]
+    params["augment"]["classification"]["copies"] = 0  # the split's images, as they are
+    batch, seed = 32, 0
+    stages = [(m.main, ["classification"]) for m in (sample, split, augment)]
     with temp_project(params, stages):
-        frame = read_manifest(Path("data/split/classification.csv"), "classification")
+        folder = Path("data/augmented/classification")
+        frame = read_manifest(folder / "manifest.csv", "classification")
+        size = tfdata.shards.read_spec(folder)["image_size"]
         classes = sorted(frame["label"].unique())
         train_rows, test_rows = frame[frame["split"] == "train"], frame[frame["split"] == "test"]
 
         def dataset(rows, shuffle):
             labels = tfdata.one_hot(rows["label"], classes)
             epochs = range(EPOCHS)  # the training stream: every epoch in its own order
-            return tfdata.make_dataset(rows["path"], labels, size, batch, shuffle, epochs=epochs)
+            split_name = rows["split"].iloc[0]
+            return tfdata.make_dataset(folder, split_name, labels, batch, shuffle, epochs=epochs)
 
         def model(aug):
             keras.utils.set_random_seed(seed)

@@ -1,12 +1,17 @@
-"""Stage `augment@<task>`: offline augmentation of the train split with albumentations.
+"""Stage `augment@<task>`: the images training and evaluation read, as TFRecord shards;
+offline augmentation of the train split with albumentations.
 
-In:  data/split/<task>.csv and the images it lists.
-Out: data/augmented/<task>/ (augmented train images + manifest.csv in the split manifest's
-     schema, plus a `source` column); val/test rows are carried over untouched, pointing at
-     the original files. reports/data/augment-<task>.json: copies written, boxes lost.
+In:  data/split/<task>.csv and the images it lists (never changed).
+Out: data/augmented/<task>/: <split>-NNNNN-of-NNNNN.tfrecord shards of model-input images
+     (see shared/shards.py): the train images (if kept) and their augmented copies, in a
+     seeded order; val and test as the split lists them. shards.json describes them;
+     manifest.csv lists every record (the split manifest's columns, plus `source`, the
+     user's file, and `record`, <shard>#<position>; a copy's `path` is its record).
+     reports/data/augment-<task>.json: copies written, boxes lost, shards.
+     `--dump DIR` writes training records as PNG files, to look at what augmentation did.
 Params: base.seed, base.image_size.<task> (the size written; `auto`: see
-        manifest.input_size), augment.<task> (`copies: auto` for detection: see
-        auto_copies; augment.workers changes speed only, never the output).
+        manifest.input_size), augment.shard_size, augment.<task> (`copies: auto` for
+        detection: see auto_copies; augment.workers changes speed only, never the output).
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ import argparse
 import os
 import shutil
 import time
+from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
+from stages.shared import shards
 from stages.shared.augmentation import augment_rows, build_pipeline, decode_side
 from stages.shared.cli import run_stage
 from stages.shared.manifest import input_size, read_manifest, write_json, write_manifest
 from stages.shared.params import load_params
 from stages.shared.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
+from stages.shared.seeding import make_rng
 
 # `copies: auto` (detection): FEW_COPIES augmented copies of each training frame, MANY_COPIES
 # when the frames with an object show fewer than FEW_SOURCES distinct objects (sources, as
@@ -44,10 +52,59 @@ def auto_copies(setting: int | str, train: pd.DataFrame) -> int:
     return MANY_COPIES if sources < FEW_SOURCES else FEW_COPIES
 
 
+def frame_order(train: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Training frames in the seeded order their records are written: shards then hold a
+    mix of the whole dataset, so a reader's bounded shuffle buffer mixes well (tfdata)."""
+    return train.iloc[make_rng(seed, "shard order").permutation(len(train))]
+
+
+def split_jobs(frame: pd.DataFrame, keep_train: bool, copies: int, seed: int) -> dict:
+    """Per split, the (row, keep the image, add copies) jobs whose images make its records,
+    in record order: training frames in the seeded shard order, val and test as listed."""
+    train = frame_order(frame[frame["split"] == "train"], seed)
+    jobs = {"train": [(row, keep_train, copies > 0) for row in train.to_dict("records")]}
+    for split in ("val", "test"):
+        rows = frame[frame["split"] == split].to_dict("records")
+        jobs[split] = [(row, True, False) for row in rows]
+    return jobs
+
+
+class SplitRecords:
+    """The serialised records of one split, from the jobs' (pixels, row) lists in order;
+    keeps each one's manifest row (`record`: <shard>#<position>; a copy's `path`: the same
+    under the output folder)."""
+
+    def __init__(self, produced, names: list[str], shard_size: int, fmt: str, out_dir: Path):
+        self.produced, self.names, self.shard_size = produced, names, shard_size
+        self.fmt, self.out_dir = fmt, out_dir
+        self.rows: list[dict] = []
+
+    def __iter__(self):
+        for images in self.produced:
+            for pixels, row in images:
+                index = len(self.rows)
+                record = f"{self.names[index // self.shard_size]}#{index % self.shard_size}"
+                path = row["path"] or (self.out_dir / record).as_posix()
+                self.rows.append({**row, "path": path, "record": record})
+                yield shards.example(pixels, self.fmt, index, row)
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
-    task = parser.parse_args(argv).task
+    parser.add_argument(
+        "--dump",
+        metavar="DIR",
+        help="write the first --count training records to DIR as PNG files (boxes drawn)"
+        " with records.csv, and exit",
+    )
+    parser.add_argument("--count", type=int, default=64, help="records to --dump (default 64)")
+    args = parser.parse_args(argv)
+    task = args.task
+    if args.dump:
+        written = shards.dump(AUGMENTED_DIR / task, "train", Path(args.dump), args.count)
+        print(f"augment@{task}: {written} training records → {args.dump} (see records.csv)")
+        return
     base, params = load_params("base"), load_params("augment")
     cfg = getattr(params, task)
     where = f"augment.{task}.transforms"
@@ -57,7 +114,8 @@ def main(argv: list[str]) -> None:
     frame["source"] = frame["path"]
     train = frame[frame["split"] == "train"]
     copies_each = auto_copies(cfg.copies, train)
-    keep = frame if cfg.keep_original or copies_each == 0 else frame[frame["split"] != "train"]
+    keep_train = cfg.keep_original or copies_each == 0
+    keep = frame if keep_train else frame[frame["split"] != "train"]
     # The model input size (one setting per fact; `auto`: from the rows passed through, as
     # training computes it from them), then every transform checked before touching an image.
     size = input_size(getattr(base.image_size, task), keep)
@@ -65,7 +123,7 @@ def main(argv: list[str]) -> None:
 
     out_dir = AUGMENTED_DIR / task
     shutil.rmtree(out_dir, ignore_errors=True)
-    (out_dir / "images").mkdir(parents=True)
+    out_dir.mkdir(parents=True)
     workers = params.workers or os.cpu_count() or 1
     config = {
         "transforms": cfg.transforms,
@@ -75,36 +133,43 @@ def main(argv: list[str]) -> None:
         "where": where,
         "seed": base.seed,
         "copies": copies_each,
-        "out_dir": (out_dir / "images").as_posix(),
-        "format": cfg.format,
         # A large JPEG decodes at reduced scale when the transforms allow (see decode_side).
         "decode_side": decode_side(cfg.transforms, size),
     }
     started = time.perf_counter()
-    copies: list[dict] = []
-    if copies_each:
-        rows = train.to_dict("records")
-        results = augment_rows(rows, config, workers)
-        for produced in tqdm(results, total=len(rows), desc=f"augment@{task}", unit="image"):
-            copies.extend(produced)
+    rows: list[dict] = []
+    files, counts = {}, {}
+    for split, jobs in split_jobs(frame, keep_train, copies_each, base.seed).items():
+        counts[split] = len(jobs) * (int(keep_train) + copies_each if split == "train" else 1)
+        names = shards.shard_names(split, counts[split], params.shard_size)
+        produced = augment_rows(jobs, config, workers)
+        progress = tqdm(produced, total=len(jobs), desc=f"augment@{task} {split}", unit="image")
+        records = SplitRecords(progress, names, params.shard_size, cfg.format, out_dir)
+        shards.write_split(out_dir, names, records, counts[split], params.shard_size)
+        files[split] = names
+        rows += records.rows
     seconds = time.perf_counter() - started
-    out = pd.concat([keep, pd.DataFrame(copies, columns=[*frame.columns, "lost"])])
-    write_manifest(out_dir / "manifest.csv", out, task, extra=("source",))
+    spec = {"image_size": size, "format": cfg.format, "shard_size": params.shard_size}
+    shards.write_spec(out_dir, {**spec, "records": counts, "files": files})
+    out = pd.DataFrame(rows, columns=[*frame.columns, "record", "lost"])
+    write_manifest(out_dir / "manifest.csv", out, task, extra=("source", "record"))
+    copies = out[out["path"] != out["source"]]
     report = {
         "task": task,
         "train_images": len(train),
         "copies_per_image": copies_each,
         "copies_written": len(copies),
-        "originals_kept": bool(cfg.keep_original or copies_each == 0),
-        "rows": {s: int((out["split"] == s).sum()) for s in ("train", "val", "test")},
-        "boxes_lost": int(sum(r.get("lost", 0) for r in copies)),
+        "originals_kept": bool(keep_train),
+        "rows": counts,
+        "boxes_lost": int(copies["lost"].fillna(0).sum()),
         "image_size": size,
+        "shards": sum(map(len, files.values())),
     }
     write_json(DATA_REPORTS_DIR / f"augment-{task}.json", report)
     # Speed goes to the log, not the report: the report must be the same bytes on every run.
     print(
-        f"augment@{task}: {len(copies)} copies of {len(train)} train images in {seconds:.1f}s"
-        f" with {workers} workers"
+        f"augment@{task}: {len(copies)} copies of {len(train)} train images; {len(out)} records"
+        f" in {report['shards']} shards; {seconds:.1f}s with {workers} workers"
     )
 
 

@@ -1,7 +1,8 @@
 """Stage `evaluate@<model>`: score a trained model on the test split, never seen in training.
 
-In:  models/<model>.keras + .json, data/split/<task>.csv (its `test` rows and their images;
-     its `train` rows for the baselines).
+In:  models/<model>.keras + .json, data/augmented/<task>/ (the test rows of its manifest
+     and their images, from its shards), data/split/<task>.csv (its `train` rows, as the
+     user brought them, for the baselines).
 Out: reports/eval/<model>/metrics.json (rounded, human names; `ci95`: a seeded bootstrap 95%
      interval of each headline metric over the test images; `baseline`: what predictors
      that ignore the image score, from the train split) and plot data:
@@ -10,7 +11,6 @@ Out: reports/eval/<model>/metrics.json (rounded, human names; `ci95`: a seeded b
      detector:   predictions.csv (path, presence, score and its logit, said present, true
                  and predicted boxes, IoU),
                  pr_curve.csv (precision / recall per score threshold at IoU 0.5).
-     skipped.json lists test files that could not be read (and why).
 Params: base.seed (the bootstrap's), evaluate.<model>.
 """
 
@@ -27,7 +27,7 @@ from stages.shared import baselines, behaviour, intervals, metrics, slices
 from stages.shared.cli import UserError, run_stage
 from stages.shared.manifest import BOX, atomic_write_text, read_manifest, write_json
 from stages.shared.params import load_params
-from stages.shared.paths import EVAL_DIR, MODELS, model_file, split_manifest
+from stages.shared.paths import AUGMENTED_DIR, EVAL_DIR, MODELS, model_file, split_manifest
 
 PRED_BOX = [f"pred_{c}" for c in BOX]
 
@@ -138,12 +138,10 @@ def detector_outputs(model):
 EVALUATORS = {"classifier": evaluate_classifier, "detector": evaluate_detector}
 
 
-def behaviour_of(name: str, model, rows: pd.DataFrame, meta: dict, cfg, out: Path) -> dict:
+def behaviour_of(name: str, model, rows: pd.DataFrame, pixels: np.ndarray, cfg, out: Path) -> dict:
     """The behaviour checks of `evaluate.<model>.behaviour` on the test images; per-image
     scores (IoU, or minus the probability change: lowest is worst) to behaviour.csv."""
-    from stages.shared.inference import as_list, read_batch
-
-    _, pixels, _ = read_batch(list(rows["path"]), meta["image_size"])
+    from stages.shared.inference import as_list
 
     def predict(batch: np.ndarray) -> list[np.ndarray]:
         parts = [
@@ -166,42 +164,46 @@ def behaviour_of(name: str, model, rows: pd.DataFrame, meta: dict, cfg, out: Pat
     return summary
 
 
+def test_images(name: str, meta: dict) -> tuple[pd.DataFrame, np.ndarray]:
+    """The test rows of the model's task and their pixels, read from augment's shards (the
+    pixels `predict` gives the same files: shared/shards.py)."""
+    from stages.shared import shards, tfdata
+
+    folder = AUGMENTED_DIR / MODELS[name]
+    frame = read_manifest(folder / "manifest.csv", MODELS[name])
+    test = frame[frame["split"] == "test"].reset_index(drop=True)
+    if test.empty:
+        raise UserError(f"{folder}/manifest.csv: no test rows — set split.fractions.test above 0")
+    written = shards.read_spec(folder)["image_size"]
+    if written != meta["image_size"]:
+        raise UserError(
+            f"{folder}: shards hold {written} px images, the model takes"
+            f" {meta['image_size']} px — re-run `dvc repro` to retrain it"
+        )
+    return test, tfdata.read_pixels(folder, "test")
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=list(MODELS))
     name = parser.parse_args(argv).model
     cfg, seed = getattr(load_params("evaluate"), name), load_params("base").seed
-    from stages.shared.inference import load_model, predict_files
+    from stages.shared.inference import load_model, predict_pixels
 
     model, meta = load_model(model_file(name))
-    manifest = split_manifest(MODELS[name])
-    frame = read_manifest(manifest, MODELS[name])
-    test = frame[frame["split"] == "test"].reset_index(drop=True)
-    train = frame[frame["split"] == "train"]
-    if test.empty:
-        raise UserError(f"{manifest}: no test rows — set split.fractions.test above 0")
+    rows, pixels = test_images(name, meta)
+    split = read_manifest(split_manifest(MODELS[name]), MODELS[name])
+    train = split[split["split"] == "train"]
     run = detector_outputs(model) if name == "detector" else None
-    found = predict_files(model, list(test["path"]), meta["image_size"], cfg.batch_size, run)
+    outputs = predict_pixels(model, pixels, cfg.batch_size, run)
     out = EVAL_DIR / name
     out.mkdir(parents=True, exist_ok=True)
-    if not found.index:
-        first = found.skipped[0]
-        raise UserError(
-            f"none of the {len(test)} test images could be read, e.g. {first['path']}:"
-            f" {first['reason']} — check the dataset folder, then re-run split"
-        )
-    rows = test.iloc[found.index].reset_index(drop=True)
-    scores, statistics = EVALUATORS[name](rows, found.outputs, meta, cfg, out, train, seed)
-    summary = {"test_images": len(rows), "skipped": len(found.skipped), **rounded(scores)}
+    scores, statistics = EVALUATORS[name](rows, outputs, meta, cfg, out, train, seed)
+    summary = {"test_images": len(rows), **rounded(scores)}
     summary["ci95"] = intervals.bootstrap(len(rows), statistics, cfg.bootstrap, seed)
-    summary["behaviour"] = rounded(behaviour_of(name, model, rows, meta, cfg, out))
+    summary["behaviour"] = rounded(behaviour_of(name, model, rows, pixels, cfg, out))
     write_json(out / "metrics.json", summary)
-    write_json(out / "skipped.json", found.skipped)
     print(f"evaluate@{name}: {summary}")
-    if found.skipped:
-        print(
-            f"evaluate@{name}: {len(found.skipped)} unreadable test files, see {out}/skipped.json"
-        )
 
 
 if __name__ == "__main__":

@@ -63,6 +63,40 @@ def make_detection(root: Path, positives: int, negatives: int, beside: bool = Fa
     return root
 
 
+def write_shards(folder: Path, images: dict, fmt: str = "raw", shard_size: int = 4) -> Path:
+    """Shards of given uint8 images, {split: [(size, size, 3) arrays]}, each record's label
+    its index (as augment writes them, without augmenting)."""
+    from stages.shared import shards
+
+    folder.mkdir(parents=True, exist_ok=True)
+    files, counts = {}, {}
+    for split, pixels in images.items():
+        counts[split] = len(pixels)
+        files[split] = shards.shard_names(split, len(pixels), shard_size)
+        records = (
+            shards.example(image, fmt, i, {"source": f"{split}/{i}.png", "label": str(i)})
+            for i, image in enumerate(pixels)
+        )
+        shards.write_split(folder, files[split], records, len(pixels), shard_size)
+    size = next(iter(images.values()))[0].shape[0]
+    spec = {"image_size": size, "format": fmt, "shard_size": shard_size}
+    shards.write_spec(folder, {**spec, "records": counts, "files": files})
+    return folder
+
+
+def shard_split(root: Path, task: str, size: int) -> None:
+    """Run augment on a split manifest a test wrote (no copies, images at `size` px): the
+    shards evaluate reads."""
+    from stages import augment
+
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["base"]["image_size"][task] = size
+    params["augment"][task]["copies"] = 0
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    augment.main([task])
+
+
 OWN_DATA_GROUPS = {"classification": "none", "detection": "none"}
 
 
@@ -165,7 +199,7 @@ TINY_PARAMS = {
         "detection": {
             "copies": 1,
             "keep_original": True,
-            "format": "jpg",
+            "format": "raw",
             "min_visibility": 0.5,
             "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
         },

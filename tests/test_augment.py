@@ -2,29 +2,28 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
-import os
 
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from PIL import Image
 
 from stages import augment, split
 from stages.shared.augmentation import _close, build_pipeline, decode_side, zoom_of
 from stages.shared.augmentation import augment as augment_one
 from stages.shared.cli import UserError, run_stage
+from stages.shared.tfdata import read_pixels
 from tests.conftest import make_classification, make_detection, refuses_choice, usage, write_params
 
 
 def set_augment(workdir, task: str, **values) -> None:
     path = workdir / "params.yaml"
     params = yaml.safe_load(path.read_text())
-    if "workers" in values:
-        params["augment"]["workers"] = values.pop("workers")
+    for key in ("workers", "shard_size"):
+        if key in values:
+            params["augment"][key] = values.pop(key)
     if "size" in values:  # the model input size is what augment writes
         params["base"]["image_size"][task] = values.pop("size")
     params["augment"][task].update(values)
@@ -159,10 +158,11 @@ def test_only_train_rows_are_augmented_and_lost_boxes_are_counted(detection_spli
     source = pd.read_csv(detection_split / "data/split/detection.csv")
     out = pd.read_csv(detection_split / "data/augmented/detection/manifest.csv")
     report = json.loads((detection_split / "reports/data/augment-detection.json").read_text())
-    held_out = source[source["split"] != "train"].reset_index(drop=True)
-    pd.testing.assert_frame_equal(
-        out[out["split"] != "train"][held_out.columns].reset_index(drop=True), held_out
-    )
+    for held in ("val", "test"):  # carried over as the split lists them, one record each
+        rows = source[source["split"] == held].reset_index(drop=True)
+        got = out[out["split"] == held].reset_index(drop=True)
+        pd.testing.assert_frame_equal(got[rows.columns], rows)
+        assert got["record"].str.startswith(f"{held}-00000-of-").all()
     copies = out[out["path"].str.startswith("data/augmented/")]
     assert set(copies["split"]) == {"train"}
     assert len(copies) == 3 * (source["split"] == "train").sum() == report["copies_written"]
@@ -170,8 +170,11 @@ def test_only_train_rows_are_augmented_and_lost_boxes_are_counted(detection_spli
     lost = int(((positives_in == 1) & (copies["present"] == 0)).sum())
     assert lost > 0 and report["boxes_lost"] == lost
     assert (copies.loc[copies["present"] == 0, ["x1", "y1", "x2", "y2"]] == 0).all().all()
-    with Image.open(copies["path"].iloc[0]) as img:
-        assert img.size == (32, 32)
+    assert read_pixels(detection_split / "data/augmented/detection", "train").shape[1:] == (
+        32,
+        32,
+        3,
+    )
 
 
 def test_zero_copies_passes_the_split_through(workdir):
@@ -182,8 +185,9 @@ def test_zero_copies_passes_the_split_through(workdir):
     augment.main(["classification"])
     source = pd.read_csv(workdir / "data/split/classification.csv")
     out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
-    pd.testing.assert_frame_equal(out[source.columns], source)
-    assert list((workdir / "data/augmented/classification/images").iterdir()) == []
+    ordered = out[source.columns].sort_values("path").reset_index(drop=True)
+    pd.testing.assert_frame_equal(ordered, source.sort_values("path").reset_index(drop=True))
+    assert (out["path"] == out["source"]).all()  # no copies
     report = json.loads((workdir / "reports/data/augment-classification.json").read_text())
     # With nothing to replace them, the originals stay, whatever keep_original says.
     assert report["originals_kept"] is True and report["copies_per_image"] == 0
@@ -194,32 +198,43 @@ def test_zero_copies_passes_the_split_through(workdir):
 
 
 @pytest.mark.parametrize(
-    ("code", "fix"), [(errno.ENOSPC, "free some disk space"), (errno.EROFS, "read-only")]
+    ("words", "fix"), [("", "free some disk space"), ("Read-only file system", "read-only")]
 )
 def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_manifest(
-    detection_split, monkeypatch, capsys, code, fix
+    detection_split, monkeypatch, capsys, words, fix
 ):
-    set_augment(detection_split, "detection", workers=1)
+    import tensorflow as tf
+
+    from stages.shared import shards
+
+    set_augment(detection_split, "detection", workers=1, shard_size=8)
     augment.main(["detection"])  # a good run first: its manifest must not survive the failure
     manifest = detection_split / "data/augmented/detection/manifest.csv"
     assert manifest.exists()
-    calls = {"n": 0}
-    real_save = Image.Image.save
+    real = tf.io.TFRecordWriter
 
-    def failing_save(self, fp, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] > 3:  # fail part-way, after a few images were written
-            raise OSError(code, os.strerror(code), str(fp))
-        return real_save(self, fp, *args, **kwargs)
+    class Failing(real):
+        """The second shard fails: on a full disk for real (/dev/full), else as TF says."""
 
-    monkeypatch.setattr(Image.Image, "save", failing_save)
+        def __init__(self, path):
+            self.second = "-00001-of-" in path
+            super().__init__("/dev/full" if self.second and not words else path)
+
+        def write(self, record):
+            if self.second and words:
+                raise tf.errors.UnknownError(None, None, f"{self}; {words}")
+            super().write(record)
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", Failing)
     with pytest.raises(SystemExit) as stop:
         run_stage(augment.main, ["detection"])
     assert stop.value.code == 2
     message = capsys.readouterr().err.strip().splitlines()
-    assert len(message) == 1 and message[0].startswith("error: data/augmented/detection/images/")
+    assert len(message) == 1
+    assert message[0].startswith("error: data/augmented/detection/train-00001-of-")
     assert "cannot write" in message[0] and fix in message[0]
     assert not manifest.exists()  # a later stage finds no manifest to trust
+    assert shards.OS_WORDS  # the words TensorFlow reports are the OS's
 
 
 @pytest.mark.parametrize(
@@ -289,7 +304,7 @@ def test_a_misspelt_name_gets_its_close_matches_or_the_choices(word, choices, ex
 def test_copies_differ_from_each_other_and_follow_the_seed(detection_split):
     # Brightness drawn anew for every copy: equal files would mean one draw served them all.
     shift = {"name": "RandomBrightnessContrast", "brightness_limit": 0.4, "p": 1.0}
-    set_augment(detection_split, "detection", transforms=[shift], format="png")
+    set_augment(detection_split, "detection", transforms=[shift])
     augment.main(["detection"])
     out = pd.read_csv(detection_split / "data/augmented/detection/manifest.csv")
     copies = out[out["path"].str.startswith("data/augmented/")]
@@ -318,9 +333,11 @@ def test_a_pipeline_without_boxes_returns_the_resized_image_alone():
 
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(augment.main) == (
-        "[-h] {classification,detection} Stage `augment@<task>`: offline augmentation "
-        "of the train split with albumentations. positional arguments: "
-        "{classification,detection} options: -h, --help show this help message and exit"
+        "[-h] [--dump DIR] [--count COUNT] {classification,detection} Stage `augment@<task>`:"
+        " the images training and evaluation read, as TFRecord shards; positional arguments:"
+        " {classification,detection} options: -h, --help show this help message and exit"
+        " --dump DIR write the first --count training records to DIR as PNG files (boxes"
+        " drawn) with records.csv, and exit --count COUNT records to --dump (default 64)"
     )
     refuses_choice(augment.main, "faces", ("classification", "detection"), capsys)
 
@@ -344,12 +361,14 @@ def test_the_report_and_line_say_what_was_written_with_or_without_the_originals(
         "rows": {"train": 2 * counts["train"], "val": counts["val"], "test": counts["test"]},
         "boxes_lost": 0,
         "image_size": 32,
+        "shards": 3,  # one per split: every split fits in 1024 records
     }
     out = pd.read_csv(workdir / "data/augmented/classification/manifest.csv")
     assert not out.loc[out["split"] == "train", "path"].isin(source["path"]).any()
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"augment@classification: {2 * counts['train']} copies of")
-    assert line.endswith("s with 1 workers") and f" of {counts['train']} train images in " in line
+    assert line.endswith("s with 1 workers") and f" of {counts['train']} train images; " in line
+    assert f"; {sum(report['rows'].values())} records in 3 shards; " in line
     set_augment(workdir, "classification", copies=1, keep_original=True)
     augment.main(["classification"])
     report = json.loads((workdir / "reports/data/augment-classification.json").read_text())
@@ -389,9 +408,10 @@ def test_augment_shows_a_progress_bar_of_train_images(workdir, monkeypatch, caps
     capsys.readouterr()
     augment.main(["classification"])
     train = (pd.read_csv(workdir / "data/split/classification.csv")["split"] == "train").sum()
-    last = capsys.readouterr().err.strip().split("\r")[-1]
-    assert last.startswith("augment@classification: 100%|")
-    assert f"| {train}/{train} [" in last and last.endswith("image/s]")
+    bars = capsys.readouterr().err.replace("\n", "\r").split("\r")
+    first = [bar for bar in bars if bar.startswith("augment@classification train: ")][-1]
+    assert first.startswith("augment@classification train: 100%|")
+    assert f"| {train}/{train} [" in first and first.endswith("image/s]")
 
 
 def frames(sources: list[str], negatives: int) -> pd.DataFrame:

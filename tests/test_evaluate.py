@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import keras
@@ -20,7 +19,7 @@ from stages.shared.manifest import write_manifest
 from stages.shared.metrics import detection_ap
 from stages.shared.params import load_params
 from stages.shared.training import save_model
-from tests.conftest import refuses_choice, usage, write_params
+from tests.conftest import refuses_choice, shard_split, usage, write_params
 
 
 def colour_classifier() -> keras.Model:
@@ -56,19 +55,6 @@ def classification_split(root: Path) -> None:
                     "height": 9,
                 }
             )
-    broken = root / "data/red/broken.png"
-    broken.write_bytes(b"")
-    rows.append(
-        {
-            "path": str(broken),
-            "label": "red",
-            "md5": "x",
-            "group": "x",
-            "split": "test",
-            "width": 12,
-            "height": 9,
-        }
-    )
     rows.append(
         {
             "path": rows[0]["path"],
@@ -81,6 +67,7 @@ def classification_split(root: Path) -> None:
         }
     )
     write_manifest(root / "data/split/classification.csv", pd.DataFrame(rows), "classification")
+    shard_split(root, "classification", 8)
 
 
 def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
@@ -90,7 +77,7 @@ def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
     evaluate.main(["classifier"])
     out = workdir / "reports/eval/classifier"
     scores = json.loads((out / "metrics.json").read_text())
-    assert scores["test_images"] == 6 and scores["skipped"] == 1
+    assert scores["test_images"] == 6
     assert scores["accuracy"] == 1.0 and scores["macro_f1"] == 1.0 and scores["roc_auc"] == 1.0
     assert "top_3_accuracy" not in scores  # only 2 classes
     # The train split holds one red image: "always red" is right on 3 of the 6 test images.
@@ -99,8 +86,6 @@ def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
         "macro_f1": pytest.approx(1 / 3, abs=1e-4),
     }
     assert scores["baseline"]["prior"]["roc_auc"] == 0.5
-    skipped = json.loads((out / "skipped.json").read_text())
-    assert [s["path"] for s in skipped] == [str(workdir / "data/red/broken.png")]
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == 6 and (predictions["actual"] == predictions["predicted"]).all()
     assert predictions["confidence"].between(0.5, 1.0).all()
@@ -108,6 +93,21 @@ def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
     assert confusion["count"].tolist() == [3, 0, 0, 3]
     assert set(pd.read_csv(out / "roc.csv")["class"]) == {"blue", "red"}
     assert pd.read_csv(out / "per_class.csv")["support"].tolist() == [3, 3]
+
+
+def test_evaluate_scores_the_shards_which_hold_what_predict_sees_in_the_files(workdir):
+    classification_split(workdir)
+    meta = {"classes": ["blue", "red"], "image_size": 8}
+    model = colour_classifier()
+    save_model(model, workdir / "models/classifier.keras", meta)
+    test = pd.read_csv(workdir / "data/split/classification.csv").query("split == 'test'")
+    expected = predict_files(model, list(test["path"]), 8).outputs[0].max(axis=1)
+    for path in test["path"]:  # evaluate reads the shards, not the files
+        Path(path).unlink()
+    evaluate.main(["classifier"])
+    predictions = pd.read_csv(workdir / "reports/eval/classifier/predictions.csv")
+    assert predictions["path"].tolist() == test["path"].tolist()
+    np.testing.assert_allclose(predictions["confidence"], expected, atol=1e-6)
 
 
 def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
@@ -138,6 +138,7 @@ def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
     write_manifest(
         workdir / "data/split/detection.csv", pd.DataFrame(rows, columns=columns), "detection"
     )
+    shard_split(workdir, "detection", 32)
     model = FaceTracker("plain_cnn", 32, head_width=8)
     model(np.zeros((1, 32, 32, 3), "float32"))
     save_model(model, workdir / "models/detector.keras", {"image_size": 32})
@@ -197,6 +198,7 @@ def test_the_presence_threshold_param_decides_what_counts_as_an_object(
     columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "width", "height", "group"]
     frame = pd.DataFrame(rows, columns=[*columns, "split"])
     write_manifest(workdir / "data/split/detection.csv", frame, "detection")
+    shard_split(workdir, "detection", 32)
     save_model(brightness_detector(), workdir / "models/detector.keras", {"image_size": 32})
     params = load_params("evaluate").model_dump()
     params["detector"]["presence_threshold"] = threshold
@@ -214,26 +216,28 @@ def test_the_presence_threshold_param_decides_what_counts_as_an_object(
     assert scores["ap50"] == pytest.approx(0.75, abs=1e-4)
 
 
-def test_evaluate_without_test_rows_or_model_says_what_to_do(workdir):
+def test_evaluate_without_test_rows_shards_or_model_says_what_to_do(workdir):
     with pytest.raises(UserError, match=r"models/classifier.keras: not found — train the model"):
+        evaluate.main(["classifier"])
+    save_model(colour_classifier(), workdir / "models/classifier.keras", {"image_size": 8})
+    with pytest.raises(
+        UserError, match=r"data/augmented/classification/manifest.csv: manifest not found"
+    ):
         evaluate.main(["classifier"])
     classification_split(workdir)
     frame = pd.read_csv(workdir / "data/split/classification.csv")
     frame["split"] = "train"
     write_manifest(workdir / "data/split/classification.csv", frame, "classification")
-    save_model(colour_classifier(), workdir / "models/classifier.keras", {"image_size": 8})
+    shard_split(workdir, "classification", 8)
     with pytest.raises(UserError, match=r"no test rows — set split.fractions.test above 0"):
         evaluate.main(["classifier"])
-    frame["split"] = ["train", "test"] * (len(frame) // 2) + ["train"] * (len(frame) % 2)
-    write_manifest(workdir / "data/split/classification.csv", frame, "classification")
-    tested = frame.loc[frame["split"] == "test", "path"].tolist()
-    for path in tested:
-        Path(path).write_bytes(b"not an image")
+    # Shards written at another size than the model takes: retrain, never resize silently.
+    classification_split(workdir)
+    shard_split(workdir, "classification", 16)
     with pytest.raises(
         UserError,
-        match=rf"^none of the {len(tested)} test images could be read,"
-        rf" e\.g\. {re.escape(tested[0])}: .+"
-        r" — check the dataset folder, then re-run split$",
+        match=r"^data/augmented/classification: shards hold 16 px images, the model takes 8 px"
+        r" — re-run `dvc repro` to retrain it$",
     ):
         evaluate.main(["classifier"])
 
@@ -261,6 +265,7 @@ def noisy_classification_split(root: Path, seed: int = 0) -> None:
             | {"width": 12, "height": 9}
         )
     write_manifest(root / "data/split/classification.csv", pd.DataFrame(rows), "classification")
+    shard_split(root, "classification", 8)
 
 
 def test_intervals_hold_the_point_value_and_repeat_byte_for_byte(workdir):

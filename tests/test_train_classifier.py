@@ -181,7 +181,7 @@ def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
     from stages.shared.classifiers import build_classifier
     from stages.shared.training import save_model
 
-    keras.utils.set_random_seed(7)
+    keras.utils.set_random_seed(1)
     donor = build_classifier("plain_cnn", size=16, num_classes=4, dropout=0.0, aug=[])
     save_model(donor, classification_data / "pretrained/donor.keras", {})
     base_cfg = load_params("train_classifier")

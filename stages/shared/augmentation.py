@@ -190,18 +190,32 @@ def _init_worker(config: dict[str, Any]) -> None:
     )
 
 
-def _augment_row(job: tuple[int, dict[str, Any]]) -> list[dict[str, Any]]:
-    """Write every augmented copy of one training row; return their manifest rows."""
-    from stages.shared.images import ImageError, read_rgb
+def _changed(path: str, err: Exception) -> UserError:
+    return UserError(
+        f"{path}: {err} — the file changed after `split` checked it; re-run `dvc repro`"
+    )
 
-    index, row = job
-    try:
-        image = read_rgb(row["path"], _worker["decode_side"])
-    except (ImageError, OSError) as err:
-        raise UserError(
-            f"{row['path']}: {err} — the file changed after `split` checked it; re-run `dvc repro`"
-        ) from None
-    return _write_copies(index, row, image, _worker)
+
+def _frame_images(job: tuple[dict[str, Any], bool, bool]) -> list[tuple[np.ndarray, dict]]:
+    """The model-input images of one manifest row: the image as every stage prepares it
+    (`keep`), then its augmented copies (`copies`); each with its manifest row."""
+    from stages.shared.images import ImageError, model_pixels, read_rgb
+
+    row, keep, copies = job
+    out = []
+    if keep:
+        try:
+            pixels = model_pixels(row["path"], _worker["size"])
+        except (ImageError, OSError) as err:
+            raise _changed(row["path"], str(err).removeprefix(f"{row['path']}: ")) from None
+        out.append((pixels.astype(np.uint8), row))
+    if copies:
+        try:
+            image = read_rgb(row["path"], _worker["decode_side"])
+        except (ImageError, OSError) as err:
+            raise _changed(row["path"], err) from None
+        out += _copies(row, image, _worker)
+    return out
 
 
 def _augment_copy(cfg: dict[str, Any], image: np.ndarray, box, seed: int, path: str):
@@ -217,37 +231,37 @@ def _augment_copy(cfg: dict[str, Any], image: np.ndarray, box, seed: int, path: 
         ) from None
 
 
-def _write_copies(index: int, row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
-    """Augment, save and describe each copy of one image."""
-    from PIL import Image
+def _copies(row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
+    """Each augmented copy of one image with its manifest row (md5: of its pixels)."""
+    import hashlib
 
-    from stages.shared.images import file_md5
     from stages.shared.manifest import BOX
 
     box = tuple(row[k] for k in BOX) if row.get("present") == 1 else None
-    out_rows = []
+    out = []
     for copy in range(1, cfg["copies"] + 1):
         seed = derive_seed(cfg["seed"], row["md5"], copy)
         pixels, new_box = _augment_copy(cfg, image, box, seed, row["path"])
-        path = f"{cfg['out_dir']}/{index:05d}_{copy:02d}.{cfg['format']}"
-        Image.fromarray(pixels).save(path, **({"quality": 95} if cfg["format"] == "jpg" else {}))
-        new = {**row, "path": path, "md5": file_md5(path), "source": row["path"]}
+        pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+        new = {**row, "path": None, "md5": hashlib.md5(pixels.tobytes()).hexdigest()}
         new.update(width=pixels.shape[1], height=pixels.shape[0])
         if cfg["with_boxes"]:
             new.update(present=int(new_box is not None), lost=int(box is not None and not new_box))
             new.update(zip(BOX, new_box or (0.0, 0.0, 0.0, 0.0), strict=True))
-        out_rows.append(new)
-    return out_rows
+        out.append((pixels, new))
+    return out
 
 
-def augment_rows(rows: list[dict[str, Any]], config: dict[str, Any], workers: int):
-    """Yield each row's augmented rows, in input order, using `workers` processes."""
-    jobs = list(enumerate(rows))
+def augment_rows(
+    jobs: list[tuple[dict[str, Any], bool, bool]], config: dict[str, Any], workers: int
+):
+    """Yield each job's (pixels, row) list, in input order, using `workers` processes; a job
+    is (manifest row, keep the image itself, add its augmented copies)."""
     if workers <= 1:
         _init_worker(config)
-        yield from map(_augment_row, jobs)
+        yield from map(_frame_images, jobs)
         return
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,)) as pool:
-        yield from pool.map(_augment_row, jobs, chunksize=8)
+        yield from pool.map(_frame_images, jobs, chunksize=8)

@@ -77,6 +77,14 @@ def as_list(outputs) -> list[np.ndarray]:
     return [np.asarray(item, dtype=np.float32) for item in items]
 
 
+def predict_pixels(model, pixels: np.ndarray, batch_size: int = 64, run=None) -> list[np.ndarray]:
+    """Run `model` (or `run(pixels)` → outputs) over images in fixed batches (same batches ⇒
+    same numbers); one array per output."""
+    run = run or model.predict_on_batch
+    chunks = [as_list(run(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)]
+    return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+
 def predict_files(
     model, paths: Sequence[str], size: int, batch_size: int = 64, run=None
 ) -> Predictions:

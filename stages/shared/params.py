@@ -207,7 +207,9 @@ class SplitParams(Section):
 class AugmentClassification(Section):
     copies: int = Field(ge=0, le=1000, description="augmented copies per training image")
     keep_original: bool
-    format: Literal["png", "jpg"]
+    format: Literal["raw", "png"] = Field(
+        description="how shards store images: raw (fastest to read) | png (lossless, smaller)"
+    )
     transforms: list[dict[str, Any]]
 
 
@@ -218,6 +220,7 @@ class AugmentDetection(AugmentClassification):
 
 class AugmentParams(Section):
     workers: int = Field(ge=0, description="processes; 0 = one per CPU core")
+    shard_size: int = Field(ge=1, le=1_000_000, description="records per TFRecord shard")
     classification: AugmentClassification
     detection: AugmentDetection
 
@@ -259,6 +262,7 @@ class Training(Section):
     early_stopping_patience: int = Field(ge=1)
     reduce_lr: ReduceLR
     cache: Literal["auto", "memory", "none"]
+    shuffle_buffer: int = Field(ge=1, description="records an epoch's shuffle draws from")
     deterministic: bool
     debug: Literal["none", "fast", "overfit"] = Field(
         description="fast: 2 batches, 1 epoch; overfit: one fixed batch until its loss is low"

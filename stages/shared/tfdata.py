@@ -1,8 +1,9 @@
-"""tf.data input pipelines over manifests: parallel decode, resize, cache, shuffle, prefetch.
+"""tf.data input pipelines over the shards `augment` writes: native, parallel, seeded.
 
-Images are decoded by `images.read_rgb` (PIL) so training, evaluation and prediction share
-one decoder that honours EXIF orientation and maps every mode (grey, RGBA, palette, 16-bit)
-to RGB the same way; a large JPEG is decoded at reduced scale, never below the input size.
+Records are read with TFRecordDataset (several shards interleaved), parsed and decoded by
+TensorFlow ops in a parallel map: no Python runs per image, so on many cores the input keeps
+up with the model. The pixels are those `images.model_pixels` gives (shards.py), which is
+also what `load_image` returns for a user's file in prediction and export: one preparation.
 Pixels come out as float32 in [0, 255]; each model normalises them itself (a Rescaling
 layer), so a saved model carries its own preprocessing.
 """
@@ -17,11 +18,14 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from stages.shared import shards
 from stages.shared.images import model_pixels
 from stages.shared.seeding import derive_seed
 
 AUTOTUNE = tf.data.AUTOTUNE
-CACHE_BUDGET_BYTES = 2 * 1024**3  # decoded images kept in RAM when they fit in this
+CACHE_BUDGET_BYTES = 2 * 1024**3  # decoded images (uint8) kept in RAM when they fit in this
+CYCLE = 8  # shards read at once when shuffling
+PARSE_BATCH = 256  # records parsed per call when filling the cache
 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
@@ -29,58 +33,93 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
     return model_pixels(Path(path), size)
 
 
-def _load_tensor(path: tf.Tensor, size: int) -> tf.Tensor:
-    def load(p: bytes) -> np.ndarray:
-        return load_image(p.decode(), size)
-
-    image = tf.numpy_function(load, [path], tf.float32, stateful=False)
-    image.set_shape((size, size, 3))
-    return image
-
-
 def should_cache(count: int, size: int, mode: str) -> bool:
     """`auto` caches decoded images in memory when they fit in CACHE_BUDGET_BYTES."""
     if mode != "auto":
         return mode == "memory"
-    return count * size * size * 3 * 4 <= CACHE_BUDGET_BYTES
+    return count * size * size * 3 <= CACHE_BUDGET_BYTES
 
 
 def make_dataset(
-    paths: Sequence[str],
+    folder: str | Path,
+    split: str,
     targets: np.ndarray | tuple[np.ndarray, ...],
-    size: int,
     batch_size: int,
     shuffle_seed: int | None = None,
     cache: str = "auto",
     epochs: range = range(1),
+    buffer: int = 8192,
 ) -> tf.data.Dataset:
-    """Batches of (image, target) from files, in manifest order; with a `shuffle_seed`, the
-    batches of every epoch in `epochs`, back to back, each epoch in its own seeded order.
+    """Batches of (image, target) of one split of a shard folder; `targets[i]` is the
+    target of the split's record i (its manifest row i). Without a `shuffle_seed`, in record
+    order; with one, the batches of every epoch in `epochs`, back to back, each epoch in its
+    own seeded order (a shuffle buffer of `buffer` records: all of them when they fit).
 
     Epoch e's order depends on (seed, e) only, never on how many epochs this dataset object
     served before, so a run resumed at epoch k sees exactly the batches an uninterrupted run
-    sees from epoch k on. Feed it to `fit` with `steps_per_epoch` (see `steps_per_epoch`).
+    sees from epoch k on; and it is the same whether decoded images are cached in memory or
+    streamed from disk. Feed it to `fit` with `steps_per_epoch` (see `steps_per_epoch`).
     """
-    source = tf.data.Dataset.from_tensor_slices((list(paths), targets))
-    cached = should_cache(len(paths), size, cache)
-    decoded = decode(source, size).cache() if cached else None  # cache after decode + resize
+    spec = shards.read_spec(folder)
+    size, fmt, count = spec["image_size"], spec["format"], spec["records"][split]
+    files = shards.split_files(folder, split)
+    tables = tf.nest.map_structure(tf.constant, targets)
+
+    def labelled(images: tf.Tensor, index: tf.Tensor):
+        picked = tf.nest.map_structure(lambda table: tf.gather(table, index), tables)
+        return tf.cast(images, tf.float32), picked
+
+    def read(serialized: tf.Tensor):
+        return labelled(*shards.parse(serialized, size, fmt))
+
+    def batches(data: tf.data.Dataset, decoded: bool) -> tf.data.Dataset:
+        data = data.batch(batch_size)
+        step = (lambda images, index: labelled(images, index)) if decoded else read
+        return data.map(step, num_parallel_calls=AUTOTUNE, deterministic=True)
+
+    # One fixed sequence of records (shards interleaved when shuffling); every epoch
+    # shuffles that sequence, so a cached epoch and a streamed one are the same permutation.
+    stream = records(files, interleave=shuffle_seed is not None)
+    cached = should_cache(count, size, cache)
+    if cached:
+        parsed = stream.batch(PARSE_BATCH).map(
+            lambda s: shards.parse(s, size, fmt), num_parallel_calls=AUTOTUNE, deterministic=True
+        )
+        stream = parsed.unbatch().cache()
     if shuffle_seed is None:
-        return finish(decoded if cached else decode(source, size), batch_size)
+        return finish(batches(stream, cached))
 
     def one_epoch(epoch: int) -> tf.data.Dataset:
         seed = derive_seed(shuffle_seed, "epoch", epoch)
-        if cached:
-            return decoded.shuffle(len(paths), seed=seed).batch(batch_size)
-        # Streaming: shuffle the file list, not decoded images, so memory does not grow
-        # with the dataset (a buffer of every decoded image would).
-        return decode(source.shuffle(len(paths), seed=seed), size).batch(batch_size)
+        return batches(stream.shuffle(max(min(count, buffer), 1), seed=seed), cached)
 
     # Epochs chained in Python, each with its own seed: `shuffle` with a seed computed in
     # the graph trips over TF's seed handling when the global seed is 0.
     if not len(epochs):
-        return finish(source.take(0).map(lambda p, t: (tf.zeros((size, size, 3)), t)), batch_size)
-    chained = functools.reduce(lambda a, b: a.concatenate(b), map(one_epoch, epochs))
-    return finish(chained, None)
+        return finish(batches(stream.take(0), cached))
+    return finish(functools.reduce(lambda a, b: a.concatenate(b), map(one_epoch, epochs)))
+
+
+def records(files: Sequence[str], interleave: bool) -> tf.data.Dataset:
+    """Serialised records of shard files: in file order, or `CYCLE` files read at once
+    (a fixed, deterministic interleaving)."""
+    if not interleave or len(files) < 2:
+        return tf.data.TFRecordDataset(list(files))
+    return tf.data.Dataset.from_tensor_slices(list(files)).interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), CYCLE),
+        num_parallel_calls=AUTOTUNE,
+        deterministic=True,
+    )
+
+
+def read_pixels(folder: str | Path, split: str, batch_size: int = 256) -> np.ndarray:
+    """Every image of a split, in record order, as float32 (n, size, size, 3)."""
+    count = shards.read_spec(folder)["records"][split]
+    data = make_dataset(folder, split, np.zeros(count, np.float32), batch_size, cache="none")
+    parts = [images.numpy() for images, _ in data]
+    size = shards.read_spec(folder)["image_size"]
+    return np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.float32)
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
@@ -88,20 +127,10 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
     return max(math.ceil(count / batch_size), 1)
 
 
-def decode(data: tf.data.Dataset, size: int) -> tf.data.Dataset:
-    """(path, target) → (pixels, target), decoded in parallel, order kept."""
-    return data.map(
-        lambda p, t: (_load_tensor(p, size), t), num_parallel_calls=AUTOTUNE, deterministic=True
-    )
-
-
-def finish(data: tf.data.Dataset, batch_size: int | None) -> tf.data.Dataset:
-    """Batch (unless batched already), prefetch, and shard by data across workers."""
-    if batch_size is not None:
-        data = data.batch(batch_size)
+def finish(data: tf.data.Dataset) -> tf.data.Dataset:
+    """Prefetch, and shard by data across workers."""
     options = tf.data.Options()
-    # Several workers (MultiWorkerMirroredStrategy) each take their share of every batch:
-    # there are no files to shard by, the source is a list of paths.
+    # Several workers (MultiWorkerMirroredStrategy) each take their share of every batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return data.prefetch(AUTOTUNE).with_options(options)
 

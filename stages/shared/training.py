@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import keras
+import numpy as np
 import pandas as pd
 
 from stages.shared.cli import UserError
@@ -319,27 +320,39 @@ def stage_paths(argv: list[str], defaults: dict[str, str], description: str) -> 
 def train_val_data(
     frame: pd.DataFrame, manifest: str, targets, size: int, cfg, seed: int, batch_size: int
 ):
-    """(train rows, data) from a manifest's rows: data["train"](epochs) is the shuffled
-    training stream of those epochs, data["val"] the val batches, data["steps"] the batches
-    of one training epoch. With `debug: fast`, an epoch is 2 batches and val 2 batches.
+    """(train rows, data) from an augmented manifest's rows and the shards beside it:
+    data["train"](epochs) is the shuffled training stream of those epochs, data["val"] the
+    val batches, data["steps"] the batches of one training epoch. With `debug: fast`, an
+    epoch is 2 batches and val 2 batches.
 
-    `targets(rows)` turns manifest rows into the model's target arrays; `batch_size` is the
-    global batch (params' per-replica batch × replicas).
+    `targets(rows)` turns manifest rows into the model's target arrays (a split's rows are
+    in the order of its records); `batch_size` is the global batch (params' per-replica
+    batch × replicas).
     """
-    from stages.shared.tfdata import make_dataset, steps_per_epoch
+    from stages.shared import shards
+    from stages.shared.tfdata import load_image, make_dataset, steps_per_epoch
 
+    folder = Path(manifest).parent
+    written = shards.read_spec(folder)["image_size"]
+    if written != size:
+        raise UserError(
+            f"{folder}: shards hold {written} px images, training expects {size} — re-run"
+            " `dvc repro` so augment writes them at the current size"
+        )
     train_rows, val_rows = frame[frame["split"] == "train"], frame[frame["split"] == "val"]
     if val_rows.empty:
         raise UserError(f"{manifest}: no val rows — set split.fractions.val above 0")
-    paths, train_targets = list(train_rows["path"]), targets(train_rows)
+    train_targets = targets(train_rows)
 
     def train(epochs: range, cache: str = cfg.cache):
-        return make_dataset(paths, train_targets, size, batch_size, seed, cache, epochs)
+        return make_dataset(
+            folder, "train", train_targets, batch_size, seed, cache, epochs, cfg.shuffle_buffer
+        )
 
     data = {
         "train": train,
         "first": lambda: train(range(1), cache="none"),
-        "val": make_dataset(val_rows["path"], targets(val_rows), size, batch_size, cache=cfg.cache),
+        "val": make_dataset(folder, "val", targets(val_rows), batch_size, cache=cfg.cache),
         "steps": steps_per_epoch(len(train_rows), batch_size),
     }
     if cfg.debug == "fast":
@@ -348,9 +361,17 @@ def train_val_data(
         originals = train_rows[train_rows["path"] == train_rows["source"]]
         count = min(cfg.overfit.batch, len(originals))
         originals = originals.sample(count, random_state=seed)
-        batch = make_dataset(originals["path"], targets(originals), size, count)
-        data["overfit_batch"] = next(iter(batch))
+        # a kept image's record holds exactly these pixels (shards.py)
+        pixels = np.stack([load_image(path, size) for path in originals["path"]])
+        data["overfit_batch"] = (tf_constant(pixels), tf_constant(targets(originals)))
     return train_rows, data
+
+
+def tf_constant(value):
+    """Arrays (or a tuple of them) as tensors, the way a dataset yields them."""
+    import tensorflow as tf
+
+    return tf.nest.map_structure(tf.constant, value)
 
 
 def debug_epochs(cfg) -> object:

@@ -1,0 +1,252 @@
+"""Scale: the detection pipeline on the sample (1×) and on SCALE× the sample (default 50).
+
+The SCALE× data is the sample's frames copied SCALE times, each copy with its own brightness
+jitter and re-encoded JPEG (q90), labelme JSON beside: 24,000 frames at 50×. For each size, a
+fresh git + DVC project with the pipeline's code and committed params (`data.detection` set
+to that folder, grouped by face) and the real `dvc` CLI:
+
+- `dvc repro split@detection`, then `dvc repro augment@detection`: seconds per frame;
+- files in those stages' outputs, and disk used (workspace + `.dvc/cache`, DVC's default
+  link type);
+- `dvc status` and a no-op `dvc repro augment@detection` (best of three), beside a one-stage
+  project whose only dependency is the same raw folder: what DVC must spend on the user's
+  files anyway, reported apart from what the pipeline's outputs add;
+- one training epoch of the default detector, `cache: none` (streamed from the shards), in
+  its own process: seconds per image (the epoch alone, after a two-step warm-up) and the
+  process's peak RSS.
+
+Ratios are SCALE× over 1×, both measured in this one run.
+
+    python -m bench.scale            # or: make bench (runs it with the others)
+    SCALE=10 python -m bench.scale   # a quicker look
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.common import ROOT, project_params, row, run_measured, timed
+from tests.conftest import new_pipeline_repo
+
+PATTERN = r"_face(\d+)"  # the sample's face id: copies of a face stay in one split
+TARGET_PER_IMAGE = 1.15
+TARGET_RSS = 1.3
+TARGET_NOOP_OVER_RAW = 1.0  # seconds
+
+
+def synthesise(sample: Path, out: Path, copies: int, seed: int = 0) -> int:
+    """`copies` jittered copies of every sample frame (and its labelme JSON) in `out`;
+    how many frames were written."""
+    from PIL import Image
+
+    (out / "images").mkdir(parents=True)
+    (out / "labels").mkdir()
+    frames = sorted((sample / "images").iterdir())
+    rng = np.random.default_rng(seed)
+    for k in range(copies):
+        for image in frames:
+            stem = image.stem.replace("frame_", f"frame{k:03d}_")
+            pixels = np.asarray(Image.open(image).convert("RGB")).astype(np.int16)
+            pixels = np.clip(pixels + rng.integers(-12, 13), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(out / "images" / f"{stem}.jpg", quality=90)
+            label = sample / "labels" / f"{image.stem}.json"
+            if label.exists():
+                doc = json.loads(label.read_text())
+                doc["imagePath"] = f"../images/{stem}.jpg"
+                (out / "labels" / f"{stem}.json").write_text(json.dumps(doc))
+    return copies * len(frames)
+
+
+def dvc(project: Path, *args: str) -> float:
+    """Seconds of one `dvc` command in the project (it must succeed)."""
+    env = {
+        **os.environ,
+        "TQDM_DISABLE": "1",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    started = time.perf_counter()
+    result = subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"dvc {' '.join(args)} failed in {project}:\n{result.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def disk_bytes(*folders: Path) -> int:
+    """Bytes of the files under folders (what `du --apparent-size` counts)."""
+    return sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+
+
+def raw_only_project(folder: Path, data: Path) -> Path:
+    """A git + DVC project with one stage that depends on the raw folder and nothing else."""
+    folder.mkdir(parents=True)
+    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    dvc(folder, "init", "-q")
+    (folder / "dvc.yaml").write_text(
+        f"stages:\n  count:\n    cmd: ls {data}/images | wc -l > count.txt\n"
+        f"    deps:\n      - {data}\n    outs:\n      - count.txt\n"
+    )
+    return folder
+
+
+def epoch_probe(project: Path) -> dict:
+    """Run one streamed training epoch of the default detector in `project`, in its own
+    process: {seconds of the epoch alone, images, peak RSS in MiB}."""
+    out = project / "epoch.json"
+    command = [sys.executable, "-m", "bench.scale", "--epoch", str(project), str(out)]
+    _, rss = run_measured(command, project)
+    return {**json.loads(out.read_text()), "rss_mib": rss}
+
+
+def one_epoch(project: Path, out: Path) -> None:
+    """(In the probe's process.) One epoch of the stage's own data and model, `cache: none`."""
+    os.chdir(project)
+    import keras
+
+    from stages.shared import training
+    from stages.shared.manifest import input_size, read_manifest
+    from stages.shared.params import load_params
+    from stages.train_detector import build_model, detection_targets
+
+    cfg, base = load_params("train_detector"), load_params("base")
+    cfg = cfg.model_copy(update={"cache": "none"})
+    manifest = "data/augmented/detection/manifest.csv"
+    frame = read_manifest(Path(manifest), "detection")
+    size = input_size(base.image_size.detection, frame)
+    seed = training.training_seed(base, cfg)
+    train_rows, data = training.train_val_data(
+        frame, manifest, detection_targets, size, cfg, seed, cfg.batch_size
+    )
+    model = build_model(cfg, size, float(train_rows["present"].mean()))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), localization=cfg.localization_loss)
+    model.fit(data["train"](range(1)), steps_per_epoch=2, epochs=1, verbose=0)  # trace once
+    stream = data["train"](range(1))
+    seconds = timed(lambda: model.fit(stream, steps_per_epoch=data["steps"], epochs=1, verbose=0))
+    out.write_text(json.dumps({"epoch_s": seconds, "images": len(train_rows)}))
+
+
+def measure(scale: int, work: Path, sample: Path) -> dict:
+    """Every figure of one data size."""
+    data = work / f"data{scale}"
+    frames = synthesise(sample, data, scale)
+    params = project_params()
+    params["data"]["detection"] = str(data)
+    params["split"]["group_pattern"]["detection"] = PATTERN
+    project = new_pipeline_repo(work / f"project{scale}", params)
+    result = {"scale": scale, "frames": frames}
+    result["split_s"] = dvc(project, "repro", "-q", "-s", "split@detection")
+    result["augment_s"] = dvc(project, "repro", "-q", "-s", "augment@detection")
+    outputs = [project / "data/split/detection.csv", project / "data/augmented/detection"]
+    result["output_files"] = sum(1 if p.is_file() else len(list(p.rglob("*"))) for p in outputs)
+    result["records"] = sum(
+        json.loads((outputs[1] / "shards.json").read_text())["records"].values()
+    )
+    result["disk_mib"] = disk_bytes(project / "data", project / ".dvc/cache") / 2**20
+    result["status_s"] = min(dvc(project, "status") for _ in range(3))
+    result["noop_s"] = min(dvc(project, "repro", "-q", "augment@detection") for _ in range(3))
+    raw = raw_only_project(work / f"raw{scale}", data)
+    dvc(raw, "repro", "-q")
+    result["raw_noop_s"] = min(dvc(raw, "repro", "-q") for _ in range(3))
+    result.update(epoch_probe(project))
+    shutil.rmtree(data)  # the disk back before the next size
+    shutil.rmtree(project)
+    return result
+
+
+def run() -> list[dict]:
+    scale = int(os.environ.get("SCALE", "50"))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sample = work / "sample"
+        base = new_pipeline_repo(work / "sample-project", project_params())
+        dvc(base, "repro", "-q", "sample@detection")
+        shutil.copytree(base / "data/sample/detection", sample)
+        small, large = measure(1, work, sample), measure(scale, work, sample)
+    return rows(small, large)
+
+
+def rows(small: dict, large: dict) -> list[dict]:
+    """The results table: each figure at both sizes, ratios against the targets."""
+    scale = large["scale"]
+
+    def per(result: dict, key: str, count: str = "frames") -> float:
+        return result[key] / result[count]
+
+    print(json.dumps({"1x": small, f"{scale}x": large}, indent=1))
+    out = []
+    for name, key, count in (
+        ("split", "split_s", "frames"),
+        ("augment", "augment_s", "frames"),
+        ("one epoch (cache: none)", "epoch_s", "images"),
+    ):
+        ratio = per(large, key, count) / per(small, key, count)
+        out.append(
+            row(
+                f"{scale}x data: {name} seconds per image / 1x"
+                f" ({per(small, key, count) * 1000:.2f} -> {per(large, key, count) * 1000:.2f} ms)",
+                round(ratio, 2),
+                f"<= {TARGET_PER_IMAGE}",
+                ratio <= TARGET_PER_IMAGE,
+            )
+        )
+    rss = large["rss_mib"] / small["rss_mib"]
+    out.append(
+        row(
+            f"{scale}x data: peak RSS of a streamed epoch / 1x"
+            f" ({small['rss_mib']:.0f} -> {large['rss_mib']:.0f} MiB)",
+            round(rss, 2),
+            f"<= {TARGET_RSS}",
+            rss <= TARGET_RSS,
+        )
+    )
+    grows = large["output_files"] <= small["output_files"] * 4
+    out.append(
+        row(
+            f"files in split + augment outputs, 1x -> {scale}x"
+            f" ({small['records']} -> {large['records']} images)",
+            f"{small['output_files']} -> {large['output_files']}",
+            "grow with shards",
+            grows,
+        )
+    )
+    over = large["noop_s"] - large["raw_noop_s"]
+    out.append(
+        row(
+            f"{scale}x data: no-op dvc repro, pipeline - one stage on the raw folder"
+            f" ({large['noop_s']:.2f} - {large['raw_noop_s']:.2f} s)",
+            round(over, 2),
+            f"<= {TARGET_NOOP_OVER_RAW} s",
+            over <= TARGET_NOOP_OVER_RAW,
+        )
+    )
+    out.append(
+        row(
+            f"dvc status, 1x -> {scale}x, seconds",
+            f"{small['status_s']:.2f} -> {large['status_s']:.2f}",
+        )
+    )
+    out.append(
+        row(
+            f"disk used (workspace + DVC cache), 1x -> {scale}x, MiB",
+            f"{small['disk_mib']:.0f} -> {large['disk_mib']:.0f}",
+        )
+    )
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--epoch"]:
+        sys.path.insert(0, str(ROOT))
+        one_epoch(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        from bench.__main__ import table
+
+        print(table(run()))
