@@ -14,7 +14,7 @@ from bench import (
     input_pipeline,
     mutation,
     photos,
-    scaling,
+    scale,
     startup,
     vs_tutorial,
 )
@@ -22,7 +22,7 @@ from bench import (
 BENCHMARKS = {
     "vs_tutorial": vs_tutorial.run,
     "input_pipeline": input_pipeline.run,
-    "scaling": scaling.run,
+    "scale": scale.run,
     "dvc_overhead": dvc_overhead.run,
     "augment_throughput": augment_throughput.run,
     "startup": startup.run,

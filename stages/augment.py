@@ -17,6 +17,7 @@ Params: base.seed, base.image_size.<task> (the size written; `auto`: see
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import time
@@ -137,13 +138,15 @@ def main(argv: list[str]) -> None:
         "decode_side": decode_side(cfg.transforms, size),
     }
     started = time.perf_counter()
+    jobs = split_jobs(frame, keep_train, copies_each, base.seed)
+    produced = augment_rows([job for split in jobs.values() for job in split], config, workers)
     rows: list[dict] = []
     files, counts = {}, {}
-    for split, jobs in split_jobs(frame, keep_train, copies_each, base.seed).items():
-        counts[split] = len(jobs) * (int(keep_train) + copies_each if split == "train" else 1)
+    for split, todo in jobs.items():
+        counts[split] = len(todo) * (int(keep_train) + copies_each if split == "train" else 1)
         names = shards.shard_names(split, counts[split], params.shard_size)
-        produced = augment_rows(jobs, config, workers)
-        progress = tqdm(produced, total=len(jobs), desc=f"augment@{task} {split}", unit="image")
+        mine = itertools.islice(produced, len(todo))
+        progress = tqdm(mine, total=len(todo), desc=f"augment@{task} {split}", unit="image")
         records = SplitRecords(progress, names, params.shard_size, cfg.format, out_dir)
         shards.write_split(out_dir, names, records, counts[split], params.shard_size)
         files[split] = names

@@ -60,3 +60,65 @@ def test_a_detection_target_holds_by_the_mean_over_the_seeds_not_the_base_seed()
     row = table([{**detection(unlucky[0], unlucky), "holds": True}]).splitlines()[-1]
     assert "ap50 0.910 (0.890–0.930), mean_iou 0.730 (0.710–0.750) over 3" in row
     assert row.endswith("| yes | 1.0 min (3.0 for all seeds) |")
+
+
+def scale_result(scale: int, **changes) -> dict:
+    """One size's figures as bench.scale measures them: per image as at 1× unless changed."""
+    base = {
+        "scale": scale,
+        "frames": 480 * scale,
+        "images": 1344 * scale,
+        "records": 1488 * scale,
+        "split_s": 4.8 * scale,
+        "augment_s": 9.6 * scale,
+        "epoch_s": 10.0 * scale,
+        "rss_mib": 1000.0,
+        "output_files": 7,
+        "noop_s": 1.5,
+        "raw_noop_s": 1.0,
+        "status_s": 1.0,
+        "disk_mib": 36.0 * scale,
+    }
+    return {**base, **changes}
+
+
+def verdicts(small: dict, large: dict) -> list[str]:
+    from bench.scale import rows
+
+    return [r["holds"] for r in rows(small, large) if r["holds"] != "-"]
+
+
+def test_the_scale_verdicts_follow_the_targets():
+    small = scale_result(1)
+    assert verdicts(small, scale_result(50, output_files=55)) == ["yes"] * 6
+    # an epoch 1.2x slower per image; 1.31x the memory; one file per image; 1.1 s over raw
+    assert verdicts(small, scale_result(50, epoch_s=600.0))[2] == "no"
+    assert verdicts(small, scale_result(50, rss_mib=1310.0))[3] == "no"
+    assert verdicts(small, scale_result(50, output_files=1488 * 50))[4] == "no"
+    assert verdicts(small, scale_result(50, noop_s=2.11, raw_noop_s=1.0))[5] == "no"
+    assert verdicts(small, scale_result(50, noop_s=2.0, raw_noop_s=1.0))[5] == "yes"
+
+
+def test_synthesised_frames_are_jittered_copies_with_their_labels(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from bench.scale import synthesise
+
+    sample = tmp_path / "sample"
+    (sample / "images").mkdir(parents=True)
+    (sample / "labels").mkdir()
+    for name in ("frame_0000_face001", "frame_0001"):
+        Image.new("RGB", (16, 12), (100, 100, 100)).save(sample / "images" / f"{name}.jpg")
+    label = {"imagePath": "../images/frame_0000_face001.jpg", "shapes": []}
+    (sample / "labels/frame_0000_face001.json").write_text(json.dumps(label))
+    assert synthesise(sample, tmp_path / "out", 3) == 6
+    images = sorted(p.name for p in (tmp_path / "out/images").iterdir())
+    assert images[0] == "frame000_0000_face001.jpg" and len(images) == 6
+    labels = sorted((tmp_path / "out/labels").iterdir())
+    assert len(labels) == 3  # the negative frame has none
+    assert json.loads(labels[2].read_text())["imagePath"] == "../images/frame002_0000_face001.jpg"
+    means = {float(np.asarray(Image.open(p)).mean()) for p in (tmp_path / "out/images").iterdir()}
+    assert len(means) > 1  # each copy its own brightness

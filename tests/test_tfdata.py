@@ -159,3 +159,22 @@ def test_steps_and_one_hot_by_hand():
     encoded = one_hot(["owl", "cat", "owl"], ["cat", "dog", "owl"])
     assert encoded.dtype == np.float32
     assert encoded.tolist() == [[0, 0, 1], [1, 0, 0], [0, 0, 1]]
+
+
+def test_keras_knows_how_many_batches_so_fit_never_runs_out_of_data(shard_folder):
+    import warnings
+
+    import keras
+
+    targets = np.arange(COUNT, dtype=np.float32)
+    train = make_dataset(shard_folder, "train", targets, 4, 1, "none", range(2))
+    val = make_dataset(shard_folder, "val", np.zeros(3, np.float32), 2)
+    assert int(val.cardinality()) == 2 and int(train.cardinality()) == 2 * 3
+    model = keras.Sequential(
+        [keras.Input((4, 4, 3)), keras.layers.Flatten(), keras.layers.Dense(1)]
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(train, validation_data=val, steps_per_epoch=3, epochs=2, verbose=0)
+    assert not [w for w in caught if "ran out of data" in str(w.message)]

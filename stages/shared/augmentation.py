@@ -255,13 +255,24 @@ def _copies(row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
 def augment_rows(
     jobs: list[tuple[dict[str, Any], bool, bool]], config: dict[str, Any], workers: int
 ):
-    """Yield each job's (pixels, row) list, in input order, using `workers` processes; a job
-    is (manifest row, keep the image itself, add its augmented copies)."""
+    """Each job's (pixels, row) list, in input order, from `workers` processes; a job is
+    (manifest row, keep the image itself, add its augmented copies).
+
+    The processes start here, before the caller loads TensorFlow to write the shards: a
+    process forked from one with TensorFlow's threads running could inherit a held lock.
+    """
     if workers <= 1:
         _init_worker(config)
-        yield from map(_frame_images, jobs)
-        return
+        return map(_frame_images, jobs)
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,)) as pool:
-        yield from pool.map(_frame_images, jobs, chunksize=8)
+    pool = ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(config,))
+    results = pool.map(_frame_images, jobs, chunksize=8)  # submits all: every process starts
+
+    def drain():
+        try:
+            yield from results
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    return drain()

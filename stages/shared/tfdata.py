@@ -72,10 +72,13 @@ def make_dataset(
     def read(serialized: tf.Tensor):
         return labelled(*shards.parse(serialized, size, fmt))
 
-    def batches(data: tf.data.Dataset, decoded: bool) -> tf.data.Dataset:
+    def batches(data: tf.data.Dataset, decoded: bool, records: int = count) -> tf.data.Dataset:
         data = data.batch(batch_size)
         step = (lambda images, index: labelled(images, index)) if decoded else read
-        return data.map(step, num_parallel_calls=AUTOTUNE, deterministic=True)
+        data = data.map(step, num_parallel_calls=AUTOTUNE, deterministic=True)
+        # Record files do not say how many records they hold; Keras, told, needs no
+        # end-of-data probe (and warns of none) at the end of each validation pass.
+        return data.apply(tf.data.experimental.assert_cardinality(-(-records // batch_size)))
 
     # One fixed sequence of records (shards interleaved when shuffling); every epoch
     # shuffles that sequence, so a cached epoch and a streamed one are the same permutation.
@@ -96,7 +99,7 @@ def make_dataset(
     # Epochs chained in Python, each with its own seed: `shuffle` with a seed computed in
     # the graph trips over TF's seed handling when the global seed is 0.
     if not len(epochs):
-        return finish(batches(stream.take(0), cached))
+        return finish(batches(stream.take(0), cached, records=0))
     return finish(functools.reduce(lambda a, b: a.concatenate(b), map(one_epoch, epochs)))
 
 
