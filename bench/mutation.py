@@ -75,10 +75,11 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/paths.py": ["formats", "split", "dvc_yaml"],
     "stages/shared/plotting.py": ["plotting", "plot"],
     "stages/shared/seeding.py": ["seeding", "training", "splitting", "tfdata"],
+    "stages/shared/shards.py": ["shards", "tfdata", "augment"],
     "stages/shared/slices.py": ["slices", "evaluate"],
     "stages/shared/splitting.py": ["splitting", "split", "duplicates"],
     "stages/shared/summary.py": ["summary", "metrics_diff"],
-    "stages/shared/tfdata.py": ["tfdata", "formats"],
+    "stages/shared/tfdata.py": ["tfdata", "shards", "formats"],
     "stages/shared/training.py": ["training", "train_classifier", "checks"],
 }
 
@@ -124,6 +125,7 @@ FORK_SERVER = {
     "stages/shared/intervals.py",
     "stages/shared/plotting.py",
     "stages/shared/seeding.py",
+    "stages/shared/shards.py",
     "stages/shared/slices.py",
     "stages/shared/tfdata.py",
     "stages/shared/training.py",
