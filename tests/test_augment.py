@@ -130,9 +130,11 @@ def test_every_copy_written_by_the_stage_carries_its_boxes_transformed(detection
     assert (copies.loc[~positive, "present"] == 0).all()
 
 
-def test_a_train_image_broken_after_split_is_one_line_naming_it(detection_split):
+@pytest.mark.parametrize("split_name", ["train", "test"])
+def test_an_image_broken_after_split_is_one_line_naming_it(detection_split, split_name):
+    # a train image is augmented, a test image only prepared for the shards: both say it
     rows = pd.read_csv(detection_split / "data/split/detection.csv")
-    broken = rows.loc[rows["split"] == "train", "path"].iloc[0]
+    broken = rows.loc[rows["split"] == split_name, "path"].iloc[0]
     (detection_split / broken).write_bytes(b"not a jpeg any more")
     expected = rf"^{broken}: .* — the file changed after `split` checked it; re-run `dvc repro`$"
     with pytest.raises(UserError, match=expected):
