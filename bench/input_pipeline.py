@@ -5,6 +5,7 @@ classifier and the detector; and the reader's own rate against the pipeline it r
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 from bench.common import project_params, row, temp_project, timed
@@ -73,7 +74,7 @@ def as_files(task: str, frame) -> list[str]:
     return paths
 
 
-def file_reader(paths: list[str], targets, size: int, batch: int):
+def file_reader(paths: list[str], targets, size: int, batch: int, epochs: int):
     """The reader shards replaced: paths shuffled, each decoded by PIL in a numpy_function
     inside a parallel map (the GIL lets one decode run at a time)."""
     import tensorflow as tf
@@ -87,52 +88,64 @@ def file_reader(paths: list[str], targets, size: int, batch: int):
 
     data = tf.data.Dataset.from_tensor_slices((paths, targets)).shuffle(len(paths), seed=0)
     data = data.map(lambda p, t: (load(p), t), num_parallel_calls=tf.data.AUTOTUNE)
-    return data.batch(batch).prefetch(tf.data.AUTOTUNE)
+    return data.batch(batch).repeat(epochs).prefetch(tf.data.AUTOTUNE)
+
+
+EPOCHS = 5  # per fit: the first is timed apart (it traces, and fills the cache)
+ROUNDS = 3  # fits of each reader, interleaved
 
 
 def headroom(task: str, model, frame, targets, batch: int) -> dict[str, float]:
-    """Epoch seconds fed four ways (best of four, interleaved) and the readers' own rates."""
+    """Seconds of a training epoch fed four ways (the best epoch after the first of each
+    fit, over interleaved rounds) and the readers' own rates."""
     import tensorflow as tf
 
     from stages.shared import tfdata
 
     folder = f"data/augmented/{task}"
     images = tfdata.read_pixels(folder, "train")
-    size = images.shape[1]
-
-    def shards(cache: str):
-        return lambda: tfdata.make_dataset(folder, "train", targets, batch, 0, cache)
-
-    def memory():
-        data = tf.data.Dataset.from_tensor_slices((images, targets))
-        return data.shuffle(len(images), seed=0).batch(batch).prefetch(tf.data.AUTOTUNE)
-
-    def epoch(data) -> float:
-        # The epoch alone, from Keras' callbacks: `fit` itself sometimes spends a second
-        # more setting up or tearing down, whatever the data (measured: 1.4 s epochs timed
-        # 1.4 or 2.55 s from outside, at random).
-        timer = EpochTimer()
-        model.fit(data, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
-        return timer.seconds[0]
-
+    size, steps = images.shape[1], tfdata.steps_per_epoch(len(images), batch)
     paths = as_files(task, frame)
-    epoch(memory())  # trace the graph once
-    # The stages' default (`cache: auto`) decodes in epoch 1, then serves from RAM.
-    cached = shards("memory")()
-    epoch(cached)
-    seconds = {"memory": [], "cached": [], "streamed": [], "files": []}
-    for _ in range(4):  # interleaved, best of four: noise hits every variant alike
-        seconds["memory"].append(epoch(memory()))
-        seconds["cached"].append(epoch(cached))
-        seconds["streamed"].append(epoch(shards("none")()))
-        seconds["files"].append(epoch(file_reader(paths, targets, size, batch)))
+    readers = {
+        "memory": lambda: (
+            tf.data.Dataset.from_tensor_slices((images, targets))
+            .shuffle(len(images), seed=0)
+            .batch(batch)
+            .repeat(EPOCHS)
+            .prefetch(tf.data.AUTOTUNE)
+        ),
+        # the training stages' stream: every epoch in its own order, back to back
+        "cached": lambda: tfdata.make_dataset(
+            folder, "train", targets, batch, 0, "memory", range(EPOCHS)
+        ),
+        "streamed": lambda: tfdata.make_dataset(
+            folder, "train", targets, batch, 0, "none", range(EPOCHS)
+        ),
+        "files": lambda: file_reader(paths, targets, size, batch, EPOCHS),
+    }
+
+    def epochs(data) -> list[float]:
+        # Epochs as training runs them, timed by Keras' callbacks: the time `fit` itself
+        # sometimes spends setting up or tearing down (a second, at random, whatever the data)
+        # is no part of an epoch.
+        timer = EpochTimer()
+        model.fit(data, epochs=EPOCHS, steps_per_epoch=steps, verbose=0, callbacks=[timer])
+        return timer.seconds[1:]
+
+    epochs(readers["memory"]())  # trace the graph once
+    seconds: dict[str, list[float]] = {name: [] for name in readers}
+    for _ in range(ROUNDS):  # interleaved: noise hits every reader alike
+        for name, make in readers.items():
+            seconds[name] += epochs(make())
     result = {name: min(values) for name, values in seconds.items()}
+    medians = {name: round(statistics.median(values), 2) for name, values in seconds.items()}
+    print(f"input {task}: median epoch seconds {medians}")
 
     def rate(make) -> float:
         return len(images) / min(timed(lambda: sum(1 for _ in make())) for _ in range(3))
 
-    result["rate"] = rate(shards("none"))
-    result["file_rate"] = rate(lambda: file_reader(paths, targets, size, batch))
+    result["rate"] = rate(lambda: tfdata.make_dataset(folder, "train", targets, batch, 0, "none"))
+    result["file_rate"] = rate(lambda: file_reader(paths, targets, size, batch, 1))
     return result
 
 
