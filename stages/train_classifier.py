@@ -1,6 +1,6 @@
 """Stage `train-classifier`: train a Keras 3 classifier on the augmented classification data.
 
-In:  data/augmented/classification/manifest.csv (train + val rows) and the images it lists.
+In:  data/augmented/classification/manifest.csv (train + val rows) and the shards beside it.
 Out: models/classifier.keras + models/classifier.json (classes, resolved params, best epoch,
      the first-batch check); models/classifier_batch.npz (the first training batch as the
      model sees it, for `plot`);

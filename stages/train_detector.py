@@ -1,6 +1,6 @@
 """Stage `train-detector`: train the FaceTracker single-object detector on augmented data.
 
-In:  data/augmented/detection/manifest.csv (train + val rows) and the images it lists.
+In:  data/augmented/detection/manifest.csv (train + val rows) and the shards beside it.
 Out: models/detector.keras + models/detector.json (resolved params, best scores, the
      first-batch check); models/detector_batch.npz (the first training batch, for `plot`);
      reports/train/detector/ (DVCLive: total / class / box loss, presence accuracy, mean IoU
