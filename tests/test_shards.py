@@ -99,8 +99,9 @@ def test_shard_names_say_their_place_and_their_number(count, files):
     assert names == [f"train-{i:05d}-of-{files:05d}.tfrecord" for i in range(files)]
 
 
-def test_dump_writes_the_training_records_as_pictures_with_their_boxes(workdir, capsys):
-    out = detection_shards(workdir)
+@pytest.mark.parametrize("fmt", ["raw", "png"])
+def test_dump_writes_the_training_records_as_pictures_with_their_boxes(workdir, capsys, fmt):
+    out = detection_shards(workdir, detection={"format": fmt})
     augment.main(["detection", "--dump", "look", "--count", "5"])
     assert "5 training records → look" in capsys.readouterr().out
     listed = pd.read_csv(workdir / "look/records.csv", dtype={"group": str})
