@@ -26,17 +26,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, project_params, row, run_measured
+from bench.common import ROOT, project_params, row, run_measured, timed
 from bench.vs_tutorial import EpochTimer
-from tests.conftest import new_pipeline_repo
+from tests.conftest import dvc as run_dvc
+from tests.conftest import git, new_pipeline_repo
 
 PATTERN = r"_face(\d+)"  # the sample's face id: copies of a face stay in one split
 TARGET_PER_IMAGE = 1.15
@@ -69,16 +68,7 @@ def synthesise(sample: Path, out: Path, copies: int, seed: int = 0) -> int:
 
 def dvc(project: Path, *args: str) -> float:
     """Seconds of one `dvc` command in the project (it must succeed)."""
-    env = {
-        **os.environ,
-        "TQDM_DISABLE": "1",
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    started = time.perf_counter()
-    result = subprocess.run(["dvc", *args], cwd=project, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"dvc {' '.join(args)} failed in {project}:\n{result.stderr[-2000:]}")
-    return time.perf_counter() - started
+    return timed(lambda: run_dvc(*args, cwd=project))
 
 
 def disk_bytes(*folders: Path) -> int:
@@ -89,7 +79,7 @@ def disk_bytes(*folders: Path) -> int:
 def raw_only_project(folder: Path, data: Path) -> Path:
     """A git + DVC project with one stage that depends on the raw folder and nothing else."""
     folder.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q"], cwd=folder, check=True)
+    git("init", "-q", cwd=folder)
     dvc(folder, "init", "-q")
     (folder / "dvc.yaml").write_text(
         f"stages:\n  count:\n    cmd: ls {data}/images | wc -l > count.txt\n"
