@@ -32,7 +32,6 @@ import numpy as np
 
 from stages.shared.cli import UserError
 
-FORMATS = ("raw", "png")
 SPEC_FILE = "shards.json"
 SUFFIX = ".tfrecord"
 

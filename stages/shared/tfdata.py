@@ -118,10 +118,10 @@ def records(files: Sequence[str], interleave: bool) -> tf.data.Dataset:
 
 def read_pixels(folder: str | Path, split: str, batch_size: int = 256) -> np.ndarray:
     """Every image of a split, in record order, as float32 (n, size, size, 3)."""
-    count = shards.read_spec(folder)["records"][split]
+    spec = shards.read_spec(folder)
+    count, size = spec["records"][split], spec["image_size"]
     data = make_dataset(folder, split, np.zeros(count, np.float32), batch_size, cache="none")
     parts = [images.numpy() for images, _ in data]
-    size = shards.read_spec(folder)["image_size"]
     return np.concatenate(parts) if parts else np.zeros((0, size, size, 3), np.float32)
 
 
