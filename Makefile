@@ -1,5 +1,5 @@
-# Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make lint`, `make bench`,
-# `make noise-floor`, `make recipe-check`, `make review`.
+# Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make test-isa`,
+# `make lint`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast lint format bench noise-floor compare recipe-check review review-template \
+.PHONY: run test test-fast test-isa lint format bench noise-floor compare recipe-check review review-template \
 	review-screenshot mutation clean
 
 $(VENV)/.runtime: requirements.txt
@@ -30,6 +30,20 @@ test: $(VENV)/.dev
 
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
+
+# Other CPUs, as far as this one can stand in for them: the tests that train, once per setting
+# that bench/ISA.md measured to move a training trajectory here (an AVX2 CPU, TensorFlow's own
+# kernels, one thread). ISA_TESTS="trains and not slow" for the quicker subset CI runs.
+ISA_TESTS ?= trains
+ISA_SETTINGS := "ONEDNN_MAX_CPU_ISA=AVX2" "TF_ENABLE_ONEDNN_OPTS=0" \
+	"TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1"
+
+test-isa: $(VENV)/.dev
+	$(BIN)/python -m bench.isa
+	for setting in $(ISA_SETTINGS); do \
+		echo "== $$setting"; \
+		env $$setting $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "$(ISA_TESTS)" || exit 1; \
+	done
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

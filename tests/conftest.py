@@ -5,9 +5,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -315,6 +317,62 @@ def reproduced_project(reproduced, tmp_path) -> Path:
     return copy
 
 
+# --- validation scores set by the test, not by the training trajectory ---
+
+
+def scripted_validation(layer, bias):
+    """A Keras callback: while epoch e is validated, `layer(model)` answers a constant set by
+    hand (kernel 0, bias `bias(model, e)`); the trained weights are put back before the epoch ends,
+    so the checkpoint, the history and the resume state all see the weights the epoch trained.
+
+    The validation score of each epoch is then a function of the validation data and the
+    script alone (a constant box, a constant class distribution), the same on every CPU: a test
+    that needs "the best epoch is not the last" or "phase 2 beats phase 1" builds it here
+    instead of hoping that a training run on this machine happens to produce it. Epochs not in
+    the script validate as trained.
+    """
+
+    import keras
+
+    class Scripted(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch, self.trained = 0, None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_test_begin(self, logs=None):
+            value = bias(self.model, self.epoch)
+            if value is None:
+                return
+            target = layer(self.model)
+            self.trained = target.get_weights()
+            target.kernel.assign(np.zeros(target.kernel.shape, "float32"))
+            target.bias.assign(np.asarray(value, "float32"))
+
+        def on_test_end(self, logs=None):
+            if self.trained is not None:
+                layer(self.model).set_weights(self.trained)
+                self.trained = None
+
+    return Scripted()
+
+
+def box_output(model):
+    """The last layer with weights of a detector's box head (Dense(4) or the centre Conv2D)."""
+    return [layer for layer in model.box_head.layers if layer.weights][-1]
+
+
+def constant_box_bias(model, full: bool) -> list[float]:
+    """The box-output bias that makes every box the whole frame (`full`, IoU with any true box
+    = its area, > 0) or a point at the centre (IoU 0), whichever head the detector has."""
+    big = 30.0  # sigmoid(±30) is 1 or 0 in float32
+    if model.config["box_head"] == "center":  # (centre logit, dx, dy, width, height) per cell
+        return [0.0, 0.0, 0.0, big, big] if full else [0.0, 0.0, 0.0, -big, -big]
+    return [-big, -big, big, big] if full else [0.0, 0.0, 0.0, 0.0]  # sigmoid corners
+
+
 # --- tiny saved models, as the training stages save them ---
 
 
@@ -348,8 +406,52 @@ def save_tiny_detector(path: Path, size: int = 32) -> Path:
     return path
 
 
-def pytest_collection_modifyitems(items):
-    """Tests on the shared reproduced project first, together: with `--dist worksteal` they
-    fall to one worker, which builds the project while the other runs the rest, so no worker
-    sits waiting for it."""
+# Time limits that mean a hang, not a busy machine. Alone on an AMD EPYC (2 cores) the slowest
+# fast test takes about 60 s and the slowest slow test (with the shared project it builds)
+# about 300 s; the limits leave 5x and 4x that, times how much slower this machine runs now.
+FAST_LIMIT, SLOW_LIMIT = 300, 1200
+REFERENCE_LOOP = 0.10  # seconds: the best of `slowdown`'s loops there, alone
+
+
+def slowdown() -> float:
+    """How much slower than the reference this machine runs at the start of the session: a
+    fixed Python loop (best of 3) against its time there, and the load average per core
+    (other jobs on the cores); at least 1. TEST_TIMEOUT_FACTOR overrides it."""
+    if os.environ.get("TEST_TIMEOUT_FACTOR"):
+        return float(os.environ["TEST_TIMEOUT_FACTOR"])
+    times = []
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(1_000_000):
+            total += i * i
+        times.append(time.perf_counter() - started)
+    busy = os.getloadavg()[0] / (os.cpu_count() or 1)
+    return max(1.0, min(times) / REFERENCE_LOOP, busy)
+
+
+# A module trains a model when its code fits one, or runs a stage, the pipeline or `compare`
+# that does: `make test-isa` runs these under settings that stand in for other CPUs.
+TRAINS = re.compile(
+    r"\.fit\(|train_(classifier|detector)\.(train|main)\(|\"repro\"|\"exp\", \"run\"|"
+    r"stages\.compare|reproduced|save_tiny_classifier|run_overfit"
+)
+
+
+def trains(module) -> bool:
+    """Whether a test module's source trains a model (see TRAINS)."""
+    return bool(TRAINS.search(Path(module.__file__).read_text()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of modules that train (`-m trains`); give each test a time limit that
+    scales with how busy this machine is; and run the tests on the shared reproduced project
+    first, together: with `--dist worksteal` they fall to one worker, which builds the project
+    while the other runs the rest, so no worker sits waiting for it."""
+    factor = slowdown()
+    for item in items:
+        if trains(item.module):
+            item.add_marker(pytest.mark.trains)
+        if item.get_closest_marker("timeout") is None:
+            limit = SLOW_LIMIT if item.get_closest_marker("slow") else FAST_LIMIT
+            item.add_marker(pytest.mark.timeout(round(limit * factor)))
     items.sort(key=lambda item: "reproduced" not in item.fixturenames)

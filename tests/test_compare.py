@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from stages import compare
 from stages.shared.cli import UserError
@@ -39,17 +40,33 @@ def test_an_unknown_revision_or_too_few_seeds_is_one_line(tmp_path, monkeypatch)
         compare.main(["main", "main", "--seeds", "1"])
 
 
+def write_colours(root, counts: dict[str, tuple[int, tuple[int, int, int]]]) -> None:
+    """`<root>/<class>/c_NN.png`: 20×14 images of one colour each, with ±12 of noise."""
+    rng = np.random.default_rng(4)
+    for label, (count, rgb) in counts.items():
+        (root / label).mkdir(parents=True)
+        for i in range(count):
+            pixels = np.clip(rng.normal(rgb, 12, (14, 20, 3)), 0, 255).astype("uint8")
+            Image.fromarray(pixels).save(root / label / f"c_{i:02d}.png")
+
+
 @pytest.mark.slow
 def test_identical_configurations_cannot_be_told_apart_and_a_broken_one_is_worse(
     reproduced_project,
 ):
+    """Both premises are built, not hoped for. Identical: B's seeds are A's experiments, so
+    every paired difference is 0. Broken: a learning rate of 1e-12 leaves the output layer at
+    the train prior (kernel 0), so every seed answers the majority class, red, whose test share
+    is under 1/2; A learns classes that differ by ~200 grey levels per channel against ±12 of
+    noise, which any training that moves the weights separates completely (both seeds score
+    1.0: a float difference between CPUs cannot move a margin that wide)."""
     project = reproduced_project
-    # Enough digits and epochs that a trained classifier is far from chance on the test split.
-    set_param(project, "sample.classification.per_class", 30)
-    set_param(project, "train_classifier.epochs", 5)
-    # simple_cnn: its two seeds scored 0.875 and 0.95 on this tiny run. The BatchNorm default
-    # (plain_cnn) scored 0.75 and 0.95: too far apart for two seeds to call even a model that
-    # never learns worse (a paired t interval on 1 degree of freedom is ±12.7 sd).
+    write_colours(project / "colours", {"blue": (20, (20, 20, 230)),
+                                        "green": (28, (20, 230, 20)),
+                                        "red": (40, (230, 20, 20))})  # fmt: skip
+    set_param(project, "data.classification", "colours")
+    set_param(project, "split.group_by.classification", "none")  # one source per image
+    set_param(project, "train_classifier.epochs", 3)
     set_param(project, "train_classifier.architecture", "simple_cnn")
     git("add", "-A", cwd=project)
     git("commit", "-q", "-m", "run", cwd=project)

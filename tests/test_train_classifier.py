@@ -16,6 +16,7 @@ from tests.conftest import (
     make_classification,
     refuses,
     run_paths,
+    scripted_validation,
     usage,
     write_image,
     write_params,
@@ -88,9 +89,21 @@ def histories(live_dir) -> dict[str, list]:
     }
 
 
+def plateau_after_first_epoch():
+    """Validation set by hand: epoch 1 answers uniformly (val loss ln 3), every later epoch a
+    confident "a" (val loss ~20): from epoch 2 on the val loss never improves, on any CPU."""
+    from stages.shared.checks import output_layer
+
+    return scripted_validation(
+        output_layer, lambda model, epoch: [0.0] * 3 if epoch == 0 else [30.0, 0.0, 0.0]
+    )
+
+
 def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classification_data):
-    # ReduceLROnPlateau with patience 1 and early stopping with patience 2: their counters
-    # decide the learning rate and the last epoch, so they must survive the interruption.
+    # ReduceLROnPlateau with patience 1 and early stopping with patience 2 on a plateau built
+    # from epoch 2: the rate halves after epochs 2 and 3 and the run stops after epoch 3. Killed
+    # after epoch 2, the resumed run must carry both counters over: a lost early-stopping wait
+    # would train a 4th epoch, a lost rate would train epoch 3 at 0.01.
     cfg = load_params("train_classifier").model_copy(
         update={
             "epochs": 5,
@@ -102,23 +115,32 @@ def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classificat
         }
     )
     base = load_params("base")
-    train_classifier.train(cfg, base, run_paths("classification", "straight"))
+    straight = run_paths("classification", "straight")
+    train_classifier.train(
+        cfg, base, {**straight, "extra_callbacks": [plateau_after_first_epoch()]}
+    )
     run = run_paths("classification")
     with pytest.raises(KeyboardInterrupt):
-        train_classifier.train(cfg, base, {**run, "extra_callbacks": [Interrupt(1)]})
+        train_classifier.train(
+            cfg, base, {**run, "extra_callbacks": [plateau_after_first_epoch(), Interrupt(1)]}
+        )
     assert list((classification_data / ".work/train_classifier").glob("*/backup"))
 
     epochs: list[int] = []
     record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
-    summary = train_classifier.train(cfg, base, {**run, "extra_callbacks": [record]})
-    assert epochs[0] == 2  # 0-based: the run goes on at epoch 3
-    straight = keras.models.load_model("models/straight.keras").get_weights()
-    resumed = keras.models.load_model("models/run.keras").get_weights()
-    assert all(np.array_equal(a, b) for a, b in zip(straight, resumed, strict=True))
+    resumed = {**run, "extra_callbacks": [plateau_after_first_epoch(), record]}
+    summary = train_classifier.train(cfg, base, resumed)
+    assert epochs == [2]  # 0-based: the run goes on at epoch 3, its last
+    one = keras.models.load_model("models/straight.keras").get_weights()
+    two = keras.models.load_model("models/run.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
     live = classification_data / "reports/train"
     assert histories(live / "run") == histories(live / "straight")
+    rates = pd.read_csv(live / "run/plots/metrics/train/learning_rate.tsv", sep="\t")
+    # Logged at each epoch's end, after ReduceLROnPlateau: epoch 3 trained at 0.005.
+    assert rates["learning_rate"].tolist() == pytest.approx([0.01, 0.005, 0.0025])
     meta = json.loads((classification_data / "models/straight.json").read_text())
-    assert summary["epochs_run"] == meta["epochs_run"] == 2 + len(epochs)
+    assert summary["epochs_run"] == meta["epochs_run"] == 3 and meta["best_epoch"] == 1
     assert not list((classification_data / ".work/train_classifier").iterdir())
 
 
@@ -177,7 +199,11 @@ def same(one, two) -> bool:
 
 def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
     """Phase 1 trains a head on a pretrained, frozen backbone; phase 2 unfreezes its top. The
-    saved model must be the best epoch over both phases: here phase 2's."""
+    saved model must be the best epoch over both phases. Which epoch is best is set by the
+    test, not by this CPU's trajectory: epoch 4 (phase 2, not the last) is validated on a
+    uniform answer (val loss ln 3), every other epoch on a confident "a" (logits 30, 0, 0: val
+    loss 30 times the val share of b and c); the saved weights must be epoch 4's."""
+    from stages.shared.checks import output_layer
     from stages.shared.classifiers import build_classifier
     from stages.shared.training import save_model
 
@@ -190,17 +216,24 @@ def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
             "architecture": "plain_cnn",
             "weights": "pretrained/donor.keras",
             "epochs": 2,
+            "early_stopping_patience": 10,
             "fine_tune": base_cfg.fine_tune.model_copy(
                 update={"layers": 6, "epochs": 3, "learning_rate": 1e-3}
             ),
         }
     )
     seen: dict = {}
-    run = {**run_paths("classification"), "extra_callbacks": [EpochWeights(seen)]}
+    best = 3
+    scripted = scripted_validation(
+        output_layer, lambda model, epoch: [0.0] * 3 if epoch == best else [30.0, 0.0, 0.0]
+    )
+    run = {**run_paths("classification"), "extra_callbacks": [scripted, EpochWeights(seen)]}
     summary = train_classifier.train(cfg, load_params("base"), run)
     assert sorted(seen) == [0, 1, 2, 3, 4]
-    best = min(seen, key=lambda epoch: seen[epoch][0])
-    assert best >= 2, "the test needs phase 2 to improve on phase 1; pick other settings"
+    val = pd.read_csv(classification_data / "data/split/classification.csv").query("split == 'val'")
+    confident = np.log(np.exp(30.0) + 2) * (val["label"] != "a").mean()  # −log softmax
+    assert seen[best][0] == pytest.approx(np.log(3), abs=1e-5)
+    assert all(seen[e][0] == pytest.approx(confident, rel=1e-4) for e in (0, 1, 2, 4))
     saved = keras.models.load_model(classification_data / "models/run.keras")
     assert same(saved.get_weights(), seen[best][1])
     meta = json.loads((classification_data / "models/run.json").read_text())
