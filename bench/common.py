@@ -44,6 +44,15 @@ def temp_project(params: dict, stages: list[tuple[Callable, list[str]]]) -> Iter
             os.chdir(cwd)
 
 
+def eval_report(project: Path, model: str) -> dict:
+    """A model's whole test report in a project: `evaluate`'s detail with its headline."""
+    import json
+
+    folder = project / "reports/eval" / model
+    return {**json.loads((folder / "detail.json").read_text()),
+            **json.loads((folder / "metrics.json").read_text())}  # fmt: skip
+
+
 def timed(fn: Callable[[], object]) -> float:
     """Wall-clock seconds of one call."""
     started = time.perf_counter()

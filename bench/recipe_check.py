@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bench.__main__ import machine
-from bench.common import ROOT, edit_params, project_params
+from bench.common import ROOT, edit_params, eval_report, project_params
 from bench.recipe_data import GROUP_PATTERNS, MAKERS, TASKS
 from tests.conftest import new_pipeline_repo
 
@@ -72,7 +72,7 @@ def evaluate_run(project: Path, model: str) -> tuple[dict, float]:
     started = time.perf_counter()
     command(["dvc", "repro", "-q", f"evaluate@{model}"], project)
     seconds = time.perf_counter() - started
-    return json.loads((project / f"reports/eval/{model}/metrics.json").read_text()), seconds
+    return eval_report(project, model), seconds
 
 
 def over_seeds(runs: list[dict], keys: list[str]) -> dict:

@@ -26,10 +26,10 @@ import sys
 import numpy as np
 
 from stages.shared.cli import UserError, run_stage
+from stages.shared.metrics import HEADLINES, LOWER_IS_BETTER
 from stages.shared.paths import MODELS
-from stages.shared.summary import HEADLINES, table
+from stages.shared.summary import table
 
-LOWER_IS_BETTER = {"log_loss"}
 DVC = (sys.executable, "-m", "dvc")
 
 

@@ -3,9 +3,12 @@
 In:  models/<model>.keras + .json, data/augmented/<task>/ (the test rows of its manifest
      and their images, from its shards), data/split/<task>.csv (its `train` rows, as the
      user brought them, for the baselines).
-Out: reports/eval/<model>/metrics.json (rounded, human names; `ci95`: a seeded bootstrap 95%
-     interval of each headline metric over the test images; `baseline`: what predictors
-     that ignore the image score, from the train split) and plot data:
+Out: reports/eval/<model>/metrics.json: the headline metrics alone (metrics.HEADLINES,
+     rounded), what `dvc exp show` and `dvc metrics diff` show;
+     reports/eval/<model>/detail.json: the rest (`ci95`: a seeded bootstrap 95% interval of
+     each headline metric over the test images; `baseline`: what predictors that ignore the
+     image score, from the train split; slices, behaviour, the other scores), on request:
+     `dvc metrics diff --targets reports/eval/<model>/detail.json`; and plot data:
      classifier: predictions.csv (path, actual, predicted, confidence), per_class.csv,
                  confusion.csv (counts + row-normalised), roc.csv (per class), roc_average.csv;
      detector:   predictions.csv (path, presence, score and its logit, said present, true
@@ -202,8 +205,10 @@ def main(argv: list[str]) -> None:
     summary = {"test_images": len(rows), **rounded(scores)}
     summary["ci95"] = intervals.bootstrap(len(rows), statistics, cfg.bootstrap, seed)
     summary["behaviour"] = rounded(behaviour_of(name, model, rows, pixels, cfg, out))
-    write_json(out / "metrics.json", summary)
-    print(f"evaluate@{name}: {summary}")
+    headline, detail = metrics.split_report(name, summary)
+    write_json(out / "metrics.json", headline)
+    write_json(out / "detail.json", detail)
+    print(f"evaluate@{name}: {headline} (detail: {out / 'detail.json'})")
 
 
 if __name__ == "__main__":

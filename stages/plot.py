@@ -1,6 +1,7 @@
 """Stage `plot`: the figures and the page a reviewer reads, from the training and test reports.
 
-In:  reports/train/<model>/ (DVCLive history), reports/eval/<model>/ (metrics + plot data),
+In:  reports/train/<model>/ (DVCLive history), reports/eval/<model>/ (headline metrics,
+     detail and plot data),
      models/<model>.json (the params that produced each model), reports/data/<task>.json
      (split counts), the test images (galleries).
 In (also): models/<model>_batch.npz (the first training batch, as the model received it).
@@ -73,6 +74,13 @@ def read_json(path: Path) -> dict:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"{path}: not found — run `dvc repro` to produce it") from None
+
+
+def evaluation(name: str) -> dict:
+    """A model's whole test report: its detail with its headline metrics (evaluate)."""
+    folder = EVAL_DIR / name
+    headline = read_json(folder / "metrics.json")
+    return {**read_json(folder / "detail.json"), **headline}
 
 
 def spread(rows: pd.DataFrame, count: int) -> pd.DataFrame:
@@ -191,7 +199,7 @@ def main(argv: list[str]) -> None:
     parser.parse_args(argv)
     cfg = load_params("plot")
     sections, warnings = [], []
-    all_scores = {name: read_json(EVAL_DIR / name / "metrics.json") for name in MODELS}
+    all_scores = {name: evaluation(name) for name in MODELS}
     dvc_figures(cfg, FIGURES_DIR)
     for name in MODELS:
         scores = all_scores[name]
@@ -199,6 +207,7 @@ def main(argv: list[str]) -> None:
         if lost:
             warnings.append(f"the {name} does not beat its baseline on {'; '.join(lost)}.")
         meta = read_json(model_file(name).with_suffix(".json"))
+        warnings += [line for line in [summary.never_learned(name, meta)] if line]
         if name == "classifier":
             figures, extra = classifier_figures(cfg, FIGURES_DIR)
         else:

@@ -101,6 +101,19 @@ def run_phases(model, data: dict, cfg, state: Path, live, paths: dict, recompile
         training.fit_phase(model, data, cfg, tuning, live, paths, start + tune.epochs, start)
 
 
+def val_baseline(cfg, prior: np.ndarray, val_targets: np.ndarray) -> dict:
+    """What answering the train prior scores on val, in the monitored metric: the yardstick
+    of `checks.learned_report`."""
+    from stages.shared import checks
+
+    if cfg.monitor == "val_accuracy":
+        majority = float((val_targets.argmax(axis=1) == prior.argmax()).mean())
+        return {"metric": "accuracy", "baseline": majority, "name": "the majority class",
+                "higher": True}  # fmt: skip
+    loss = checks.prior_cross_entropy(prior, cfg.label_smoothing, val_targets)
+    return {"metric": "loss", "baseline": loss, "name": "the train prior", "higher": False}
+
+
 def train(cfg, base, paths: dict) -> dict:
     """Train (or resume) a classifier; save the best model with its metadata; return a summary.
 
@@ -123,6 +136,7 @@ def train(cfg, base, paths: dict) -> dict:
     )
     data["class_weight"] = class_weights(list(train_rows["label"]), classes, cfg.class_weight)
     prior = checks.class_prior(labels(train_rows))
+    data["baseline"] = val_baseline(cfg, prior, labels(frame[frame["split"] == "val"]))
 
     def recompile(model, learning_rate) -> None:
         with strategy.scope():

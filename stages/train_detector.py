@@ -57,6 +57,25 @@ def build_model(cfg, size: int, rate: float):
     return model
 
 
+def val_baseline(train_rows, val_rows) -> dict | None:
+    """The val mean IoU of the mean train box, measured as training measures its own
+    (losses.box_iou): the yardstick of `checks.learned_report`; None when train or val has no
+    object to measure."""
+    from keras import ops
+
+    from stages.shared.losses import box_iou
+
+    train_present, train_boxes = detection_targets(train_rows)
+    val_present, val_boxes = detection_targets(val_rows)
+    objects = val_boxes[val_present.ravel() == 1]
+    if not (train_present.any() and len(objects)):
+        return None
+    mean_box = train_boxes[train_present.ravel() == 1].mean(axis=0)
+    ious = box_iou(objects, np.tile(mean_box, (len(objects), 1)))
+    return {"metric": "mean_iou", "baseline": float(ops.mean(ious)),
+            "name": "the mean train box", "higher": True}  # fmt: skip
+
+
 def first_batch_checks(model, data: dict, rate: float, path: Path) -> dict:
     """The first-batch classification loss against the presence prior's, and the batch
     (images, presence, boxes) as the model sees it, saved for `plot`."""
@@ -83,6 +102,8 @@ def train(cfg, base, paths: dict) -> dict:
         frame, paths["manifest"], detection_targets, size, cfg, seed, batch
     )
     rate = float(train_rows["present"].mean())
+    found = val_baseline(train_rows, frame[frame["split"] == "val"])
+    data.update({"baseline": found} if found else {})
     steps = data["steps"]
     with strategy.scope():  # variables made here are mirrored on every replica
         model = build_model(cfg, size, rate)

@@ -75,6 +75,24 @@ def test_label_smoothing_is_accounted_for_in_the_expected_loss():
     )
 
 
+def test_learned_means_beating_the_baseline_by_more_than_the_reported_precision(caplog):
+    # A loss (lower is better) 5e-5 under its baseline is no better, to 4 decimals; 1.5e-4 is.
+    with caplog.at_level(logging.WARNING):
+        same = checks.learned_report("loss", 1.09855, 1.0986, "the train prior", higher=False)
+    assert same == {"learned": False, "metric": "loss", "best": 1.0985, "baseline": 1.0986,
+                    "baseline_name": "the train prior"}  # fmt: skip
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "never learned: the best val loss 1.0985 is no better than 1.0986, the train prior's"
+        " — check the labels, the learning rate and what the model can see"
+    )
+    assert checks.learned_report("loss", 1.09845, 1.0986, "x", higher=False)["learned"]
+    # A score (higher is better): the other way round.
+    assert checks.learned_report("mean_iou", 0.3, 0.2, "x", higher=True)["learned"]
+    assert not checks.learned_report("mean_iou", 0.2, 0.3, "x", higher=True)["learned"]
+    assert not checks.learned_report("mean_iou", 0.3, 0.3, "x", higher=True)["learned"]
+
+
 def test_a_first_batch_far_from_the_prior_warns_in_one_line(caplog):
     with caplog.at_level(logging.WARNING):
         report = checks.first_batch_report(2.3, 0.73, "categorical cross-entropy")

@@ -16,10 +16,16 @@ from stages import evaluate
 from stages.shared.cli import UserError
 from stages.shared.inference import predict_files
 from stages.shared.manifest import write_manifest
-from stages.shared.metrics import detection_ap
+from stages.shared.metrics import HEADLINES, detection_ap
 from stages.shared.params import load_params
 from stages.shared.training import save_model
 from tests.conftest import refuses_choice, shard_split, usage, write_params
+
+
+def report(out: Path) -> dict:
+    """A model's whole test report: detail.json with the headline of metrics.json."""
+    return {**json.loads((out / "detail.json").read_text()),
+            **json.loads((out / "metrics.json").read_text())}  # fmt: skip
 
 
 def colour_classifier() -> keras.Model:
@@ -76,7 +82,7 @@ def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
     save_model(colour_classifier(), workdir / "models/classifier.keras", meta)
     evaluate.main(["classifier"])
     out = workdir / "reports/eval/classifier"
-    scores = json.loads((out / "metrics.json").read_text())
+    scores = report(out)
     assert scores["test_images"] == 6
     assert scores["accuracy"] == 1.0 and scores["macro_f1"] == 1.0 and scores["roc_auc"] == 1.0
     assert "top_3_accuracy" not in scores  # only 2 classes
@@ -144,7 +150,7 @@ def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
     save_model(model, workdir / "models/detector.keras", {"image_size": 32})
     evaluate.main(["detector"])
     out = workdir / "reports/eval/detector"
-    scores = json.loads((out / "metrics.json").read_text())
+    scores = report(out)
     predictions = pd.read_csv(out / "predictions.csv")
     assert scores["test_images"] == 6 and scores["positives"] == 4
     assert scores["mean_iou"] == pytest.approx(predictions["iou"].mean(), abs=1e-4)
@@ -177,6 +183,23 @@ def brightness_detector() -> keras.Model:
     return model
 
 
+def detection_split(workdir, train: int = 0) -> None:
+    """Six grey test frames 40×24 (greys 40 … 220), objects in the 3rd, 4th and 5th, and
+    `train` train frames with an object, sharded at 32 px: `brightness_detector` scores the
+    test frames 0.012 … 0.993."""
+    rows = []
+    greys, objects = (40, 90, 120, 140, 170, 220, 60, 80)[: 6 + train], (0, 0, 1, 1, 1, 0, 1, 1)
+    for i, (grey, present) in enumerate(zip(greys, objects, strict=False)):
+        path = write_square(workdir / f"data/det/{i}.png", (grey, grey, grey), size=(40, 24))
+        box = [0.1, 0.2, 0.6, 0.7] if present else [0.0] * 4
+        split = "test" if i < 6 else "train"
+        rows.append([path, present, *box, f"m{i}", 40, 24, f"m{i}", split])
+    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "width", "height", "group"]
+    frame = pd.DataFrame(rows, columns=[*columns, "split"])
+    write_manifest(workdir / "data/split/detection.csv", frame, "detection")
+    shard_split(workdir, "detection", 32)
+
+
 @pytest.mark.parametrize(
     ("threshold", "expected"),
     [
@@ -189,22 +212,13 @@ def brightness_detector() -> keras.Model:
 def test_the_presence_threshold_param_decides_what_counts_as_an_object(
     workdir, threshold, expected
 ):
-    rows = []
-    greys, objects = (40, 90, 120, 140, 170, 220), (0, 0, 1, 1, 1, 0)
-    for i, (grey, present) in enumerate(zip(greys, objects, strict=True)):
-        path = write_square(workdir / f"data/det/{i}.png", (grey, grey, grey), size=(40, 24))
-        box = [0.1, 0.2, 0.6, 0.7] if present else [0.0] * 4
-        rows.append([path, present, *box, f"m{i}", 40, 24, f"m{i}", "test"])
-    columns = ["path", "present", "x1", "y1", "x2", "y2", "md5", "width", "height", "group"]
-    frame = pd.DataFrame(rows, columns=[*columns, "split"])
-    write_manifest(workdir / "data/split/detection.csv", frame, "detection")
-    shard_split(workdir, "detection", 32)
+    detection_split(workdir)
     save_model(brightness_detector(), workdir / "models/detector.keras", {"image_size": 32})
     params = load_params("evaluate").model_dump()
     params["detector"]["presence_threshold"] = threshold
     write_params(workdir, evaluate=params)
     evaluate.main(["detector"])
-    scores = json.loads((workdir / "reports/eval/detector/metrics.json").read_text())
+    scores = report(workdir / "reports/eval/detector")
     for name, value in expected.items():
         assert scores[name] == pytest.approx(value, abs=1e-4), name
     predictions = pd.read_csv(workdir / "reports/eval/detector/predictions.csv")
@@ -273,21 +287,42 @@ def test_intervals_hold_the_point_value_and_repeat_byte_for_byte(workdir):
     meta = {"classes": ["blue", "red"], "image_size": 8}
     save_model(colour_classifier(), workdir / "models/classifier.keras", meta)
     evaluate.main(["classifier"])
-    path = workdir / "reports/eval/classifier/metrics.json"
-    first = path.read_bytes()
-    scores = json.loads(first)
+    out = workdir / "reports/eval/classifier"
+    first = [(out / name).read_bytes() for name in ("metrics.json", "detail.json")]
+    scores = report(out)
     assert scores["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
-    for metric in ("accuracy", "macro_f1"):
+    for metric in ("accuracy", "macro_f1", "log_loss"):  # every headline metric has one
         interval = scores["ci95"][metric]
         assert interval["low"] < scores[metric] < interval["high"], metric
     # 30 images at 2/3: the binomial standard error is 0.086, so the interval spans ~±0.17.
     width = scores["ci95"]["accuracy"]["high"] - scores["ci95"]["accuracy"]["low"]
     assert 0.25 < width < 0.45
     evaluate.main(["classifier"])
-    assert path.read_bytes() == first
+    assert [(out / name).read_bytes() for name in ("metrics.json", "detail.json")] == first
     write_params(workdir, base={"seed": 99})
     evaluate.main(["classifier"])
-    assert json.loads(path.read_text())["ci95"] != scores["ci95"]  # seeded by base.seed
+    assert report(out)["ci95"] != scores["ci95"]  # seeded by base.seed
+
+
+@pytest.mark.parametrize("model", ["classifier", "detector"])
+def test_metrics_json_holds_the_headline_alone_and_detail_json_the_rest(workdir, model):
+    """What `dvc metrics diff` and `dvc exp show` read (metrics.json) is the headline list,
+    nothing else; the rest, the headline's intervals included, is in detail.json."""
+    if model == "classifier":
+        classification_split(workdir)
+        meta = {"classes": ["blue", "red"], "image_size": 8}
+        save_model(colour_classifier(), workdir / "models/classifier.keras", meta)
+    else:
+        detection_split(workdir, train=2)
+        save_model(brightness_detector(), workdir / "models/detector.keras", {"image_size": 32})
+    evaluate.main([model])
+    out = workdir / "reports/eval" / model
+    headline = json.loads((out / "metrics.json").read_text())
+    detail = json.loads((out / "detail.json").read_text())
+    assert list(headline) == list(HEADLINES[model])
+    assert not set(headline) & set(detail)
+    assert set(detail["ci95"]) >= set(HEADLINES[model])
+    assert {"test_images", "baseline", "behaviour", "slices"} <= set(detail)
 
 
 def test_the_bootstrap_matches_the_binomial_interval_of_a_proportion():

@@ -32,6 +32,19 @@ def experiments(project: Path) -> dict[str, dict]:
     return found
 
 
+def header(table: str) -> list[str]:
+    """The column names of a Markdown table (its first line)."""
+    return [cell.strip() for cell in table.splitlines()[0].strip().strip("|").split("|")]
+
+
+def flat(data: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of a nested dict's leaves, as `dvc exp show` makes columns of them."""
+    keys = []
+    for key, value in data.items():
+        keys += flat(value, f"{prefix}{key}.") if isinstance(value, dict) else [prefix + key]
+    return keys
+
+
 def metric(data: dict, path: str, key: str):
     return data["metrics"][path]["data"][key]
 
@@ -58,6 +71,10 @@ def test_experiments_run_queue_refuse_typos_and_diff(reproduced_project):
     assert params["train_classifier"]["learning_rate"] == 0.003
     accuracy = metric(found["lr-high"], "reports/eval/classifier/metrics.json", "accuracy")
     assert 0.0 <= accuracy <= 1.0
+    # One classifier param changed: the table a reviewer reads fits a screen, headline first.
+    changed = header(dvc("exp", "show", "--only-changed", "--md", cwd=dvc_project).stdout)
+    assert len(changed) <= 12, changed
+    assert "train_classifier.learning_rate" in changed and "log_loss" in changed, changed
 
     # A wrong type passes DVC's own check; the stage refuses it before any training.
     wrong = dvc("exp", "run", "-S", "train_classifier.epochs=ten", cwd=dvc_project, check=False)
@@ -72,6 +89,7 @@ def test_experiments_run_queue_refuse_typos_and_diff(reproduced_project):
     )
     assert typo.returncode != 0 and "lerning_rate" in typo.stdout + typo.stderr
 
+    # A grid over three params of both models, queued.
     for dropout in ("0.1", "0.2"):
         dvc(
             "exp",
@@ -79,7 +97,12 @@ def test_experiments_run_queue_refuse_typos_and_diff(reproduced_project):
             "--queue",
             "-S",
             f"train_classifier.dropout={dropout}",
+            "-S",
+            f"train_detector.dropout={dropout}",
+            "-S",
+            "train_detector.head_width=12",
             "evaluate@classifier",
+            "evaluate@detector",
             cwd=dvc_project,
         )
     dvc("exp", "run", "--run-all", cwd=dvc_project)
@@ -89,16 +112,33 @@ def test_experiments_run_queue_refuse_typos_and_diff(reproduced_project):
         if data.get("metrics")
     }
     assert {0.1, 0.2} <= dropouts, dropouts
+    changed = header(dvc("exp", "show", "--only-changed", "--md", cwd=dvc_project).stdout)
+    assert len(changed) <= 20, changed
+    assert {"ap50", "mean_iou", "log_loss"} <= set(changed), changed
+    shown = {
+        (path, key)
+        for data in experiments(dvc_project).values()
+        for path, found in (data.get("metrics") or {}).items()
+        for key in flat(found.get("data") or {})
+    }
+    assert len(shown) <= 20, sorted(shown)  # the metric columns of a plain `dvc exp show`
 
     # Keep the winner as a commit; `dvc metrics diff` between the two commits shows the change.
     dvc("exp", "apply", "lr-high", cwd=dvc_project)
     commit_run(dvc_project, "higher learning rate")
     diff = json.loads(dvc("metrics", "diff", "HEAD~1", "HEAD", "--json", cwd=dvc_project).stdout)
-    changed = diff["reports/train/classifier/metrics.json"]
-    assert any(entry["diff"] not in (0, None) for entry in changed.values()), changed
+    rows = [(path, key) for path, entries in diff.items() for key in entries]
+    assert 0 < len(rows) <= 8, rows  # one changed model: its headline metrics
+    assert {path for path, _ in rows} == {"reports/eval/classifier/metrics.json"}, rows
     table = dvc("metrics", "diff", "HEAD~1", "HEAD", "--md", cwd=dvc_project).stdout
-    assert "| Path" in table and "reports/train/classifier/metrics.json" in table
-    assert "reports/train/detector/metrics.json" not in diff  # the detector did not change
+    assert "| Path" in table and "reports/eval/classifier/metrics.json" in table
+    # The detail, on request: one command away.
+    detail = "reports/eval/classifier/detail.json"
+    more = json.loads(
+        dvc("metrics", "diff", "HEAD~1", "HEAD", "--json", "--targets", detail,
+            cwd=dvc_project).stdout
+    )  # fmt: skip
+    assert any(key.startswith("ci95.") for key in more.get(detail, {})), more
 
 
 def data_stage_hashes(lock: dict) -> dict[str, list]:

@@ -249,6 +249,20 @@ def test_precision_recall_points_merge_tied_scores():
     assert np.allclose(points, expected)
 
 
+def test_the_log_loss_of_a_subset_matches_scikit_learn_clipping_included():
+    rng = np.random.default_rng(12)
+    actual = np.repeat([0, 1, 2], [7, 4, 3])
+    proba = rng.dirichlet(np.ones(3), size=len(actual)).astype("float32")
+    proba[5] = [0.0, 1.0, 0.0]  # a confident miss: log(0) is clipped to log(float32 eps)
+    proba[8] = [0.0, 1.0, 0.0]  # a confident hit: log(1) is clipped to log(1 - eps)
+    statistics = classifier_statistics(actual, proba)
+    for rows in (np.array([5, 5, 8, 0, 13]), rng.integers(0, len(actual), len(actual))):
+        expected = skm.log_loss(actual[rows], proba[rows], labels=[0, 1, 2])
+        assert statistics(rows)["log_loss"] == pytest.approx(expected, rel=1e-6)
+    # Row 5 alone: -log(eps32) = 15.94, not -log(1e-15) = 34.5.
+    assert statistics(np.array([5]))["log_loss"] == pytest.approx(-np.log(np.finfo("float32").eps))
+
+
 def test_classifier_statistics_of_a_subset_with_repeats_match_scikit_learn():
     rng = np.random.default_rng(11)
     actual = np.repeat([0, 1, 2, 3], [9, 5, 2, 4])

@@ -15,7 +15,7 @@ from stages.shared import plotting
 from stages.shared.cli import UserError
 from stages.shared.metrics import confusion_table, per_class_report, roc_averages, roc_points
 from stages.shared.params import load_params
-from tests.conftest import ROOT, refuses, usage, write_image
+from tests.conftest import ROOT, read_eval_report, refuses, usage, write_eval_report, write_image
 
 FIGURES = [
     "classifier_training.png",
@@ -73,16 +73,16 @@ def fake_reports(root: Path) -> None:
     confusion_table(actual, proba.argmax(1), classes).to_csv(ev / "confusion.csv", index=False)
     roc_points(actual, proba, classes).to_csv(ev / "roc.csv", index=False)
     roc_averages(actual, proba).to_csv(ev / "roc_average.csv", index=False)
-    (ev / "metrics.json").write_text(
-        json.dumps(
-            {
-                "test_images": 6,
-                "skipped": 0,
-                "accuracy": 0.8333,
-                "ci95": {"accuracy": {"low": 0.5, "high": 1.0}},
-                "baseline": {"majority": {"accuracy": 0.9, "macro_f1": 0.3}},
-            }
-        )
+    write_eval_report(
+        ev,
+        "classifier",
+        {
+            "test_images": 6,
+            "skipped": 0,
+            "accuracy": 0.8333,
+            "ci95": {"accuracy": {"low": 0.5, "high": 1.0}},
+            "baseline": {"majority": {"accuracy": 0.9, "macro_f1": 0.3}},
+        },
     )
     dv = root / "reports/eval/detector"
     dv.mkdir(parents=True)
@@ -143,7 +143,7 @@ def fake_reports(root: Path) -> None:
         "position": {"border": iou, "central": iou},
         "negatives": {"images": 1, "false_positive_rate": 0.0},
     }
-    (dv / "metrics.json").write_text(json.dumps(scores))
+    write_eval_report(dv, "detector", scores)
     pd.DataFrame(
         [
             ("flip", p, v)
@@ -303,6 +303,33 @@ def test_a_debug_run_is_marked_everywhere_a_reader_looks(plots_project):
     assert "debug run" not in (workdir / "reports/model_card_classifier.md").read_text().lower()
 
 
+def test_a_model_that_never_learned_is_flagged_at_the_top_of_the_page_and_its_card(
+    plots_project,
+):
+    workdir = plots_project
+    fake_reports(workdir)
+    meta_path = workdir / "models/detector.json"
+    meta = json.loads(meta_path.read_text())
+    meta.setdefault("checks", {})["learned"] = {
+        "learned": False,
+        "metric": "mean_iou",
+        "best": 0.0,
+        "baseline": 0.2131,
+        "baseline_name": "the mean train box",
+    }
+    meta_path.write_text(json.dumps(meta))
+    plot.main([])
+    line = (
+        "**Warning: the detector never learned: its best val mean_iou 0 is no better than"
+        " 0.2131, the mean train box's — it answers no better than a constant.**"
+    )
+    page = (workdir / "reports/summary.md").read_text()
+    assert line in page.split("# Model review")[0]  # with the warnings, above the page
+    card = (workdir / "reports/model_card_detector.md").read_text()
+    assert card.splitlines()[2] == line
+    assert "never learned" not in (workdir / "reports/model_card_classifier.md").read_text()
+
+
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(plot.main) == (
         "[-h] Stage `plot`: the figures and the page a reviewer reads, from the "
@@ -425,7 +452,7 @@ def test_the_worst_cases_are_the_lowest_scores_of_each_check(drawn, workdir):
 
 
 def test_slices_are_drawn_by_size_and_position_or_by_source_size(drawn, workdir):
-    scores = json.loads((workdir / "reports/eval/detector/metrics.json").read_text())
+    scores = read_eval_report(workdir / "reports/eval/detector")
     assert plot.slices_figure("detector", scores, plot_cfg(), workdir) == [
         ("Metrics by slice", "detector_slices.png")
     ]

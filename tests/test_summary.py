@@ -217,8 +217,9 @@ def test_classifier_slices_follow_negatives_and_carry_their_intervals():
 def test_the_page_introduction_word_for_word():
     assert summary_page([]) == (
         "# Model review\n\nWritten by the `plot` stage from the reports of this revision."
-        " Compare revisions with `dvc metrics diff --md` and `dvc plots diff`; every number"
-        " below is in `reports/eval/<model>/metrics.json`. Baselines ignore the image:"
+        " Compare revisions with `dvc metrics diff --md` and `dvc plots diff`; the headline"
+        " test metrics are in `reports/eval/<model>/metrics.json`, the rest in `detail.json`"
+        " beside it. Baselines ignore the image:"
         " `majority` always answers the most frequent train class, `prior` its train"
         " frequencies, `mean_box` the mean train box at the train presence rate.\n"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import keras
 import numpy as np
@@ -251,6 +252,29 @@ def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
     ]
     convs = [i for i, layer in enumerate(tuned) if isinstance(layer, keras.layers.Conv2D)]
     assert changed == convs[-2:]
+
+
+def test_a_classifier_that_cannot_learn_says_so_in_one_line(classification_data, caplog):
+    """A learning rate of 1e-12 leaves the output at the train prior, the baseline itself:
+    its val loss cannot beat the prior's, on any CPU."""
+    cfg = load_params("train_classifier").model_copy(update={"learning_rate": 1e-12})
+    with caplog.at_level(logging.WARNING):
+        train_classifier.train(cfg, load_params("base"), run_paths("classification"))
+    learned = json.loads((classification_data / "models/run.json").read_text())["checks"]
+    learned = learned["learned"]
+    split = pd.read_csv(classification_data / "data/split/classification.csv")
+    prior = split.query("split == 'train'")["label"].value_counts(normalize=True)
+    val = split.query("split == 'val'")["label"]
+    expected = -np.log(prior[val].to_numpy()).mean()  # cross-entropy of the prior on val
+    assert learned == {
+        "learned": False,
+        "metric": "loss",
+        "best": pytest.approx(expected, abs=2e-4),
+        "baseline": pytest.approx(expected, abs=1e-4),
+        "baseline_name": "the train prior",
+    }
+    lines = [r.getMessage() for r in caplog.records if "never learned" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].startswith("never learned: the best val loss ")
 
 
 def test_balanced_class_weights_are_samples_over_classes_times_count():

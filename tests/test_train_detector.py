@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from stages import augment, split, train_detector
 from stages.shared.params import load_params
@@ -87,6 +89,33 @@ def test_the_saved_detector_is_the_epoch_with_the_highest_val_iou(workdir):
     assert meta["best_epoch"] == 3
     history = pd.read_csv(workdir / "reports/train/run/plots/metrics/eval/mean_iou.tsv", sep="\t")
     assert history["mean_iou"].max() == pytest.approx(ious[2], abs=1e-6)
+
+
+def test_a_detector_that_cannot_beat_the_mean_box_says_it_never_learned(workdir, caplog):
+    """Every object has the same box and augmentation is off, so the mean train box is every
+    val box (IoU 1): no detector can beat it, whatever it learns, on any CPU."""
+    make_detection(workdir / "faces", positives=16, negatives=4)
+    detection = yaml.safe_load((ROOT / "params.yaml").read_text())["augment"]["detection"]
+    write_params(
+        workdir,
+        data={"detection": "faces"},
+        base={"seed": 3, "image_size": {"classification": 16, "detection": 32}},
+        augment={"detection": {**detection, "copies": 0}},
+        train_detector={"epochs": 1, "batch_size": 8, "head_width": 8},
+    )
+    split.main(["detection"])
+    augment.main(["detection"])
+    with caplog.at_level(logging.WARNING):
+        train_detector.main([])
+    learned = json.loads((workdir / "models/detector.json").read_text())["checks"]["learned"]
+    assert learned["learned"] is False and learned["metric"] == "mean_iou"
+    assert learned["baseline"] == pytest.approx(1.0, abs=1e-4)
+    assert learned["baseline_name"] == "the mean train box"
+    lines = [r.getMessage() for r in caplog.records if "never learned" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert lines[0].startswith("never learned: the best val mean_iou ")
+    summary = json.loads((workdir / "reports/train/detector/metrics.json").read_text())
+    assert summary["checks"]["learned"] == learned
 
 
 def test_targets_are_presence_and_box_columns_as_float32():

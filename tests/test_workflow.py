@@ -39,7 +39,9 @@ def test_workflow_reproduces_and_reports_the_metrics_diff():
     runs = {step.get("name"): step.get("run", "") for step in steps}
     assert runs["Install"] == "pip install -r requirements.txt"
     assert runs["Reproduce"] == "dvc repro"
-    assert "dvc metrics diff --md" in runs["Post the report"] and " main" in runs["Post the report"]
+    report = runs["Post the report"]
+    # The headline first, with its intervals: the tool's report leads the comment.
+    assert report.index("python -m stages.metrics_diff main") < report.index("dvc params diff")
     assert "cml comment" in runs["Post the report"]
     pulls = next(step for step in steps if step.get("name") == "Pull cached data and models")
     assert "vars.DVC_REMOTE_URL" in pulls["if"] and "dvc pull" in pulls["run"]

@@ -8,6 +8,8 @@ Training Neural Networks" (2019) and the debug runs of lightning-hydra-template:
 - `debug: overfit` trains one fixed batch until its loss is near zero (a model that cannot
   is broken: frozen layers, labels detached from images, a wrong loss);
 - a loss that turns NaN or infinite stops training with one line;
+- a run whose best val score is no better than an answer that ignores the image (the train
+  prior, the mean train box) ends with one warning line, recorded as `checks.learned`;
 - the first training batch, as the model receives it, is kept for `plot` to draw.
 """
 
@@ -29,6 +31,8 @@ from stages.shared.seeding import seed_states
 log = logging.getLogger(__name__)
 
 FIRST_BATCH_FACTOR = 1.5  # a first-batch loss outside [expected / 1.5, expected × 1.5] warns
+# Scores are reported to 4 decimals: a model closer than this to its baseline is no better.
+LEARNED_MARGIN = 1e-4
 
 
 def output_layer(model: keras.Model) -> keras.layers.Dense:
@@ -99,6 +103,30 @@ def first_batch_report(loss: float, expected: float, what: str) -> dict:
         "ratio": round(ratio, 3),
         "within_factor": FIRST_BATCH_FACTOR,
         "ok": ok,
+    }
+
+
+def learned_report(metric: str, best: float, baseline: float, name: str, higher: bool) -> dict:
+    """Whether the saved model beat its input-independent baseline on val (`higher`: a
+    higher score is better), with a one-line warning when it did not: a model that answers
+    no better than a constant must not be saved and evaluated as if it had learned."""
+    margin = best - baseline if higher else baseline - best
+    learned = bool(margin > LEARNED_MARGIN)
+    if not learned:
+        log.warning(
+            "never learned: the best val %s %.4f is no better than %.4f, %s's — check the"
+            " labels, the learning rate and what the model can see",
+            metric,
+            best,
+            baseline,
+            name,
+        )
+    return {
+        "learned": learned,
+        "metric": metric,
+        "best": round(best, 4),
+        "baseline": round(baseline, 4),
+        "baseline_name": name,
     }
 
 

@@ -14,6 +14,11 @@ false positive.
 
 `classifier_statistics` and `detector_statistics` give the headline metrics of any subset of
 test rows, for the bootstrap intervals (intervals.py).
+
+`HEADLINES` are the few numbers a reviewer decides on: `evaluate` writes them alone to
+`reports/eval/<model>/metrics.json`, the file `dvc.yaml` declares under `metrics:` (so `dvc
+exp show` and `dvc metrics diff` show these and nothing else), and the rest (intervals,
+slices, behaviour, baselines, the other scores) to `detail.json` beside it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
+
+# Per model, in the order reviews list them. Every one has a bootstrap interval.
+HEADLINES = {
+    "classifier": ("accuracy", "macro_f1", "log_loss"),
+    "detector": ("ap50", "ap50_95", "mean_iou", "presence_accuracy"),
+}
+LOWER_IS_BETTER = {"log_loss"}
 
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 COCO_IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -181,6 +193,10 @@ def classifier_statistics(actual: np.ndarray, proba: np.ndarray):
     F1 over the classes present in the subset, as `classifier_scores` does."""
     predicted = proba.argmax(axis=1)
     classes = proba.shape[1]
+    # Log-loss per row: minus the log of the probability of the true class, clipped to
+    # [eps, 1 - eps] of its float type as scikit-learn's log_loss clips it.
+    eps = np.finfo(proba.dtype).eps if np.issubdtype(proba.dtype, np.floating) else 1e-15
+    surprise = -np.log(np.clip(proba[np.arange(len(actual)), actual], eps, 1 - eps))
 
     def statistics(rows: np.ndarray) -> dict[str, float]:
         # From one confusion matrix: scikit-learn's f1_score checks its input on every call
@@ -191,7 +207,11 @@ def classifier_statistics(actual: np.ndarray, proba: np.ndarray):
         hits, truths, guesses = np.diag(confusion), confusion.sum(1), confusion.sum(0)
         present = truths > 0
         f1 = 2 * hits[present] / (truths[present] + guesses[present])
-        return {"accuracy": float(hits.sum() / len(rows)), "macro_f1": float(f1.mean())}
+        return {
+            "accuracy": float(hits.sum() / len(rows)),
+            "macro_f1": float(f1.mean()),
+            "log_loss": float(surprise[rows].mean()),
+        }
 
     return statistics
 
@@ -275,3 +295,9 @@ def roc_averages(actual: np.ndarray, proba: np.ndarray, points: int = 101) -> pd
         curves.append(np.interp(grid, fpr_c, tpr_c))
     macro = np.mean(curves, axis=0) if curves else np.full(points, np.nan)
     return pd.DataFrame({"fpr": grid, "micro": micro, "macro": macro})
+
+
+def split_report(model: str, report: dict) -> tuple[dict, dict]:
+    """(headline, detail) of an evaluation report: the `HEADLINES` metrics, and the rest."""
+    headline = {key: report[key] for key in HEADLINES[model] if key in report}
+    return headline, {key: value for key, value in report.items() if key not in headline}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from stages.shared.baselines import COMPARED
 from stages.shared.intervals import describe
+from stages.shared.metrics import HEADLINES
 
 # The params worth a glance in review, per model (all of them are in models/<model>.json).
 KEY_PARAMS = {
@@ -31,23 +32,11 @@ KEY_PARAMS = {
         "schedule",
     ),
 }
-HEADLINES = {
-    "classifier": (
-        "accuracy",
-        "macro_f1",
-        "macro_precision",
-        "macro_recall",
-        "roc_auc",
-        "log_loss",
-    ),
-    "detector": (
-        "ap50",
-        "ap50_95",
-        "mean_iou",
-        "presence_accuracy",
-        "presence_precision",
-        "presence_recall",
-    ),
+# The test metrics a review shows per model: the headline ones (metrics.HEADLINES, those of
+# `dvc metrics diff`) first, then the other scores `evaluate` keeps in detail.json.
+SHOWN = {
+    "classifier": (*HEADLINES["classifier"], "macro_precision", "macro_recall", "roc_auc"),
+    "detector": (*HEADLINES["detector"], "presence_precision", "presence_recall"),
 }
 
 
@@ -77,7 +66,7 @@ def baseline_cell(name: str, key: str, scores: dict) -> str:
 def headline_rows(name: str, scores: dict) -> list[tuple[str, object, str]]:
     """(metric, value, baseline) for the model's headline metrics, then any top-k accuracy;
     a metric with a bootstrap interval reads "0.992 (95% CI 0.981–0.999)"."""
-    keys = [k for k in HEADLINES[name] if k in scores]
+    keys = [k for k in SHOWN[name] if k in scores]
     keys += sorted(k for k in scores if k.startswith("top_"))
     ci95 = scores.get("ci95", {})
     return [
@@ -88,6 +77,19 @@ def headline_rows(name: str, scores: dict) -> list[tuple[str, object, str]]:
         )
         for key in keys
     ]
+
+
+def never_learned(name: str, meta: dict) -> str | None:
+    """One line when a model's training never beat its input-independent baseline on val
+    (`checks.learned` of models/<model>.json), else None."""
+    found = meta.get("checks", {}).get("learned")
+    if not found or found["learned"]:
+        return None
+    return (
+        f"the {name} never learned: its best val {found['metric']} {fmt(found['best'])} is no"
+        f" better than {fmt(found['baseline'])}, {found['baseline_name']}'s — it answers no"
+        " better than a constant."
+    )
 
 
 def checks_text(meta: dict) -> str:
@@ -195,10 +197,10 @@ def summary_page(sections: list[str], warnings: list[str] = ()) -> str:
     intro = (
         "# Model review\n\n"
         "Written by the `plot` stage from the reports of this revision. Compare revisions with "
-        "`dvc metrics diff --md` and `dvc plots diff`; every number below is in "
-        "`reports/eval/<model>/metrics.json`. Baselines ignore the image: `majority` always "
-        "answers the most frequent train class, `prior` its train frequencies, `mean_box` the "
-        "mean train box at the train presence rate."
+        "`dvc metrics diff --md` and `dvc plots diff`; the headline test metrics are in "
+        "`reports/eval/<model>/metrics.json`, the rest in `detail.json` beside it. Baselines "
+        "ignore the image: `majority` always answers the most frequent train class, `prior` "
+        "its train frequencies, `mean_box` the mean train box at the train presence rate."
     )
     flagged = [f"**Warning: {line}**" for line in warnings]
     return "\n\n".join([*flagged, intro, *sections]) + "\n"
@@ -250,8 +252,10 @@ def model_card(name: str, scores: dict, meta: dict, data_report: dict) -> str:
     made_of = flatten(params)
     kind = meta.get("architecture") or meta.get("backbone")
     debug = meta.get("debug")
+    lost = never_learned(name, meta)
     parts = [
         f"# Model card: {name}",
+        f"**Warning: {lost}**" if lost else "",
         f"**Debug run (`debug: {debug['mode']}`): not a model to use.**" if debug else "",
         f"`models/{name}.keras` ({kind}, input {meta.get('image_size')}×{meta.get('image_size')}"
         " RGB pixels in [0, 255]; the model normalises them itself). Written by the `plot` stage"

@@ -498,12 +498,18 @@ def finish_debug(model, data: dict, live, path: Path, metadata: dict, cfg) -> di
 
 def finish_run(state: Path, data: dict, live, path: Path, metadata: dict, keys) -> dict:
     """Score the best checkpoint on val, log it to DVCLive, save it with its metadata (which
-    epoch it is, how many ran), and forget the run's resumable state; return the val scores
-    (rounded, `val_<key>`) with the epoch counts."""
+    epoch it is, how many ran; against `data["baseline"]`, whether it learned at all), and
+    forget the run's resumable state; return the val scores (rounded, `val_<key>`) with the
+    epoch counts."""
+    from stages.shared.checks import learned_report
+
     best = keras.models.load_model(state / "best.keras")
     scores = best.evaluate(data["val"], verbose=0, return_dict=True)
     summary = {f"val_{key}": round(float(scores[key]), 4) for key in keys}
     summary.update(run_epochs(state))
+    if "baseline" in data:  # {metric, baseline, name, higher}: what a constant answer scores
+        found = data["baseline"]
+        metadata["checks"]["learned"] = learned_report(**found, best=float(scores[found["metric"]]))
     live.summary["best"] = summary  # the saved model, beside the last epoch's scores
     save_model(best, path, {**metadata, **summary})
     log_cost(best, path, metadata["image_size"], live)
