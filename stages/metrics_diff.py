@@ -23,7 +23,7 @@ from pathlib import Path
 from stages.shared.cli import UserError, run_stage
 from stages.shared.metrics import HEADLINES
 from stages.shared.paths import EVAL_DIR, MODELS, model_file
-from stages.shared.summary import fmt, never_learned, table
+from stages.shared.summary import flatten, fmt, never_learned, table
 
 REPORTS = ("detail.json", "metrics.json")  # headline last: it wins a key both hold
 
@@ -93,22 +93,11 @@ def rows_for(model: str, old: dict, new: dict) -> list[tuple]:
     return rows
 
 
-def flatten(report: dict, prefix: str = "") -> dict[str, object]:
-    """Nested figures as {dotted key: value}."""
-    flat: dict[str, object] = {}
-    for key, value in report.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
-
-
 def detail_rows(model: str, old: dict, new: dict) -> list[tuple]:
     """One row per figure outside the headline (and its interval) whose value changed."""
     shown = set(HEADLINES[model]) | {f"ci95.{key}.{end}" for key in HEADLINES[model]
                                      for end in ("low", "high")}  # fmt: skip
-    before, after = flatten(old), flatten(new)
+    before, after = dict(flatten(old)), dict(flatten(new))
     keys = sorted(k for k in before.keys() | after.keys() if k not in shown)
     return [
         (f"{model} {key}", fmt(before.get(key)), fmt(after.get(key)),

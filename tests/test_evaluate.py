@@ -19,13 +19,13 @@ from stages.shared.manifest import write_manifest
 from stages.shared.metrics import HEADLINES, detection_ap
 from stages.shared.params import load_params
 from stages.shared.training import save_model
-from tests.conftest import refuses_choice, shard_split, usage, write_params
-
-
-def report(out: Path) -> dict:
-    """A model's whole test report: detail.json with the headline of metrics.json."""
-    return {**json.loads((out / "detail.json").read_text()),
-            **json.loads((out / "metrics.json").read_text())}  # fmt: skip
+from tests.conftest import (
+    read_eval_report,
+    refuses_choice,
+    shard_split,
+    usage,
+    write_params,
+)
 
 
 def colour_classifier() -> keras.Model:
@@ -82,7 +82,7 @@ def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
     save_model(colour_classifier(), workdir / "models/classifier.keras", meta)
     evaluate.main(["classifier"])
     out = workdir / "reports/eval/classifier"
-    scores = report(out)
+    scores = read_eval_report(out)
     assert scores["test_images"] == 6
     assert scores["accuracy"] == 1.0 and scores["macro_f1"] == 1.0 and scores["roc_auc"] == 1.0
     assert "top_3_accuracy" not in scores  # only 2 classes
@@ -150,7 +150,7 @@ def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
     save_model(model, workdir / "models/detector.keras", {"image_size": 32})
     evaluate.main(["detector"])
     out = workdir / "reports/eval/detector"
-    scores = report(out)
+    scores = read_eval_report(out)
     predictions = pd.read_csv(out / "predictions.csv")
     assert scores["test_images"] == 6 and scores["positives"] == 4
     assert scores["mean_iou"] == pytest.approx(predictions["iou"].mean(), abs=1e-4)
@@ -218,7 +218,7 @@ def test_the_presence_threshold_param_decides_what_counts_as_an_object(
     params["detector"]["presence_threshold"] = threshold
     write_params(workdir, evaluate=params)
     evaluate.main(["detector"])
-    scores = report(workdir / "reports/eval/detector")
+    scores = read_eval_report(workdir / "reports/eval/detector")
     for name, value in expected.items():
         assert scores[name] == pytest.approx(value, abs=1e-4), name
     predictions = pd.read_csv(workdir / "reports/eval/detector/predictions.csv")
@@ -289,7 +289,7 @@ def test_intervals_hold_the_point_value_and_repeat_byte_for_byte(workdir):
     evaluate.main(["classifier"])
     out = workdir / "reports/eval/classifier"
     first = [(out / name).read_bytes() for name in ("metrics.json", "detail.json")]
-    scores = report(out)
+    scores = read_eval_report(out)
     assert scores["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     for metric in ("accuracy", "macro_f1", "log_loss"):  # every headline metric has one
         interval = scores["ci95"][metric]
@@ -301,7 +301,7 @@ def test_intervals_hold_the_point_value_and_repeat_byte_for_byte(workdir):
     assert [(out / name).read_bytes() for name in ("metrics.json", "detail.json")] == first
     write_params(workdir, base={"seed": 99})
     evaluate.main(["classifier"])
-    assert report(out)["ci95"] != scores["ci95"]  # seeded by base.seed
+    assert read_eval_report(out)["ci95"] != scores["ci95"]  # seeded by base.seed
 
 
 @pytest.mark.parametrize("model", ["classifier", "detector"])
