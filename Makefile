@@ -45,9 +45,12 @@ test-isa: $(VENV)/.dev
 		env $$setting $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "$(ISA_TESTS)" || exit 1; \
 	done
 
+# Style, and the architecture: the import contracts of .importlinter (layers, independence, no
+# circles; stages/shared/__init__.py draws them).
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
@@ -73,7 +76,7 @@ review: $(VENV)/.runtime
 	$(BIN)/python -m stages.review $(or $(REV),HEAD)
 
 # Mutation score of each module against its own fast tests (mutmut; bench/MUTATION.md).
-# A change's files only: make mutation FILES="stages/shared/metrics.py stages/split.py"
+# A change's files only: make mutation FILES="stages/shared/evaluation/metrics.py stages/split.py"
 # At most 50 mutants a module (a seeded sample); every mutant: make mutation SAMPLE=0
 mutation: $(VENV)/.dev
 	$(BIN)/python -m bench.mutation $(if $(SAMPLE),--sample $(SAMPLE)) $(FILES)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
@@ -18,6 +17,7 @@ from bench import (
     startup,
     vs_tutorial,
 )
+from bench.common import table, write_results
 
 BENCHMARKS = {
     "vs_tutorial": vs_tutorial.run,
@@ -59,12 +59,6 @@ def machine() -> str:
     )
 
 
-def table(rows: list[dict]) -> str:
-    lines = ["| figure | measured | target | holds |", "| --- | --- | --- | --- |"]
-    lines += [f"| {r['figure']} | {r['value']} | {r['target']} | {r['holds']} |" for r in rows]
-    return "\n".join(lines)
-
-
 def main() -> None:
     started = time.perf_counter()
     results = {}
@@ -76,16 +70,6 @@ def main() -> None:
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "minutes": round(minutes, 1)}
     print("\n" + table(rows))
     write_results(rows, meta)
-
-
-def write_results(rows: list[dict], meta: dict) -> None:
-    Path("bench/results.json").write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
-    Path("bench/RESULTS.md").write_text(
-        f"# Benchmark results\n\n{meta['date']}, {meta['machine']}; `make bench` took"
-        f" {meta['minutes']} min. Ratios are measured in one run (see `bench/`).\n\n"
-        + table(rows)
-        + "\n"
-    )
 
 
 if __name__ == "__main__":

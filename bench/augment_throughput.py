@@ -6,8 +6,8 @@ from pathlib import Path
 
 from bench.common import project_params, row, temp_project, timed
 from stages import sample, split
-from stages.shared.augmentation import augment_rows
-from stages.shared.manifest import input_size, read_manifest
+from stages.shared.data.augmentation import augment_rows
+from stages.shared.data.manifest import input_size, read_manifest
 
 
 def run() -> list[dict]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -97,3 +98,19 @@ def run_measured(command: list[str], cwd: Path, env: dict | None = None) -> tupl
 def stage_command(module: str, *args: str) -> list[str]:
     """A stage as its own process (`run_measured` puts the project on PYTHONPATH)."""
     return [sys.executable, "-m", f"stages.{module}", *args]
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| figure | measured | target | holds |", "| --- | --- | --- | --- |"]
+    lines += [f"| {r['figure']} | {r['value']} | {r['target']} | {r['holds']} |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_results(rows: list[dict], meta: dict) -> None:
+    Path("bench/results.json").write_text(json.dumps({**meta, "results": rows}, indent=2) + "\n")
+    Path("bench/RESULTS.md").write_text(
+        f"# Benchmark results\n\n{meta['date']}, {meta['machine']}; `make bench` took"
+        f" {meta['minutes']} min. Ratios are measured in one run (see `bench/`).\n\n"
+        + table(rows)
+        + "\n"
+    )

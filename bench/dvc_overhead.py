@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import edit_params, row, timed
-from tests.conftest import dvc, new_pipeline_repo, run_cli
+from bench.project import dvc, new_pipeline_repo, run_cli
 
 
 def run() -> list[dict]:

@@ -18,8 +18,9 @@ TARGET_RATE = 3.0  # shard reader img/s / file reader img/s
 
 def classifier_case(params: dict):
     """(model, train rows, targets, batch) for the default classifier."""
-    from stages.shared import classifiers, shards, tfdata
-    from stages.shared.manifest import read_manifest
+    from stages.shared.data import shards, tfdata
+    from stages.shared.data.manifest import read_manifest
+    from stages.shared.models import classifiers
 
     frame = read_manifest(Path("data/augmented/classification/manifest.csv"), "classification")
     frame = frame[frame["split"] == "train"]
@@ -37,9 +38,9 @@ def detector_case(params: dict):
     """(model, train rows, targets, batch) for the default detector."""
     import keras
 
-    from stages.shared import shards
-    from stages.shared.manifest import read_manifest
-    from stages.shared.params import parse_section
+    from stages.shared.data import shards
+    from stages.shared.data.manifest import read_manifest
+    from stages.shared.params.sections import parse_section
     from stages.train_detector import build_model, detection_targets
 
     frame = read_manifest(Path("data/augmented/detection/manifest.csv"), "detection")
@@ -58,7 +59,7 @@ def as_files(task: str, frame) -> list[str]:
     import numpy as np
     from PIL import Image
 
-    from stages.shared.tfdata import read_pixels
+    from stages.shared.data.tfdata import read_pixels
 
     pixels = read_pixels(f"data/augmented/{task}", "train")
     folder = Path(f"files/{task}")
@@ -79,7 +80,7 @@ def file_reader(paths: list[str], targets, size: int, batch: int, epochs: int):
     inside a parallel map (the GIL lets one decode run at a time)."""
     import tensorflow as tf
 
-    from stages.shared.tfdata import load_image
+    from stages.shared.data.tfdata import load_image
 
     def load(path: tf.Tensor) -> tf.Tensor:
         image = tf.numpy_function(lambda p: load_image(p.decode(), size), [path], tf.float32)
@@ -100,7 +101,7 @@ def headroom(task: str, model, frame, targets, batch: int) -> dict[str, float]:
     fit, over interleaved rounds) and the readers' own rates."""
     import tensorflow as tf
 
-    from stages.shared import tfdata
+    from stages.shared.data import tfdata
 
     folder = f"data/augmented/{task}"
     images = tfdata.read_pixels(folder, "train")

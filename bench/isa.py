@@ -40,9 +40,9 @@ def train_tiny() -> dict[str, str]:
 
     import numpy as np
 
-    from stages.shared.classifiers import build_classifier
-    from stages.shared.detectors import FaceTracker
-    from stages.shared.seeding import seed_everything
+    from stages.shared.core.seeding import seed_everything
+    from stages.shared.models.classifiers import build_classifier
+    from stages.shared.models.detectors import FaceTracker
 
     def digest(model) -> str:
         md5 = hashlib.md5()

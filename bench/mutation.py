@@ -50,51 +50,51 @@ TESTS: dict[str, list[str]] = {
     "stages/split.py": ["split", "formats", "duplicates"],
     "stages/train_classifier.py": ["train_classifier", "checks"],
     "stages/train_detector.py": ["train_detector"],
-    "stages/shared/augmentation.py": ["augment"],
-    "stages/shared/backbones.py": ["backbones"],
-    "stages/shared/baselines.py": ["baselines", "evaluate"],
-    "stages/shared/behaviour.py": ["behaviour", "evaluate"],
-    "stages/shared/checks.py": ["checks"],
-    "stages/shared/classifiers.py": ["classifiers"],
-    "stages/shared/cli.py": ["cli"],
-    "stages/shared/cost.py": ["cost"],
-    "stages/shared/datasets.py": ["datasets", "formats", "augment", "sample", "split"],
-    "stages/shared/detectors.py": ["detectors"],
-    "stages/shared/distribute.py": ["distribute", "training"],
-    "stages/shared/duplicates.py": ["duplicates", "split"],
-    "stages/shared/dvcplots.py": ["dvcplots", "plot"],
-    "stages/shared/exporting.py": ["export"],
-    "stages/shared/images.py": ["images", "formats", "tfdata"],
-    "stages/shared/inference.py": ["inference"],
-    "stages/shared/intervals.py": ["intervals", "slices", "evaluate"],
-    "stages/shared/labelme.py": ["labelme", "formats", "split"],
-    "stages/shared/losses.py": ["losses"],
-    "stages/shared/manifest.py": ["manifest", "formats"],
-    "stages/shared/metrics.py": ["metrics", "baselines", "behaviour"],
-    "stages/shared/params.py": ["params", "slices"],
-    "stages/shared/paths.py": ["formats", "split", "dvc_yaml"],
-    "stages/shared/plotting.py": ["plotting", "plot"],
-    "stages/shared/seeding.py": ["seeding", "training", "splitting", "tfdata"],
-    "stages/shared/shards.py": ["shards", "tfdata", "augment"],
-    "stages/shared/slices.py": ["slices", "evaluate"],
-    "stages/shared/splitting.py": ["splitting", "split", "duplicates"],
-    "stages/shared/summary.py": ["summary", "metrics_diff"],
-    "stages/shared/tfdata.py": ["tfdata", "shards", "formats"],
-    "stages/shared/training.py": ["training", "train_classifier", "checks"],
+    "stages/shared/data/augmentation.py": ["augment"],
+    "stages/shared/models/backbones.py": ["backbones"],
+    "stages/shared/evaluation/baselines.py": ["baselines", "evaluate"],
+    "stages/shared/evaluation/behaviour.py": ["behaviour", "evaluate"],
+    "stages/shared/training/checks.py": ["checks"],
+    "stages/shared/models/classifiers.py": ["classifiers"],
+    "stages/shared/core/cli.py": ["cli"],
+    "stages/shared/models/cost.py": ["cost"],
+    "stages/shared/data/datasets.py": ["datasets", "formats", "augment", "sample", "split"],
+    "stages/shared/models/detectors.py": ["detectors"],
+    "stages/shared/training/distribute.py": ["distribute", "training"],
+    "stages/shared/data/duplicates.py": ["duplicates", "split"],
+    "stages/shared/review/dvcplots.py": ["dvcplots", "plot"],
+    "stages/shared/models/exporting.py": ["export"],
+    "stages/shared/data/images.py": ["images", "formats", "tfdata"],
+    "stages/shared/models/inference.py": ["inference"],
+    "stages/shared/evaluation/intervals.py": ["intervals", "slices", "evaluate"],
+    "stages/shared/data/labelme.py": ["labelme", "formats", "split"],
+    "stages/shared/models/losses.py": ["losses"],
+    "stages/shared/data/manifest.py": ["manifest", "formats"],
+    "stages/shared/evaluation/metrics.py": ["metrics", "baselines", "behaviour"],
+    "stages/shared/core/config.py": ["params", "slices"],
+    "stages/shared/core/paths.py": ["formats", "split", "dvc_yaml"],
+    "stages/shared/review/plotting.py": ["plotting", "plot"],
+    "stages/shared/core/seeding.py": ["seeding", "training", "splitting", "tfdata"],
+    "stages/shared/data/shards.py": ["shards", "tfdata", "augment"],
+    "stages/shared/evaluation/slices.py": ["slices", "evaluate"],
+    "stages/shared/data/splitting.py": ["splitting", "split", "duplicates"],
+    "stages/shared/review/summary.py": ["summary", "metrics_diff"],
+    "stages/shared/data/tfdata.py": ["tfdata", "shards", "formats"],
+    "stages/shared/training/loop.py": ["training", "train_classifier", "checks"],
 }
 
 # The pure-logic modules, held to the higher target.
 PURE = {
-    "stages/shared/splitting.py",
-    "stages/shared/labelme.py",
-    "stages/shared/images.py",
-    "stages/shared/augmentation.py",
-    "stages/shared/manifest.py",
-    "stages/shared/params.py",
-    "stages/shared/losses.py",
-    "stages/shared/metrics.py",
-    "stages/shared/inference.py",
-    "stages/shared/summary.py",
+    "stages/shared/data/splitting.py",
+    "stages/shared/data/labelme.py",
+    "stages/shared/data/images.py",
+    "stages/shared/data/augmentation.py",
+    "stages/shared/data/manifest.py",
+    "stages/shared/core/config.py",
+    "stages/shared/models/losses.py",
+    "stages/shared/evaluation/metrics.py",
+    "stages/shared/models/inference.py",
+    "stages/shared/review/summary.py",
 }
 TARGET_PURE, TARGET_ALL = 90.0, 80.0
 DEFAULT_SAMPLE = 50  # mutants a module runs at most (0: all)
@@ -111,24 +111,24 @@ FORK_SERVER = {
     "stages/review.py",
     "stages/train_classifier.py",
     "stages/train_detector.py",
-    "stages/shared/backbones.py",
-    "stages/shared/baselines.py",
-    "stages/shared/behaviour.py",
-    "stages/shared/checks.py",
-    "stages/shared/classifiers.py",
-    "stages/shared/cost.py",
-    "stages/shared/detectors.py",
-    "stages/shared/distribute.py",
-    "stages/shared/dvcplots.py",
-    "stages/shared/exporting.py",
-    "stages/shared/inference.py",
-    "stages/shared/intervals.py",
-    "stages/shared/plotting.py",
-    "stages/shared/seeding.py",
-    "stages/shared/shards.py",
-    "stages/shared/slices.py",
-    "stages/shared/tfdata.py",
-    "stages/shared/training.py",
+    "stages/shared/models/backbones.py",
+    "stages/shared/evaluation/baselines.py",
+    "stages/shared/evaluation/behaviour.py",
+    "stages/shared/training/checks.py",
+    "stages/shared/models/classifiers.py",
+    "stages/shared/models/cost.py",
+    "stages/shared/models/detectors.py",
+    "stages/shared/training/distribute.py",
+    "stages/shared/review/dvcplots.py",
+    "stages/shared/models/exporting.py",
+    "stages/shared/models/inference.py",
+    "stages/shared/evaluation/intervals.py",
+    "stages/shared/review/plotting.py",
+    "stages/shared/core/seeding.py",
+    "stages/shared/data/shards.py",
+    "stages/shared/evaluation/slices.py",
+    "stages/shared/data/tfdata.py",
+    "stages/shared/training/loop.py",
 }
 
 # Modules whose code also runs in worker processes (augment's process pool). mutmut learns
@@ -136,7 +136,7 @@ FORK_SERVER = {
 # such code, the tests that reach it through a worker. Their survivors are run again against
 # every test in the module's test files (the mutant is chosen by MUTANT_UNDER_TEST, which the
 # workers inherit).
-WORKER_CODE = {"stages/augment.py", "stages/shared/augmentation.py"}
+WORKER_CODE = {"stages/augment.py", "stages/shared/data/augmentation.py"}
 
 # What the scratch copy needs besides stages/ and tests/ (mutmut copies these into mutants/).
 ALSO_COPY = [
@@ -229,7 +229,7 @@ def changed_lines(diff: str) -> tuple[list[str], list[str]]:
 
 
 def function_of(mutant: str) -> str:
-    """`stages.shared.metrics.x_auc__mutmut_3` → `auc`; methods → `Class.method`."""
+    """`stages.shared.evaluation.metrics.x_auc__mutmut_3` → `auc`; methods → `Class.method`."""
     name = mutant.rsplit("__mutmut_", 1)[0].rsplit(".", 1)[-1]
     if name.startswith("xǁ"):
         _, cls, method = name.split("ǁ")
@@ -623,7 +623,7 @@ def rows() -> list[dict]:
 
 def update_bench_results() -> None:
     """Put the mutation score rows into `make bench`'s results (bench/results.json, RESULTS.md)."""
-    from bench.__main__ import write_results
+    from bench.common import write_results
 
     path = ROOT / "bench" / "results.json"
     data = json.loads(path.read_text())

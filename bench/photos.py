@@ -54,7 +54,8 @@ def first_epoch_seconds() -> float:
     import keras
 
     from stages import train_classifier
-    from stages.shared.params import load_params
+    from stages.shared.params.sections import load_params
+    from stages.shared.training import loop
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -73,7 +74,7 @@ def first_epoch_seconds() -> float:
         "extra_callbacks": [timer],
     }
     cfg = load_params("train_classifier").model_copy(update={"epochs": 1})
-    train_classifier.train(cfg, load_params("base"), paths)
+    loop.train(train_classifier.Classifier, cfg, load_params("base"), paths)
     return timer.seconds
 
 

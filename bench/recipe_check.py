@@ -32,8 +32,8 @@ from pathlib import Path
 
 from bench.__main__ import machine
 from bench.common import ROOT, edit_params, eval_report, project_params
+from bench.project import new_pipeline_repo
 from bench.recipe_data import GROUP_PATTERNS, MAKERS, TASKS
-from tests.conftest import new_pipeline_repo
 
 WORK = ROOT / ".work" / "recipe-check"
 SAMPLE_TASKS = {"sample-digits": "classification", "sample-faces": "detection"}

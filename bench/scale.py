@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.common import ROOT, project_params, row, run_measured, timed
+from bench.project import dvc as run_dvc
+from bench.project import git, new_pipeline_repo
 from bench.vs_tutorial import EpochTimer
-from tests.conftest import dvc as run_dvc
-from tests.conftest import git, new_pipeline_repo
 
 PATTERN = r"_face(\d+)"  # the sample's face id: copies of a face stay in one split
 TARGET_PER_IMAGE = 1.15
@@ -102,21 +102,22 @@ def one_epoch(project: Path, out: Path) -> None:
     os.chdir(project)
     import keras
 
-    from stages.shared import training
-    from stages.shared.manifest import input_size, read_manifest
-    from stages.shared.params import load_params
-    from stages.train_detector import build_model, detection_targets
+    from stages.shared.data.manifest import input_size, read_manifest
+    from stages.shared.params.sections import load_params
+    from stages.shared.training import inputs, loop
+    from stages.train_detector import Detector
 
     cfg, base = load_params("train_detector"), load_params("base")
     cfg = cfg.model_copy(update={"cache": "none"})
     manifest = "data/augmented/detection/manifest.csv"
     frame = read_manifest(Path(manifest), "detection")
     size = input_size(base.image_size.detection, frame)
-    seed = training.training_seed(base, cfg)
-    train_rows, data = training.train_val_data(
-        frame, manifest, detection_targets, size, cfg, seed, cfg.batch_size
+    seed = loop.training_seed(base, cfg)
+    task = Detector(cfg, frame)
+    train_rows, data = inputs.train_val_data(
+        frame, manifest, task.targets, size, cfg, seed, cfg.batch_size
     )
-    model = build_model(cfg, size, float(train_rows["present"].mean()))
+    model = task.build(size)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), localization=cfg.localization_loss)
     model.fit(data["train"](range(1)), steps_per_epoch=2, epochs=1, verbose=0)  # trace once
     timer = EpochTimer()  # the epoch alone, without fit's own set-up (see input_pipeline)
@@ -239,6 +240,6 @@ if __name__ == "__main__":
         sys.path.insert(0, str(ROOT))
         one_epoch(Path(sys.argv[2]), Path(sys.argv[3]))
     else:
-        from bench.__main__ import table
+        from bench.common import table
 
         print(table(run()))

@@ -60,8 +60,9 @@ def train_and_score(model, train, test, epochs: int, steps=None) -> tuple[float,
 def run() -> list[dict]:
     import keras
 
-    from stages.shared import classifiers, tfdata
-    from stages.shared.manifest import read_manifest
+    from stages.shared.data import tfdata
+    from stages.shared.data.manifest import read_manifest
+    from stages.shared.models import classifiers
 
     params = project_params()
     params["augment"]["classification"]["copies"] = 0  # the split's images, as they are

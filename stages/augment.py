@@ -26,13 +26,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from stages.shared import shards
-from stages.shared.augmentation import augment_rows, build_pipeline, decode_side
-from stages.shared.cli import run_stage
-from stages.shared.manifest import input_size, read_manifest, write_json, write_manifest
-from stages.shared.params import load_params
-from stages.shared.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
-from stages.shared.seeding import make_rng
+from stages.shared.core.cli import run_stage
+from stages.shared.core.config import BaseParams, load_params
+from stages.shared.core.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
+from stages.shared.core.seeding import make_rng
+from stages.shared.data import shards
+from stages.shared.data.augmentation import augment_rows, build_pipeline, decode_side
+from stages.shared.data.manifest import input_size, read_manifest, write_json, write_manifest
+from stages.shared.params.augment import AugmentParams
 
 # `copies: auto` (detection): FEW_COPIES augmented copies of each training frame, MANY_COPIES
 # when the frames with an object show fewer than FEW_SOURCES distinct objects (sources, as
@@ -106,7 +107,7 @@ def main(argv: list[str]) -> None:
         written = shards.dump(AUGMENTED_DIR / task, "train", Path(args.dump), args.count)
         print(f"augment@{task}: {written} training records → {args.dump} (see records.csv)")
         return
-    base, params = load_params("base"), load_params("augment")
+    base, params = load_params(BaseParams), load_params(AugmentParams)
     cfg = getattr(params, task)
     where = f"augment.{task}.transforms"
     with_boxes = task == "detection"

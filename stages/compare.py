@@ -25,10 +25,10 @@ import sys
 
 import numpy as np
 
-from stages.shared.cli import UserError, run_stage
-from stages.shared.metrics import HEADLINES, LOWER_IS_BETTER
-from stages.shared.paths import MODELS
-from stages.shared.summary import table
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.paths import MODELS
+from stages.shared.evaluation.metrics import HEADLINES, LOWER_IS_BETTER
+from stages.shared.review.summary import table
 
 DVC = (sys.executable, "-m", "dvc")
 

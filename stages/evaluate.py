@@ -26,11 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.shared import baselines, behaviour, intervals, metrics, slices
-from stages.shared.cli import UserError, run_stage
-from stages.shared.manifest import BOX, atomic_write_text, read_manifest, write_json
-from stages.shared.params import load_params
-from stages.shared.paths import AUGMENTED_DIR, EVAL_DIR, MODELS, model_file, split_manifest
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.config import BaseParams, load_params
+from stages.shared.core.paths import AUGMENTED_DIR, EVAL_DIR, MODELS, model_file, split_manifest
+from stages.shared.data.manifest import BOX, atomic_write_text, read_manifest, write_json
+from stages.shared.evaluation import baselines, behaviour, intervals, metrics, slices
+from stages.shared.params.evaluate import EvaluateParams
 
 PRED_BOX = [f"pred_{c}" for c in BOX]
 
@@ -133,7 +134,7 @@ def evaluate_detector(
 
 def detector_outputs(model):
     """Presence, box and the presence logit of a batch (the logit ranks predictions)."""
-    from stages.shared.inference import as_list
+    from stages.shared.models.inference import as_list
 
     return lambda pixels: [*as_list(model.predict_on_batch(pixels)), model.presence_logits(pixels)]
 
@@ -144,7 +145,7 @@ EVALUATORS = {"classifier": evaluate_classifier, "detector": evaluate_detector}
 def behaviour_of(name: str, model, rows: pd.DataFrame, pixels: np.ndarray, cfg, out: Path) -> dict:
     """The behaviour checks of `evaluate.<model>.behaviour` on the test images; per-image
     scores (IoU, or minus the probability change: lowest is worst) to behaviour.csv."""
-    from stages.shared.inference import as_list
+    from stages.shared.models.inference import as_list
 
     def predict(batch: np.ndarray) -> list[np.ndarray]:
         parts = [
@@ -170,7 +171,7 @@ def behaviour_of(name: str, model, rows: pd.DataFrame, pixels: np.ndarray, cfg, 
 def test_images(name: str, meta: dict) -> tuple[pd.DataFrame, np.ndarray]:
     """The test rows of the model's task and their pixels, read from augment's shards (the
     pixels `predict` gives the same files: shared/shards.py)."""
-    from stages.shared import shards, tfdata
+    from stages.shared.data import shards, tfdata
 
     folder = AUGMENTED_DIR / MODELS[name]
     frame = read_manifest(folder / "manifest.csv", MODELS[name])
@@ -190,8 +191,9 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=list(MODELS))
     name = parser.parse_args(argv).model
-    cfg, seed = getattr(load_params("evaluate"), name), load_params("base").seed
-    from stages.shared.inference import load_model, predict_pixels
+    cfg, seed = getattr(load_params(EvaluateParams), name), load_params(BaseParams).seed
+    from stages.shared.models.inference import predict_pixels
+    from stages.shared.models.store import load_model
 
     model, meta = load_model(model_file(name))
     rows, pixels = test_images(name, meta)

@@ -1,9 +1,9 @@
-"""Stage `export`: ship both models as SavedModel (TF Serving) and TFLite, checked on test images.
+"""Stage `export@<model>`: ship a model as SavedModel (TF Serving) and TFLite, checked on test images.
 
 In:  models/<model>.keras + .json, data/split/<task>.csv (test rows) and their images.
 Out: models/export/<model>/ (SavedModel, endpoint `serve`, metadata in assets.extra/),
      models/export/<model>.tflite (metadata in its flatbuffer); both order box corners;
-     reports/export.json: per model and format, size, the largest difference from the Keras
+     reports/export/<model>.json: per format, size, the largest difference from the Keras
      outputs on up to `export.max_images` test images, and CPU latency per image.
 Params: export.*. Stops (one line) when an export disagrees with Keras beyond the tolerance.
 """
@@ -15,17 +15,18 @@ import shutil
 
 import numpy as np
 
-from stages.shared.cli import UserError, run_stage
-from stages.shared.manifest import read_manifest, write_json
-from stages.shared.params import load_params
-from stages.shared.paths import MODELS, MODELS_DIR, REPORTS_DIR, model_file, split_manifest
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.config import load_params
+from stages.shared.core.paths import MODELS, MODELS_DIR, export_report, model_file, split_manifest
+from stages.shared.data.manifest import read_manifest, write_json
+from stages.shared.params.export import ExportParams
 
 EXPORT_DIR = MODELS_DIR / "export"
 
 
 def check_pixels(name: str, size: int, count: int):
     """Up to `count` readable test images of the model's task, decoded as in training."""
-    from stages.shared.inference import read_batch
+    from stages.shared.models.inference import read_batch
 
     task = MODELS[name]
     frame = read_manifest(split_manifest(task), task)
@@ -38,9 +39,10 @@ def check_pixels(name: str, size: int, count: int):
 
 def export_model(name: str, cfg) -> dict:
     """Export one model in both formats, compare with Keras, time them; the report entry."""
-    from stages.shared import exporting
-    from stages.shared.inference import as_list, load_model
-    from stages.shared.metrics import ordered_corners
+    from stages.shared.evaluation.metrics import ordered_corners
+    from stages.shared.models import exporting
+    from stages.shared.models.inference import as_list
+    from stages.shared.models.store import load_model
 
     model, meta = load_model(model_file(name))
     pixels = check_pixels(name, meta["image_size"], cfg.max_images)
@@ -73,19 +75,20 @@ def export_model(name: str, cfg) -> dict:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
-    cfg = load_params("export")
-    shutil.rmtree(EXPORT_DIR, ignore_errors=True)
-    EXPORT_DIR.mkdir(parents=True)
-    report = {name: export_model(name, cfg) for name in MODELS}
-    write_json(REPORTS_DIR / "export.json", report)
-    for name, entry in report.items():
-        ms = entry["latency_ms_per_image"]
-        worst = max(entry[fmt]["max_abs_difference"] for fmt in ("saved_model", "tflite"))
-        print(
-            f"export: {name}: SavedModel and TFLite agree with Keras within {worst:.1e};"
-            f" {ms['keras']} ms (Keras) vs {ms['tflite']} ms (TFLite) per image"
-        )
+    parser.add_argument("model", choices=list(MODELS))
+    name = parser.parse_args(argv).model
+    cfg = load_params(ExportParams)
+    shutil.rmtree(EXPORT_DIR / name, ignore_errors=True)
+    (EXPORT_DIR / f"{name}.tflite").unlink(missing_ok=True)
+    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
+    entry = export_model(name, cfg)
+    write_json(export_report(name), entry)
+    ms = entry["latency_ms_per_image"]
+    worst = max(entry[fmt]["max_abs_difference"] for fmt in ("saved_model", "tflite"))
+    print(
+        f"export@{name}: SavedModel and TFLite agree with Keras within {worst:.1e};"
+        f" {ms['keras']} ms (Keras) vs {ms['tflite']} ms (TFLite) per image"
+    )
 
 
 if __name__ == "__main__":

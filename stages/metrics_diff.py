@@ -20,10 +20,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stages.shared.cli import UserError, run_stage
-from stages.shared.metrics import HEADLINES
-from stages.shared.paths import EVAL_DIR, MODELS, model_file
-from stages.shared.summary import flatten, fmt, never_learned, table
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.paths import EVAL_DIR, MODELS, model_file
+from stages.shared.evaluation.metrics import HEADLINES
+from stages.shared.review.summary import flatten, fmt, never_learned, table
 
 REPORTS = ("detail.json", "metrics.json")  # headline last: it wins a key both hold
 

@@ -25,11 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.shared import baselines, dvcplots, plotting, summary
-from stages.shared.cli import UserError, run_stage
-from stages.shared.manifest import atomic_write_text
-from stages.shared.params import load_params
-from stages.shared.paths import (
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.config import load_params
+from stages.shared.core.paths import (
     DATA_REPORTS_DIR,
     EVAL_DIR,
     FIGURES_DIR,
@@ -38,6 +36,10 @@ from stages.shared.paths import (
     REPORTS_DIR,
     model_file,
 )
+from stages.shared.data.manifest import atomic_write_text
+from stages.shared.evaluation import baselines
+from stages.shared.params.plot import PlotParams
+from stages.shared.review import dvcplots, plotting, summary
 
 # figure file -> (the `plots:` ids of dvc.yaml it shows, columns)
 FROM_DVC = {
@@ -136,8 +138,8 @@ def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
 
 def behaviour_figure(name: str, meta: dict, cfg, out: Path) -> list[tuple[str, str]]:
     """The worst test images of each behaviour check, as the model saw them."""
-    from stages.shared.behaviour import CHECKS
-    from stages.shared.images import ImageError, model_pixels
+    from stages.shared.data.images import ImageError, model_pixels
+    from stages.shared.evaluation.behaviour import CHECKS
 
     table = pd.read_csv(EVAL_DIR / name / "behaviour.csv")
     if table.empty:
@@ -197,7 +199,7 @@ def train_batch_figure(name: str, meta: dict, cfg, out: Path) -> tuple[str, str]
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.parse_args(argv)
-    cfg = load_params("plot")
+    cfg = load_params(PlotParams)
     sections, warnings = [], []
     all_scores = {name: evaluation(name) for name in MODELS}
     dvc_figures(cfg, FIGURES_DIR)

@@ -9,7 +9,7 @@ In:  image files, folders (searched recursively) and globs; the model: a `.keras
 Out: a CSV on stdout (or `--out`): classifier: path, predicted, confidence (+ top-k columns
      with `--top-k`); detector: path, present, score, x1, y1, x2, y2 in pixels of the image
      (empty when no object is found). `--draw DIR` saves each image with its box drawn.
-Preprocessing is the training one (stages/shared/inference.py). Unreadable files are skipped
+Preprocessing is the training one (stages/shared/models/inference.py). Unreadable files are skipped
 and listed on stderr.
 """
 
@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stages.shared.cli import UserError, run_stage
-from stages.shared.images import HASH_SIDE, decode, is_hidden, is_image_file, read_rgb
-from stages.shared.metrics import ordered_corners
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.data.images import HASH_SIDE, decode, is_hidden, is_image_file, read_rgb
+from stages.shared.evaluation.metrics import ordered_corners
 
 
 def expand_inputs(items: list[str]) -> list[str]:
@@ -51,8 +51,8 @@ def expand_inputs(items: list[str]) -> list[str]:
 
 def open_model(path: Path):
     """(runner with `predict_on_batch`, metadata) for a `.keras` model or one of its exports."""
-    from stages.shared import exporting
-    from stages.shared.inference import load_model
+    from stages.shared.models import exporting
+    from stages.shared.models.store import load_model
 
     if path.is_dir():
         if not (path / exporting.SAVED_MODEL_METADATA).exists():
@@ -120,7 +120,7 @@ def main(argv: list[str]) -> None:
     paths = expand_inputs(args.images)
     if not paths:
         raise UserError("no image files found in " + ", ".join(args.images))
-    from stages.shared.inference import predict_files
+    from stages.shared.models.inference import predict_files
 
     model, meta = open_model(Path(args.model))
     meta = meta or model.meta

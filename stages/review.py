@@ -16,8 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from stages.shared.cli import UserError, run_stage
-from stages.shared.dvcplots import VEGA_LITE
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.review.dvcplots import VEGA_LITE
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "review" / "template.html"

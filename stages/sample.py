@@ -25,10 +25,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from stages.shared.cli import run_stage
-from stages.shared.params import load_params
-from stages.shared.paths import SAMPLE_DIR, TASKS
-from stages.shared.seeding import make_rng
+from stages.shared.core.cli import run_stage
+from stages.shared.core.config import BaseParams, load_params
+from stages.shared.core.paths import SAMPLE_DIR, TASKS
+from stages.shared.core.seeding import make_rng
+from stages.shared.params.sample import SampleParams
 
 # Colour and texture backgrounds without faces (astronaut and camera show people).
 BACKGROUNDS = (
@@ -146,7 +147,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     task = parser.parse_args(argv).task
-    base, cfg = load_params("base"), getattr(load_params("sample"), task)
+    base, cfg = load_params(BaseParams), getattr(load_params(SampleParams), task)
     out = SAMPLE_DIR / task
     shutil.rmtree(out, ignore_errors=True)
     if task == "classification":

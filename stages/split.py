@@ -18,13 +18,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from stages.shared.cli import UserError, run_stage
-from stages.shared.datasets import Scan, scan_classification, scan_detection
-from stages.shared.duplicates import near_duplicate_pairs
-from stages.shared.manifest import SPLITS, write_json, write_manifest
-from stages.shared.params import load_params
-from stages.shared.paths import TASKS, split_manifest, split_report
-from stages.shared.splitting import assign_splits, group_key, join_groups
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.config import BaseParams, load_params
+from stages.shared.core.paths import TASKS, split_manifest, split_report
+from stages.shared.data.datasets import Scan, scan_classification, scan_detection
+from stages.shared.data.duplicates import near_duplicate_pairs
+from stages.shared.data.manifest import SPLITS, write_json, write_manifest
+from stages.shared.data.splitting import assign_splits, group_key, join_groups
+from stages.shared.params.data import DataParams
+from stages.shared.params.split import SplitParams
 
 NEAR_DUPLICATES_LISTED = 200  # pairs written to the report; all are counted
 
@@ -168,7 +170,7 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("task", choices=TASKS)
     task = parser.parse_args(argv).task
-    base, data, cfg = load_params("base"), load_params("data"), load_params("split")
+    base, data, cfg = load_params(BaseParams), load_params(DataParams), load_params(SplitParams)
     key, root = f"data.{task}", getattr(data, task)
     fingerprint = cfg.near_duplicates.max_distance > 0
     frame, scan, dropped = scan_frame(task, root, key, cfg, fingerprint)

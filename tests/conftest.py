@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,17 @@ import pytest
 import yaml
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench.project import (  # noqa: F401  (the tests import these from here)
+    ROOT,
+    TINY_PARAMS,
+    copy_dvc_setup,
+    dvc,
+    git,
+    new_pipeline_repo,
+    run_cli,
+    tiny_params,
+)
+
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 
@@ -68,7 +77,7 @@ def make_detection(root: Path, positives: int, negatives: int, beside: bool = Fa
 def write_shards(folder: Path, images: dict, fmt: str = "raw", shard_size: int = 4) -> Path:
     """Shards of given uint8 images, {split: [(size, size, 3) arrays]}, each record's label
     its index (as augment writes them, without augmenting)."""
-    from stages.shared import shards
+    from stages.shared.data import shards
 
     folder.mkdir(parents=True, exist_ok=True)
     files, counts = {}, {}
@@ -169,15 +178,6 @@ def run_paths(task: str, name: str = "run") -> dict:
     }
 
 
-def copy_dvc_setup(repo: Path) -> None:
-    """The project's DVC config (no analytics, the offline page template), its plot templates
-    and the page template, into `repo`: what `dvc plots` and the `plot` stage read."""
-    (repo / ".dvc").mkdir(exist_ok=True)
-    shutil.copy(ROOT / ".dvc/config", repo / ".dvc/config")
-    shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")
-    shutil.copytree(ROOT / "review", repo / "review")
-
-
 @pytest.fixture
 def plots_project(workdir) -> Path:
     """`workdir` as a git + DVC repository with the project's dvc.yaml plots and templates."""
@@ -185,99 +185,6 @@ def plots_project(workdir) -> Path:
     copy_dvc_setup(workdir)
     shutil.copy(ROOT / "dvc.yaml", workdir / "dvc.yaml")
     return workdir
-
-
-# --- end-to-end helpers: a copy of the project in a temporary git + DVC repository ---
-
-TINY_PARAMS = {
-    "base": {"image_size": {"classification": 16, "detection": 32}},
-    "augment": {
-        "classification": {
-            "copies": 1,
-            "keep_original": True,
-            "format": "png",
-            "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
-        },
-        "detection": {
-            "copies": 1,
-            "keep_original": True,
-            "format": "raw",
-            "min_visibility": 0.5,
-            "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
-        },
-    },
-    "train_classifier": {"epochs": 1, "batch_size": 16},
-    "train_detector": {"epochs": 1, "batch_size": 8},
-    "sample": {
-        "classification": {"image_size": 16, "per_class": 8},
-        "detection": {
-            "frames": 24,
-            "negative_fraction": 0.2,
-            "frame_width": 64,
-            "frame_height": 48,
-            "face_min": 16,
-            "face_max": 32,
-        },
-    },
-}
-
-
-def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a CLI command with the test interpreter's environment; failures show stderr."""
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "DVC_NO_ANALYTICS": "1",
-        "TQDM_DISABLE": "1",
-        "GIT_AUTHOR_NAME": "test",
-        "GIT_AUTHOR_EMAIL": "test@example.com",
-        "GIT_COMMITTER_NAME": "test",
-        "GIT_COMMITTER_EMAIL": "test@example.com",
-    }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(args)} exited {result.returncode}\n"
-            f"stdout:\n{result.stdout[-4000:]}\nstderr:\n{result.stderr[-4000:]}"
-        )
-    return result
-
-
-def dvc(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the real `dvc` CLI of this environment."""
-    return run_cli([sys.executable, "-m", "dvc", *args], cwd, check)
-
-
-def git(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return run_cli(["git", *args], cwd)
-
-
-def tiny_params() -> dict:
-    """The project's params with TINY_PARAMS merged in: tiny data, one epoch."""
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    for section, values in TINY_PARAMS.items():
-        params[section].update(values)
-    return params
-
-
-def new_pipeline_repo(project: Path, params: dict | None = None) -> Path:
-    """The pipeline's code, dvc.yaml and `params` (default: `tiny_params()`), committed in a
-    new git + DVC repository; the end-to-end tests and `bench/` run the real CLIs in it."""
-    project.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(
-        ROOT / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    for name in ("dvc.yaml", ".gitignore"):
-        shutil.copy(ROOT / name, project / name)
-    shutil.copytree(ROOT / "pretrained", project / "pretrained")
-    params = tiny_params() if params is None else params
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git("init", "-q", "-b", "main", cwd=project)
-    dvc("init", "-q", cwd=project)
-    copy_dvc_setup(project)
-    git("add", "-A", cwd=project)
-    git("commit", "-q", "-m", "pipeline", cwd=project)
-    return project
 
 
 @pytest.fixture
@@ -320,7 +227,7 @@ def reproduced_project(reproduced, tmp_path) -> Path:
 def write_eval_report(folder: Path, model: str, scores: dict) -> None:
     """A test report as `evaluate` writes it: headline metrics in metrics.json, the rest in
     detail.json."""
-    from stages.shared.metrics import split_report
+    from stages.shared.evaluation.metrics import split_report
 
     headline, detail = split_report(model, scores)
     folder.mkdir(parents=True, exist_ok=True)
@@ -395,8 +302,8 @@ def constant_box_bias(model, full: bool) -> list[float]:
 
 def save_tiny_classifier(path: Path, classes=("blue", "red"), size: int = 16) -> Path:
     """A simple_cnn trained one epoch on random pixels, saved with its metadata JSON."""
-    from stages.shared.classifiers import build_classifier
-    from stages.shared.training import save_model
+    from stages.shared.models.classifiers import build_classifier
+    from stages.shared.models.store import save_model
 
     rng = np.random.default_rng(0)
     model = build_classifier("simple_cnn", size=size, num_classes=len(classes), dropout=0.0, aug=[])
@@ -413,8 +320,8 @@ def save_tiny_detector(path: Path, size: int = 32) -> Path:
     """A small untrained FaceTracker (soft-argmax heads), saved with its metadata JSON."""
     import keras
 
-    from stages.shared.detectors import FaceTracker
-    from stages.shared.training import save_model
+    from stages.shared.models.detectors import FaceTracker
+    from stages.shared.models.store import save_model
 
     keras.utils.set_random_seed(0)  # its weights must not depend on the tests run before it
     model = FaceTracker("plain_cnn", size, head_width=8)

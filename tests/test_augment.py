@@ -11,10 +11,10 @@ import pytest
 import yaml
 
 from stages import augment, split
-from stages.shared.augmentation import _close, build_pipeline, decode_side, zoom_of
-from stages.shared.augmentation import augment as augment_one
-from stages.shared.cli import UserError, run_stage
-from stages.shared.tfdata import read_pixels
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.data.augmentation import _close, build_pipeline, decode_side, zoom_of
+from stages.shared.data.augmentation import augment as augment_one
+from stages.shared.data.tfdata import read_pixels
 from tests.conftest import make_classification, make_detection, refuses_choice, usage, write_params
 
 
@@ -207,7 +207,7 @@ def test_a_full_or_read_only_disk_is_one_line_and_leaves_no_manifest(
 ):
     import tensorflow as tf
 
-    from stages.shared import shards
+    from stages.shared.data import shards
 
     set_augment(detection_split, "detection", workers=1, shard_size=8)
     augment.main(["detection"])  # a good run first: its manifest must not survive the failure

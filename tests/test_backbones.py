@@ -6,21 +6,17 @@ import keras
 import numpy as np
 import pytest
 
-from stages.shared import backbones, params
-from stages.shared.classifiers import build_classifier
-from stages.shared.cli import UserError
-from stages.shared.detectors import FaceTracker
-from stages.shared.training import save_model
+from stages.shared.core.cli import UserError
+from stages.shared.models import backbones
+from stages.shared.models.classifiers import build_classifier
+from stages.shared.models.detectors import FaceTracker
+from stages.shared.models.store import copy_pretrained, save_model
 
 
 def same(one, two) -> bool:
     return len(one) == len(two) and all(
         np.array_equal(a, b) for a, b in zip(one, two, strict=False)
     )
-
-
-def test_the_params_check_and_the_builders_know_the_same_backbones():
-    assert set(params.BACKBONES) == set(backbones.BACKBONES)
 
 
 def test_unknown_backbone_is_a_clear_error():
@@ -35,6 +31,7 @@ def test_a_classifier_backbone_seeds_a_detector_and_back(tmp_path, name, size):
     save_model(classifier, tmp_path / "classifier.keras", {})
     # Another input size: convolution weights do not depend on it.
     detector = FaceTracker(name, 40, head_width=8, weights=str(tmp_path / "classifier.keras"))
+    copy_pretrained(detector, str(tmp_path / "classifier.keras"))
     assert same(detector.backbone.get_weights(), classifier.get_layer("backbone").get_weights())
     detector(np.zeros((1, 40, 40, 3), "float32"))
     save_model(detector, tmp_path / "detector.keras", {})
@@ -46,20 +43,23 @@ def test_a_classifier_backbone_seeds_a_detector_and_back(tmp_path, name, size):
         aug=[],
         weights=str(tmp_path / "detector.keras"),
     )
+    copy_pretrained(again, str(tmp_path / "detector.keras"))
     assert same(again.get_layer("backbone").get_weights(), detector.backbone.get_weights())
 
 
 def test_weights_that_do_not_fit_are_one_clear_line(tmp_path):
     small = build_classifier("simple_cnn", size=16, num_classes=2, dropout=0.0, aug=[])
     save_model(small, tmp_path / "simple.keras", {})
+    plain = build_classifier("plain_cnn", size=16, num_classes=2, dropout=0.0, aug=[])
     with pytest.raises(UserError, match=r"simple\.keras: this model has no backbone"):
-        backbones.build_backbone("plain_cnn", 16, str(tmp_path / "simple.keras"))
+        copy_pretrained(plain, str(tmp_path / "simple.keras"))
     other = build_classifier("plain_cnn", size=32, num_classes=2, dropout=0.0, aug=[])
     save_model(other, tmp_path / "plain.keras", {})
-    with pytest.raises(UserError, match=r"plain\.keras: its backbone .* does not fit a mobilenet"):
-        backbones.build_backbone("mobilenet_v2", 32, str(tmp_path / "plain.keras"))
+    mobile = build_classifier("mobilenet_v2", size=32, num_classes=2, dropout=0.0, aug=[])
+    with pytest.raises(UserError, match=r"plain\.keras: its backbone .* does not fit this"):
+        copy_pretrained(mobile, str(tmp_path / "plain.keras"))
     with pytest.raises(UserError, match=r"missing\.keras: not found"):
-        backbones.build_backbone("plain_cnn", 16, str(tmp_path / "missing.keras"))
+        copy_pretrained(plain, str(tmp_path / "missing.keras"))
 
 
 def test_a_keras_applications_weights_file_loads_offline(tmp_path):

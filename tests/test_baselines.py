@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from stages.shared import baselines
-from stages.shared.metrics import classifier_scores, detection_scores
+from stages.shared.evaluation import baselines
+from stages.shared.evaluation.metrics import classifier_scores, detection_scores
 
 # Train: class 0 ×3, class 1 ×1, class 2 ×1 (prior 0.6, 0.2, 0.2). Test: 0, 1, 1, 2, 2, 2.
 TRAIN = np.array([0, 0, 0, 1, 2])

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from stages.shared import behaviour
+from stages.shared.evaluation import behaviour
 
 SIDE = 32
 

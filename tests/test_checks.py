@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from stages import augment, split, train_classifier, train_detector
-from stages.shared import checks, plotting
-from stages.shared.cli import UserError, run_stage
-from stages.shared.params import load_params
+from stages.shared.core.cli import UserError, run_stage
+from stages.shared.params.sections import load_params
+from stages.shared.review import plotting
+from stages.shared.training import checks, loop
 from tests.conftest import labelme, make_classification, run_paths, write_params
 
 TRAIN = {"epochs": 1, "batch_size": 8}
@@ -44,8 +45,11 @@ def classifier_cfg(**update):
 
 
 def test_the_output_starts_at_the_prior_and_the_first_batch_loss_matches_it(imbalanced):
-    train_classifier.train(
-        classifier_cfg(), load_params("base"), run_paths("classification", "clf")
+    loop.train(
+        train_classifier.Classifier,
+        classifier_cfg(),
+        load_params("base"),
+        run_paths("classification", "clf"),
     )
     meta = json.loads((imbalanced / "models/clf.json").read_text())
     check = meta["checks"]["first_batch"]
@@ -105,7 +109,9 @@ def test_a_first_batch_far_from_the_prior_warns_in_one_line(caplog):
 
 def test_fast_mode_runs_two_batches_one_epoch_and_says_it_is_a_debug_run(imbalanced):
     cfg = classifier_cfg(debug="fast", epochs=15)
-    train_classifier.train(cfg, load_params("base"), run_paths("classification", "clf"))
+    loop.train(
+        train_classifier.Classifier, cfg, load_params("base"), run_paths("classification", "clf")
+    )
     meta = json.loads((imbalanced / "models/clf.json").read_text())
     assert meta["debug"] == {"mode": "fast", "batches_per_epoch": 2} and meta["epochs_run"] == 1
     steps = (imbalanced / "reports/train/clf/plots/metrics/train/loss.tsv").read_text()
@@ -115,7 +121,9 @@ def test_fast_mode_runs_two_batches_one_epoch_and_says_it_is_a_debug_run(imbalan
 @pytest.mark.parametrize(("rate", "passes"), [(0.003, True), (1e-9, False)])
 def test_overfit_mode_learns_one_batch_unless_training_is_broken(imbalanced, rate, passes):
     cfg = classifier_cfg(debug="overfit", learning_rate=rate)
-    result = train_classifier.train(cfg, load_params("base"), run_paths("classification", "clf"))
+    result = loop.train(
+        train_classifier.Classifier, cfg, load_params("base"), run_paths("classification", "clf")
+    )
     meta = json.loads((imbalanced / "models/clf.json").read_text())
     assert meta["debug"] == result and result["passed"] is passes
     summary = json.loads((imbalanced / "reports/train/clf/metrics.json").read_text())
@@ -142,7 +150,7 @@ def test_a_non_finite_loss_stops_training_with_one_line_and_no_model(imbalanced,
     cfg, base = classifier_cfg(epochs=3), load_params("base")
     run = {**run_paths("classification", "clf"), "extra_callbacks": [Poison()]}
     with pytest.raises(SystemExit) as stop:
-        run_stage(lambda argv: train_classifier.train(cfg, base, run), [])
+        run_stage(lambda argv: loop.train(train_classifier.Classifier, cfg, base, run), [])
     assert stop.value.code == 2
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -187,8 +195,11 @@ def flipped_frames(workdir, count: int = 12):
 
 def test_the_saved_batch_has_its_boxes_on_the_flipped_objects(workdir):
     flipped_frames(workdir)
-    train_detector.train(
-        load_params("train_detector"), load_params("base"), run_paths("detection", "det")
+    loop.train(
+        train_detector.Detector,
+        load_params("train_detector"),
+        load_params("base"),
+        run_paths("detection", "det"),
     )
     batch = np.load(workdir / "models/det_batch.npz")
     assert batch["images"].shape == (8, 32, 32, 3) and batch["images"].dtype == np.uint8
@@ -219,7 +230,8 @@ def test_the_train_batch_figure_draws_the_box_over_the_object(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("stage", "task"), [(train_classifier, "classification"), (train_detector, "detection")]
+    ("stage", "task"),
+    [(train_classifier.Classifier, "classification"), (train_detector.Detector, "detection")],
 )
 def test_overfit_reaches_its_threshold_on_the_sample_with_the_default_params(workdir, stage, task):
     from stages import sample
@@ -230,7 +242,7 @@ def test_overfit_reaches_its_threshold_on_the_sample_with_the_default_params(wor
     update = {"debug": "overfit"}
     cfg = load_params(section).model_copy(update=update)
     name = "clf" if task == "classification" else "det"
-    result = stage.train(cfg, load_params("base"), run_paths(task, name))
+    result = loop.train(stage, cfg, load_params("base"), run_paths(task, name))
     assert result["passed"], result
     assert result["final_loss"] < cfg.overfit.loss <= result["first_loss"]
     assert result["images"] == cfg.overfit.batch < cfg.batch_size
@@ -345,7 +357,7 @@ def test_the_expected_loss_is_worked_in_float64_whatever_the_targets_dtype():
 
 
 def test_the_saved_batch_is_what_the_augmentation_layers_do_in_training():
-    from stages.shared.classifiers import augmentation_layers, build_classifier
+    from stages.shared.models.classifiers import augmentation_layers, build_classifier
 
     keras.utils.set_random_seed(6)
     layers = augmentation_layers("horizontal", 0.0, 0.0)

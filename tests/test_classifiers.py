@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
-from stages.shared import classifiers
-from stages.shared.backbones import flat_layers
-from stages.shared.cli import UserError
+from stages.shared.core.cli import UserError
+from stages.shared.models import classifiers
+from stages.shared.models.backbones import flat_layers
 
 
 @pytest.mark.parametrize("architecture", list(classifiers.ARCHITECTURES))
@@ -36,7 +36,7 @@ def test_unknown_architecture_is_a_clear_error():
 
 
 def test_a_pretrained_backbone_starts_frozen_and_one_from_scratch_trains(tmp_path):
-    from stages.shared.training import save_model
+    from stages.shared.models.store import copy_pretrained, save_model
 
     keras.utils.set_random_seed(0)
     kwargs = {"size": 16, "num_classes": 2, "dropout": 0.0, "aug": []}
@@ -45,6 +45,7 @@ def test_a_pretrained_backbone_starts_frozen_and_one_from_scratch_trains(tmp_pat
     tuned = classifiers.build_classifier(
         "plain_cnn", weights=str(tmp_path / "pretrained/donor.keras"), **kwargs
     )
+    copy_pretrained(tuned, str(tmp_path / "pretrained/donor.keras"))
     x = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
     y = np.eye(2, dtype="float32")[[0, 1] * 4]
     for model in (scratch, tuned):

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from stages.shared.cli import UserError, run_stage
+from stages.shared.core.cli import UserError, run_stage
 
 
 def stop_with(error: Exception):

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from stages import compare
-from stages.shared.cli import UserError
+from stages.shared.core.cli import UserError
 from tests.conftest import dvc, git, run_cli, usage
 from tests.test_pipeline import set_param
 

@@ -7,8 +7,8 @@ import logging
 
 import keras
 
-from stages.shared.cost import count_flops, model_cost
-from stages.shared.training import save_model
+from stages.shared.models.cost import count_flops, model_cost
+from stages.shared.models.store import save_model
 
 
 def conv_dense(size: int = 10) -> keras.Model:

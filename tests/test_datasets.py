@@ -15,9 +15,9 @@ import pytest
 import tqdm
 from PIL import Image
 
-from stages.shared import datasets
-from stages.shared.cli import UserError
-from stages.shared.datasets import orphan_reason, scan_classification, scan_detection
+from stages.shared.core.cli import UserError
+from stages.shared.data import datasets
+from stages.shared.data.datasets import orphan_reason, scan_classification, scan_detection
 from tests.conftest import labelme, write_image
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from stages.shared.cli import UserError
-from stages.shared.detectors import CenterBox, FaceTracker, SpatialSoftmax
-from stages.shared.training import make_optimizer, make_schedule
+from stages.shared.core.cli import UserError
+from stages.shared.models.detectors import CenterBox, FaceTracker, SpatialSoftmax
+from stages.shared.training.optim import make_optimizer, make_schedule
 
 
 def batch(size=32, n=8):
@@ -136,8 +136,8 @@ def test_the_center_head_moves_its_box_with_the_object_and_keeps_it_in_the_image
 
 
 def test_evaluation_scores_are_the_weighted_losses_and_metrics_of_its_predictions(tmp_path):
-    from stages.shared.losses import localization_loss
-    from stages.shared.metrics import box_iou
+    from stages.shared.evaluation.metrics import box_iou
+    from stages.shared.models.losses import localization_loss
 
     model = tiny_tracker()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), localization="giou",

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from stages import augment, sample, split
-from stages.shared import distribute
-from stages.shared.cli import UserError
+from stages.shared.core.cli import UserError
+from stages.shared.training import distribute
 from tests.conftest import ROOT, TINY_PARAMS, write_params
 
 
@@ -229,7 +229,7 @@ def test_detector_trains_under_mixed_float16_with_loss_scaling():
     import keras
     import numpy as np
 
-    from stages.shared.detectors import FaceTracker
+    from stages.shared.models.detectors import FaceTracker
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:

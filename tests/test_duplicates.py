@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from stages.shared.duplicates import near_duplicate_pairs
-from stages.shared.images import perceptual_hash
+from stages.shared.data.duplicates import near_duplicate_pairs
+from stages.shared.data.images import perceptual_hash
 
 
 def brute_force(hashes, max_distance):

@@ -14,8 +14,8 @@ import pytest
 import vl_convert
 from PIL import Image
 
-from stages.shared import dvcplots
-from stages.shared.cli import UserError
+from stages.shared.core.cli import UserError
+from stages.shared.review import dvcplots
 
 
 def drawn_texts(spec: dict) -> list[tuple[str, str, float, float]]:

@@ -13,12 +13,12 @@ from keras import ops
 from PIL import Image
 
 from stages import evaluate
-from stages.shared.cli import UserError
-from stages.shared.inference import predict_files
-from stages.shared.manifest import write_manifest
-from stages.shared.metrics import HEADLINES, detection_ap
-from stages.shared.params import load_params
-from stages.shared.training import save_model
+from stages.shared.core.cli import UserError
+from stages.shared.data.manifest import write_manifest
+from stages.shared.evaluation.metrics import HEADLINES, detection_ap
+from stages.shared.models.inference import predict_files
+from stages.shared.models.store import save_model
+from stages.shared.params.sections import load_params
 from tests.conftest import (
     read_eval_report,
     refuses_choice,
@@ -117,7 +117,7 @@ def test_evaluate_scores_the_shards_which_hold_what_predict_sees_in_the_files(wo
 
 
 def test_evaluate_detector_metrics_agree_with_its_predictions(workdir):
-    from stages.shared.detectors import FaceTracker
+    from stages.shared.models.detectors import FaceTracker
 
     rng = np.random.default_rng(0)
     rows = []
@@ -326,7 +326,7 @@ def test_metrics_json_holds_the_headline_alone_and_detail_json_the_rest(workdir,
 
 
 def test_the_bootstrap_matches_the_binomial_interval_of_a_proportion():
-    from stages.shared.intervals import bootstrap
+    from stages.shared.evaluation.intervals import bootstrap
 
     hits = np.array([1] * 280 + [0] * 120)  # p = 0.7, n = 400: 1.96 × SE = 0.0449
     interval = bootstrap(400, lambda rows: {"p": hits[rows].mean()}, 4000, seed=5)["p"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.shared.metrics import HEADLINES
+from stages.shared.evaluation.metrics import HEADLINES
 from tests.conftest import dvc, git, run_cli
 
 pytestmark = pytest.mark.slow

@@ -10,10 +10,16 @@ import pandas as pd
 import pytest
 
 from stages import export, predict
-from stages.shared import exporting
-from stages.shared.cli import UserError
-from stages.shared.manifest import write_manifest
-from tests.conftest import refuses, save_tiny_classifier, usage, write_image, write_params
+from stages.shared.core.cli import UserError
+from stages.shared.data.manifest import write_manifest
+from stages.shared.models import exporting
+from tests.conftest import (
+    refuses_choice,
+    save_tiny_classifier,
+    usage,
+    write_image,
+    write_params,
+)
 
 # A detector whose box head says x1 = 0.8 > x2 = 0.2 and y1 = 0.7 > y2 = 0.3 for any image.
 UNORDERED = np.array([0.8, 0.7, 0.2, 0.3], "float32")
@@ -21,8 +27,8 @@ UNORDERED = np.array([0.8, 0.7, 0.2, 0.3], "float32")
 
 def save_unordered_detector(path):
     """A tiny detector whose raw box has its corners swapped, saved like training does."""
-    from stages.shared.detectors import FaceTracker
-    from stages.shared.training import save_model
+    from stages.shared.models.detectors import FaceTracker
+    from stages.shared.models.store import save_model
 
     model = FaceTracker("plain_cnn", 32, head_width=8)
     model(np.zeros((1, 32, 32, 3), "float32"))
@@ -69,7 +75,8 @@ def exported(tmp_path_factory):
         write_test_split(root)
         save_tiny_classifier(root / "models/classifier.keras")
         save_unordered_detector(root / "models/detector.keras")
-        export.main([])
+        for name in ("classifier", "detector"):
+            export.main([name])
     return root
 
 
@@ -105,9 +112,8 @@ def test_export_writes_both_formats_that_agree_with_keras(exported):
                 axis=1,
             )
             np.testing.assert_allclose(box, ordered, atol=1e-4, err_msg=fmt)
-    report = json.loads((models / "reports/export.json").read_text())
     for name in ("classifier", "detector"):
-        entry = report[name]
+        entry = json.loads((models / f"reports/export/{name}.json").read_text())
         assert entry["images_checked"] == 3  # the three test rows
         keras_file = models / f"models/{name}.keras"
         assert entry["keras_bytes"] == keras_file.stat().st_size
@@ -175,17 +181,18 @@ def test_export_stops_when_an_export_disagrees(models):
     # TFLite's kernels differ from TensorFlow's in the last float bits: no tolerance of ~0 holds.
     write_params(models, export={"max_images": 3, "tolerance": 1e-30})
     with pytest.raises(
-        UserError, match=r"tflite export differs from the Keras model by .*tolerance"
+        UserError, match=r"^classifier: tflite export differs from the Keras model by .*tolerance"
     ):
-        export.main([])
+        export.main(["classifier"])
 
 
 def test_a_difference_equal_to_the_tolerance_is_accepted(models, monkeypatch):
     write_params(models, export={"max_images": 3, "tolerance": 0.25})
     monkeypatch.setattr(exporting, "max_difference", lambda expected, got: 0.25)
-    export.main([])
-    report = json.loads((models / "reports/export.json").read_text())
-    assert report["classifier"]["tflite"]["max_abs_difference"] == 0.25
+    export.main(["classifier"])
+    report = json.loads((models / "reports/export/classifier.json").read_text())
+    assert report["tflite"]["max_abs_difference"] == 0.25
+    assert not (models / "reports/export/detector.json").exists()  # one model per run
 
 
 def test_export_stops_when_no_test_image_can_be_read(models):
@@ -195,15 +202,16 @@ def test_export_stops_when_no_test_image_can_be_read(models):
         UserError,
         match=r"^data/split/classification\.csv: no readable test image to check the export on$",
     ):
-        export.main([])
+        export.main(["classifier"])
 
 
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(export.main) == (
-        "[-h] Stage `export`: ship both models as SavedModel (TF Serving) and TFLite, "
-        "checked on test images. options: -h, --help show this help message and exit"
+        "[-h] {classifier,detector} Stage `export@<model>`: ship a model as SavedModel "
+        "(TF Serving) and TFLite, checked on test images. positional arguments: "
+        "{classifier,detector} options: -h, --help show this help message and exit"
     )
-    assert refuses(export.main, ["extra"], capsys).endswith("unrecognized arguments: extra")
+    refuses_choice(export.main, "both", ("classifier", "detector"), capsys)
 
 
 def test_the_largest_difference_over_every_output():

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from stages import split
-from stages.shared import images
-from stages.shared.cli import UserError
-from stages.shared.tfdata import load_image
+from stages.shared.core.cli import UserError
+from stages.shared.data import images
+from stages.shared.data.tfdata import load_image
 from tests.conftest import labelme, write_params
 
 COLOURS = {"red": (220, 30, 30), "blue": (20, 40, 210)}

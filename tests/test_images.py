@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.shared.images import (
+from stages.shared.data.images import (
     READ_FORMATS,
     ImageError,
     decode,

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.shared.cli import UserError
-from stages.shared.images import ImageError, decode
-from stages.shared.inference import load_model, load_model_file, predict_files, read_batch
+from stages.shared.core.cli import UserError
+from stages.shared.data.images import ImageError, decode
+from stages.shared.models.inference import predict_files, read_batch
+from stages.shared.models.store import load_model, load_model_file
 
 
 def files(tmp_path, shades: list[int | None]) -> list[str]:

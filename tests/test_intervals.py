@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.shared.intervals import bootstrap, describe
+from stages.shared.evaluation.intervals import bootstrap, describe
 
 
 def test_the_interval_is_the_2_5th_and_97_5th_percentile_of_the_resampled_values():

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stages.shared.labelme import LabelError, find_label, parse_label, read_label
+from stages.shared.data.labelme import LabelError, find_label, parse_label, read_label
 from tests.conftest import labelme
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.shared.losses import box_iou, corner_size_error, giou_error, localization_loss
+from stages.shared.models.losses import box_iou, corner_size_error, giou_error, localization_loss
 
 
 def arr(*rows):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.shared.cli import UserError
-from stages.shared.manifest import (
+from stages.shared.core.cli import UserError
+from stages.shared.data.manifest import (
     atomic_write_text,
     input_size,
     read_manifest,
@@ -118,7 +118,7 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypat
         temporaries.append((Path(source), Path(target)))
         raise OSError("disk full")
 
-    monkeypatch.setattr("stages.shared.manifest.os.replace", broken_replace)
+    monkeypatch.setattr("stages.shared.data.manifest.os.replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
         atomic_write_text(path, "new")
     assert path.read_bytes() == b"old\r\nline"

@@ -12,7 +12,7 @@ import sklearn.metrics as skm
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from stages.shared.metrics import (
+from stages.shared.evaluation.metrics import (
     average_precision,
     box_iou,
     classifier_scores,

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from stages import metrics_diff
-from stages.shared.cli import UserError
-from stages.shared.metrics import split_report
+from stages.shared.core.cli import UserError
+from stages.shared.evaluation.metrics import split_report
 from tests.conftest import git, help_text
 
 

@@ -6,8 +6,10 @@ import pydantic
 import pytest
 import yaml
 
-from stages.shared.cli import UserError
-from stages.shared.params import SECTIONS, check_weights, load_params, parse_section
+from stages.shared.core.cli import UserError
+from stages.shared.core.config import SECTIONS
+from stages.shared.params.sections import SCHEMAS, load_params, parse_section
+from stages.shared.params.training import check_weights
 from tests.conftest import ROOT, write_params
 
 
@@ -22,6 +24,11 @@ def written_values(written, loaded, where=""):
             yield from written_values(value, got, f"{where}[{i}]")
     elif written != loaded and not (isinstance(loaded, tuple) and list(loaded) == written):
         yield where, written, loaded
+
+
+def test_every_section_of_params_yaml_has_one_schema_and_the_loader_knows_it():
+    written = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert list(SCHEMAS) == list(SECTIONS) == list(written)
 
 
 def test_project_params_load_for_every_section_with_every_written_value():

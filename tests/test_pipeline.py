@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from stages.shared.metrics import HEADLINES
-from stages.shared.paths import TASKS
+from stages.shared.core.paths import TASKS
+from stages.shared.evaluation.metrics import HEADLINES
 from tests.conftest import dvc, git
 
 pytestmark = pytest.mark.slow

@@ -11,10 +11,15 @@ import pytest
 from PIL import Image
 
 from stages import plot
-from stages.shared import plotting
-from stages.shared.cli import UserError
-from stages.shared.metrics import confusion_table, per_class_report, roc_averages, roc_points
-from stages.shared.params import load_params
+from stages.shared.core.cli import UserError
+from stages.shared.evaluation.metrics import (
+    confusion_table,
+    per_class_report,
+    roc_averages,
+    roc_points,
+)
+from stages.shared.params.sections import load_params
+from stages.shared.review import plotting
 from tests.conftest import ROOT, read_eval_report, refuses, usage, write_eval_report, write_image
 
 FIGURES = [
@@ -169,7 +174,7 @@ def fake_reports(root: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report))
     (root / "models").mkdir()
-    from stages.shared.checks import save_arrays
+    from stages.shared.training.checks import save_arrays
 
     images = rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
     save_arrays(

@@ -12,7 +12,7 @@ import pytest
 from matplotlib.patches import Rectangle
 from PIL import Image
 
-from stages.shared import plotting
+from stages.shared.review import plotting
 
 
 def rgba(name: str) -> tuple:

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from stages import predict
-from stages.shared.cli import UserError
-from stages.shared.inference import load_model
-from stages.shared.tfdata import load_image
+from stages.shared.core.cli import UserError
+from stages.shared.data.tfdata import load_image
+from stages.shared.models.store import load_model
 from tests.conftest import save_tiny_classifier, save_tiny_detector, usage, write_image
 
 

@@ -15,8 +15,8 @@ import yaml
 from PIL import Image
 
 from stages import sample, split
-from stages.shared.labelme import read_label
-from stages.shared.params import load_params
+from stages.shared.data.labelme import read_label
+from stages.shared.params.sections import load_params
 from tests.conftest import ROOT, TINY_PARAMS, refuses_choice, usage, write_params
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from stages.shared.seeding import derive_seed, make_rng, seed_states
+from stages.shared.core.seeding import derive_seed, make_rng, seed_states
 
 
 def test_derived_seeds_are_pinned():
@@ -43,7 +43,7 @@ def test_seed_states_are_the_random_layers_states_only():
 def test_seed_everything_repeats_python_numpy_and_keras_draws():
     import random
 
-    from stages.shared.seeding import seed_everything
+    from stages.shared.core.seeding import seed_everything
 
     def draws():
         return random.random(), float(np.random.rand()), float(keras.random.uniform((1,))[0])

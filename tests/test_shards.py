@@ -14,8 +14,9 @@ import yaml
 from PIL import Image
 
 from stages import augment, split, train_detector
-from stages.shared import shards
-from stages.shared.tfdata import load_image, read_pixels
+from stages.shared.data import shards
+from stages.shared.data.tfdata import load_image, read_pixels
+from stages.shared.training import loop
 from tests.conftest import make_detection, run_paths, write_params
 
 FOLDER = "data/augmented/detection"
@@ -128,7 +129,7 @@ def test_a_full_disk_is_an_os_error_naming_the_shard():
 
 
 def test_missing_shards_say_which_stage_writes_them(tmp_path):
-    from stages.shared.cli import UserError
+    from stages.shared.core.cli import UserError
 
     with pytest.raises(UserError, match=r"shards\.json: not found — run `dvc repro`"):
         shards.read_spec(tmp_path)
@@ -145,11 +146,11 @@ def test_training_reads_the_shards_not_the_users_files(workdir):
         train_detector={"epochs": 1, "batch_size": 8, "head_width": 8},
     )
     cfg, base = load_params_pair()
-    summary = train_detector.train(cfg, base, run_paths("detection"))
+    summary = loop.train(train_detector.Detector, cfg, base, run_paths("detection"))
     assert (workdir / "models/run.keras").exists() and summary
 
 
 def load_params_pair():
-    from stages.shared.params import load_params
+    from stages.shared.params.sections import load_params
 
     return load_params("train_detector"), load_params("base")

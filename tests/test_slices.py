@@ -7,9 +7,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from stages.shared.cli import UserError
-from stages.shared.params import parse_section
-from stages.shared.slices import classifier_slices, detector_slices, position_slice, size_slice
+from stages.shared.core.cli import UserError
+from stages.shared.evaluation.slices import (
+    classifier_slices,
+    detector_slices,
+    position_slice,
+    size_slice,
+)
+from stages.shared.params.sections import parse_section
 
 
 class Cfg:

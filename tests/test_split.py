@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from stages import split
-from stages.shared.cli import UserError
+from stages.shared.core.cli import UserError
 from tests.conftest import (
     labelme,
     make_classification,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stages.shared.splitting import assign_splits, group_key, join_groups
+from stages.shared.data.splitting import assign_splits, group_key, join_groups
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 

@@ -6,7 +6,7 @@ lost section is a failure here, not only in someone's browser.
 
 from __future__ import annotations
 
-from stages.shared.summary import (
+from stages.shared.review.summary import (
     checks_text,
     data_rows,
     flatten,

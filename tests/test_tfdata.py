@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stages.shared.tfdata import (
+from stages.shared.data.tfdata import (
     load_image,
     make_dataset,
     one_hot,

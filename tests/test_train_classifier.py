@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from stages import augment, split, train_classifier
-from stages.shared.params import load_params
+from stages.shared.params.sections import load_params
+from stages.shared.training import loop
 from tests.conftest import (
     ROOT,
     make_classification,
@@ -46,8 +47,8 @@ def classification_data(workdir):
 
 def test_two_identical_runs_give_identical_weights(classification_data):
     cfg, base = load_params("train_classifier"), load_params("base")
-    train_classifier.train(cfg, base, run_paths("classification", "one"))
-    train_classifier.train(cfg, base, run_paths("classification", "two"))
+    loop.train(train_classifier.Classifier, cfg, base, run_paths("classification", "one"))
+    loop.train(train_classifier.Classifier, cfg, base, run_paths("classification", "two"))
     one = keras.models.load_model("models/one.keras").get_weights()
     two = keras.models.load_model("models/two.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
@@ -93,7 +94,7 @@ def histories(live_dir) -> dict[str, list]:
 def plateau_after_first_epoch():
     """Validation set by hand: epoch 1 answers uniformly (val loss ln 3), every later epoch a
     confident "a" (val loss ~20): from epoch 2 on the val loss never improves, on any CPU."""
-    from stages.shared.checks import output_layer
+    from stages.shared.training.checks import output_layer
 
     return scripted_validation(
         output_layer, lambda model, epoch: [0.0] * 3 if epoch == 0 else [30.0, 0.0, 0.0]
@@ -117,20 +118,26 @@ def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classificat
     )
     base = load_params("base")
     straight = run_paths("classification", "straight")
-    train_classifier.train(
-        cfg, base, {**straight, "extra_callbacks": [plateau_after_first_epoch()]}
+    loop.train(
+        train_classifier.Classifier,
+        cfg,
+        base,
+        {**straight, "extra_callbacks": [plateau_after_first_epoch()]},
     )
     run = run_paths("classification")
     with pytest.raises(KeyboardInterrupt):
-        train_classifier.train(
-            cfg, base, {**run, "extra_callbacks": [plateau_after_first_epoch(), Interrupt(1)]}
+        loop.train(
+            train_classifier.Classifier,
+            cfg,
+            base,
+            {**run, "extra_callbacks": [plateau_after_first_epoch(), Interrupt(1)]},
         )
     assert list((classification_data / ".work/train_classifier").glob("*/backup"))
 
     epochs: list[int] = []
     record = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: epochs.append(epoch))
     resumed = {**run, "extra_callbacks": [plateau_after_first_epoch(), record]}
-    summary = train_classifier.train(cfg, base, resumed)
+    summary = loop.train(train_classifier.Classifier, cfg, base, resumed)
     assert epochs == [2]  # 0-based: the run goes on at epoch 3, its last
     one = keras.models.load_model("models/straight.keras").get_weights()
     two = keras.models.load_model("models/run.keras").get_weights()
@@ -153,7 +160,7 @@ def test_an_early_stop_records_the_epochs_really_run(classification_data):
             self.model.stop_training = epoch == 2
 
     run = {**run_paths("classification"), "extra_callbacks": [StopAtThree()]}
-    train_classifier.train(cfg, load_params("base"), run)
+    loop.train(train_classifier.Classifier, cfg, load_params("base"), run)
     meta = json.loads((classification_data / "models/run.json").read_text())
     assert meta["params"]["epochs"] == 6 and meta["epochs_run"] == 3
     losses = pd.read_csv("reports/train/run/plots/metrics/eval/loss.tsv", sep="\t")["loss"]
@@ -171,7 +178,7 @@ def test_exponential_schedule_really_lowers_the_rate(classification_data):
             ),
         }
     )
-    train_classifier.train(cfg, load_params("base"), run_paths("classification"))
+    loop.train(train_classifier.Classifier, cfg, load_params("base"), run_paths("classification"))
     rates = classification_data / "reports/train/run/plots/metrics/train/learning_rate.tsv"
     values = [float(line.split("\t")[1]) for line in rates.read_text().splitlines()[1:]]
     assert values[0] == pytest.approx(0.005, rel=1e-3) and values[1] == pytest.approx(
@@ -204,9 +211,9 @@ def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
     test, not by this CPU's trajectory: epoch 4 (phase 2, not the last) is validated on a
     uniform answer (val loss ln 3), every other epoch on a confident "a" (logits 30, 0, 0: val
     loss 30 times the val share of b and c); the saved weights must be epoch 4's."""
-    from stages.shared.checks import output_layer
-    from stages.shared.classifiers import build_classifier
-    from stages.shared.training import save_model
+    from stages.shared.models.classifiers import build_classifier
+    from stages.shared.models.store import save_model
+    from stages.shared.training.checks import output_layer
 
     keras.utils.set_random_seed(1)
     donor = build_classifier("plain_cnn", size=16, num_classes=4, dropout=0.0, aug=[])
@@ -229,7 +236,7 @@ def test_fine_tuning_saves_the_best_epoch_of_either_phase(classification_data):
         output_layer, lambda model, epoch: [0.0] * 3 if epoch == best else [30.0, 0.0, 0.0]
     )
     run = {**run_paths("classification"), "extra_callbacks": [scripted, EpochWeights(seen)]}
-    summary = train_classifier.train(cfg, load_params("base"), run)
+    summary = loop.train(train_classifier.Classifier, cfg, load_params("base"), run)
     assert sorted(seen) == [0, 1, 2, 3, 4]
     val = pd.read_csv(classification_data / "data/split/classification.csv").query("split == 'val'")
     confident = np.log(np.exp(30.0) + 2) * (val["label"] != "a").mean()  # −log softmax
@@ -259,7 +266,9 @@ def test_a_classifier_that_cannot_learn_says_so_in_one_line(classification_data,
     its val loss cannot beat the prior's, on any CPU."""
     cfg = load_params("train_classifier").model_copy(update={"learning_rate": 1e-12})
     with caplog.at_level(logging.WARNING):
-        train_classifier.train(cfg, load_params("base"), run_paths("classification"))
+        loop.train(
+            train_classifier.Classifier, cfg, load_params("base"), run_paths("classification")
+        )
     learned = json.loads((classification_data / "models/run.json").read_text())["checks"]
     learned = learned["learned"]
     split = pd.read_csv(classification_data / "data/split/classification.csv")
@@ -277,28 +286,41 @@ def test_a_classifier_that_cannot_learn_says_so_in_one_line(classification_data,
     assert len(lines) == 1 and lines[0].startswith("never learned: the best val loss ")
 
 
+def classifier_task(cfg, train_labels: str, val_labels: str = "") -> train_classifier.Classifier:
+    """The classifier task on a manifest whose train / val rows carry these labels."""
+    labels = [*train_labels, *val_labels]
+    split = ["train"] * len(train_labels) + ["val"] * len(val_labels)
+    return train_classifier.Classifier(cfg, pd.DataFrame({"label": labels, "split": split}))
+
+
 def test_balanced_class_weights_are_samples_over_classes_times_count():
-    assert train_classifier.class_weights(["a", "b", "a", "c"], ["a", "b", "c"], "none") is None
-    weights = train_classifier.class_weights(["a", "a", "a", "b", "c", "c"], ["a", "b", "c"],
-                                             "balanced")  # fmt: skip
+    cfg = load_params("train_classifier", ROOT / "params.yaml")
+    none = cfg.model_copy(update={"class_weight": "none"})
+    assert classifier_task(none, "abac").class_weight() is None
+    balanced = cfg.model_copy(update={"class_weight": "balanced"})
+    # val rows count for the classes, not for the weights
+    weights = classifier_task(balanced, "aaabcc", "bbbbbb").class_weight()
     assert weights == pytest.approx({0: 6 / 9, 1: 2.0, 2: 1.0})
 
 
 def test_the_model_starts_at_the_class_prior_with_augmentation_unless_overfitting(tmp_path):
-    from stages.shared.checks import output_layer
+    from stages.shared.training.checks import output_layer
 
     cfg = load_params("train_classifier", ROOT / "params.yaml")
     aug = cfg.in_model_augmentation.model_copy(update={"flip": "horizontal", "rotation": 0.1})
     cfg = cfg.model_copy(update={"in_model_augmentation": aug, "dropout": 0.25})
     prior = np.array([0.5, 0.3, 0.2])
-    model, layers = train_classifier.build_model(cfg, 16, ["a", "b", "c"], prior)
+    task = classifier_task(cfg, "aaaaabbbcc", "c")
+    model, layers = task.build(16), task.layers
     assert model.input_shape == (None, 16, 16, 3) and model.output_shape == (None, 3)
     bias = keras.ops.convert_to_numpy(output_layer(model).bias)
     assert np.allclose(bias, np.log(prior))
     assert [type(layer).__name__ for layer in layers] == ["RandomFlip", "RandomRotation"]
     assert any(getattr(layer, "rate", None) == 0.25 for layer in model.layers)  # the dropout
     overfit = cfg.model_copy(update={"debug": "overfit"})
-    assert train_classifier.build_model(overfit, 16, ["a", "b", "c"], prior)[1] == []
+    task = classifier_task(overfit, "aaaaabbbcc", "c")
+    task.build(16)
+    assert task.layers == []
 
 
 def test_the_first_batch_check_compares_the_loss_with_the_priors_and_saves_the_batch(tmp_path):
@@ -310,20 +332,18 @@ def test_the_first_batch_check_compares_the_loss_with_the_priors_and_saves_the_b
     images = np.full((4, 4, 4, 3), 300.4, "float32")
     images[0] = -2.0
     targets = np.array([[1, 0], [1, 0], [1, 0], [0, 1]], "float32")
-    data = {"first": lambda: [(images, targets)]}
     cfg = load_params("train_classifier", ROOT / "params.yaml").model_copy(
         update={"label_smoothing": 0.2}
     )
-    report = train_classifier.first_batch_checks(
-        model, data, cfg, np.array([0.75, 0.25]), [], tmp_path / "batch.npz"
-    )
+    task = classifier_task(cfg, "aaab")  # the prior: 0.75, 0.25
+    task.layers = []
+    report, saved = task.first_batch(model, images, targets)
     # Smoothed targets (0.9, 0.1) ×3 and (0.1, 0.9): −mean Σ t·log p, by hand.
     by_hand = -(3 * (0.9 * np.log(0.75) + 0.1 * np.log(0.25))
                 + (0.1 * np.log(0.75) + 0.9 * np.log(0.25))) / 4  # fmt: skip
     assert report["first_batch"] == pytest.approx(by_hand, abs=1e-4)
     assert report["expected_from_prior"] == pytest.approx(by_hand, abs=1e-4)
     assert report["loss"] == "categorical cross-entropy"
-    saved = np.load(tmp_path / "batch.npz")
     assert saved["images"].dtype == np.uint8
     assert saved["images"][0].max() == 0 and saved["images"][1].min() == 255  # clipped
     assert np.array_equal(saved["targets"], targets)
@@ -369,8 +389,8 @@ def test_the_stage_trains_from_params_yaml_and_says_where_the_model_went(
 
 
 def test_a_manifest_without_val_rows_is_named_in_one_line(classification_data):
-    from stages.shared.cli import UserError
-    from stages.shared.manifest import write_manifest
+    from stages.shared.core.cli import UserError
+    from stages.shared.data.manifest import write_manifest
 
     manifest = classification_data / "data/augmented/classification/manifest.csv"
     frame = pd.read_csv(manifest)

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from stages import augment, split, train_detector
-from stages.shared.params import load_params
+from stages.shared.params.sections import load_params
+from stages.shared.training import loop
 from tests.conftest import (
     ROOT,
     box_output,
@@ -78,7 +79,7 @@ def test_the_saved_detector_is_the_epoch_with_the_highest_val_iou(workdir):
         box_output, lambda model, epoch: constant_box_bias(model, full=epoch == 2)
     )
     run = {**run_paths("detection"), "extra_callbacks": [scripted, EpochWeights(seen)]}
-    train_detector.train(load_params("train_detector"), load_params("base"), run)
+    loop.train(train_detector.Detector, load_params("train_detector"), load_params("base"), run)
     ious = {epoch: iou for epoch, (iou, _) in seen.items()}
     assert sorted(ious) == [0, 1, 2, 3, 4] and ious[2] > 0
     assert all(ious[epoch] == pytest.approx(0, abs=1e-6) for epoch in (0, 1, 3, 4))
@@ -118,10 +119,18 @@ def test_a_detector_that_cannot_beat_the_mean_box_says_it_never_learned(workdir,
     assert summary["checks"]["learned"] == learned
 
 
+def detector_task(cfg, present=(1, 0, 0, 0)) -> train_detector.Detector:
+    """The detector task on a manifest whose train rows hold these presences."""
+    frame = pd.DataFrame({"present": list(present), "split": ["train"] * len(present)})
+    return train_detector.Detector(cfg, frame)
+
+
 def test_targets_are_presence_and_box_columns_as_float32():
     rows = pd.DataFrame({"present": [1, 0], "x1": [0.1, 0.0], "y1": [0.2, 0.0],
                          "x2": [0.6, 0.0], "y2": [0.9, 0.0], "path": ["a", "b"]})  # fmt: skip
-    present, boxes = train_detector.detection_targets(rows)
+    present, boxes = detector_task(load_params("train_detector", ROOT / "params.yaml")).targets(
+        rows
+    )
     assert present.dtype == boxes.dtype == np.float32
     assert present.tolist() == [[1.0], [0.0]]
     assert np.array_equal(boxes, np.array([[0.1, 0.2, 0.6, 0.9], [0.0] * 4], "float32"))
@@ -131,32 +140,30 @@ def test_the_detector_starts_at_the_presence_rate_with_the_params_backbone_setti
     cfg = load_params("train_detector", ROOT / "params.yaml").model_copy(
         update={"head_width": 8, "trainable_backbone": False}
     )
-    model = train_detector.build_model(cfg, 32, 0.25)
+    model = detector_task(cfg).build(32)
     assert model.built and not model.backbone.trainable
     bias = keras.ops.convert_to_numpy(model.presence_head.layers[-1].bias)
     assert bias == pytest.approx([np.log(0.25 / 0.75)], abs=1e-6)
     presence, box = model(np.zeros((2, 32, 32, 3), "float32"))
     assert presence.shape == (2, 1) and box.shape == (2, 4)
-    trainable = train_detector.build_model(cfg.model_copy(update={"trainable_backbone": True}),
-                                           32, 0.5)  # fmt: skip
+    trainable = detector_task(cfg.model_copy(update={"trainable_backbone": True}), (1, 0)).build(32)
     assert trainable.backbone.trainable
 
 
 def test_the_detector_first_batch_check_and_saved_batch(tmp_path):
     cfg = load_params("train_detector", ROOT / "params.yaml").model_copy(update={"head_width": 8})
-    model = train_detector.build_model(cfg, 32, 0.25)
+    task = detector_task(cfg)  # the presence rate: 0.25
+    model = task.build(32)
     model.compile(optimizer="adam")
     images = np.full((4, 32, 32, 3), 260.0, "float32")
     images[0] = -1.0
     present = np.array([[1], [0], [1], [0]], "float32")
     boxes = np.array([[0.1, 0.2, 0.5, 0.9], [0.0] * 4, [0.3, 0.1, 0.4, 0.2], [0.0] * 4], "float32")
-    data = {"first": lambda: [(images, (present, boxes))]}
-    report = train_detector.first_batch_checks(model, data, 0.25, tmp_path / "batch.npz")
+    report, saved = task.first_batch(model, images, (present, boxes))
     # Two objects in four (this batch), at the train prior of 0.25: −(2 log 0.25 + 2 log 0.75) / 4.
     by_hand = -(2 * np.log(0.25) + 2 * np.log(0.75)) / 4
     assert report["expected_from_prior"] == pytest.approx(by_hand, abs=1e-4)
     assert report["loss"] == "presence cross-entropy"
-    saved = np.load(tmp_path / "batch.npz")
     assert saved["images"].dtype == np.uint8
     assert saved["images"][0].max() == 0 and saved["images"][1].min() == 255
     assert np.array_equal(saved["present"], present) and np.array_equal(saved["boxes"], boxes)

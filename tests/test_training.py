@@ -1,8 +1,9 @@
-"""training.py: a resumed run decides as an uninterrupted one, work dirs follow params, data
+"""The training package (loop, state, callbacks, optim) and saving a model: a resumed run
 and code, and a saved model's bytes depend on its weights only."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -13,9 +14,13 @@ import keras
 import numpy as np
 import pytest
 
-from stages.shared import training
-from stages.shared.cli import UserError
-from stages.shared.params import load_params
+from stages.shared.core import seeding
+from stages.shared.core.cli import UserError
+from stages.shared.models import store
+from stages.shared.params.sections import load_params
+from stages.shared.training import callbacks as fit_callbacks
+from stages.shared.training import loop, optim
+from stages.shared.training import state as run_state
 from tests.conftest import ROOT
 
 # Val loss per epoch: best at epoch 1, then worse. Early stopping (patience 2) stops at epoch
@@ -40,7 +45,7 @@ def callbacks_for(model, phase_dir, first):
         "early_stopping": keras.callbacks.EarlyStopping(monitor="val_loss", patience=2),
         "reduce_lr": keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5),
     }
-    state = training.RunState(phase_dir, tracked, first, {})
+    state = fit_callbacks.RunState(phase_dir, tracked, first, {})
     listed = [*tracked.values(), state]
     for callback in listed:
         callback.set_model(model)
@@ -67,33 +72,33 @@ def test_a_resumed_run_stops_lowers_the_rate_and_draws_as_an_uninterrupted_one(t
     (tmp_path / "a").mkdir()
     expected = play(straight, callbacks_for(straight, tmp_path / "a", 0), range(6))
     assert expected[-1] == (3, pytest.approx(0.025), True)
-    rng_after = keras.ops.convert_to_numpy(training.seed_states(straight)[0])
+    rng_after = keras.ops.convert_to_numpy(seeding.seed_states(straight)[0])
 
     model = tiny_model()
     (tmp_path / "b").mkdir()
     first = play(model, callbacks_for(model, tmp_path / "b", 0), range(3))
     # A new process: fresh callbacks and a fresh RNG state; the weights and the optimizer
     # (its learning rate) come back from the backup, here the same model object.
-    training.seed_states(model)[0].assign(training.seed_states(tiny_model())[0])
+    seeding.seed_states(model)[0].assign(seeding.seed_states(tiny_model())[0])
     rest = play(model, callbacks_for(model, tmp_path / "b", 3), range(3, 6))
     assert first + rest == expected
-    assert np.array_equal(keras.ops.convert_to_numpy(training.seed_states(model)[0]), rng_after)
-    run = training.last_snapshot(tmp_path / "b")
+    assert np.array_equal(keras.ops.convert_to_numpy(seeding.seed_states(model)[0]), rng_after)
+    run = run_state.last_snapshot(tmp_path / "b")
     assert run["epochs_run"] == 4 and run["best_epoch"] == 2
 
 
 def test_the_work_dir_follows_params_data_and_code_and_drops_stale_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    one = training.work_dir("stage", {"lr": 0.1}, "md5a")
+    one = run_state.work_dir("stage", {"lr": 0.1}, "md5a")
     one.mkdir(parents=True)
-    assert training.work_dir("stage", {"lr": 0.1}, "md5a") == one and one.exists()
-    other = training.work_dir("stage", {"lr": 0.2}, "md5a")
+    assert run_state.work_dir("stage", {"lr": 0.1}, "md5a") == one and one.exists()
+    other = run_state.work_dir("stage", {"lr": 0.2}, "md5a")
     assert other != one and not one.exists()  # an abandoned run's state is deleted
-    assert training.work_dir("stage", {"lr": 0.2}, "md5b") != other
-    monkeypatch.setattr(training, "code_hash", lambda: "edited")
-    assert training.work_dir("stage", {"lr": 0.2}, "md5a") != other
+    assert run_state.work_dir("stage", {"lr": 0.2}, "md5b") != other
+    monkeypatch.setattr(run_state, "code_hash", lambda: "edited")
+    assert run_state.work_dir("stage", {"lr": 0.2}, "md5a") != other
     # values JSON cannot write (a path) are keyed by their text
-    assert training.work_dir("stage", {"p": Path("a")}, "m") == training.work_dir(
+    assert run_state.work_dir("stage", {"p": Path("a")}, "m") == run_state.work_dir(
         "stage", {"p": "a"}, "m"
     )
 
@@ -102,18 +107,11 @@ def test_a_run_resumes_only_the_state_of_the_same_section_params_base_and_data(
     tmp_path, monkeypatch
 ):
     monkeypatch.chdir(tmp_path)
-    states = []
-    monkeypatch.setattr(training, "finish_run", lambda state, *args: states.append(state))
     cfg = load_params("train_classifier", ROOT / "params.yaml")
     base = load_params("base", ROOT / "params.yaml")
 
     def run(section="train_classifier", cfg=cfg, base=base, md5="m1"):
-        metadata = {"checks": {}, "manifest_md5": md5, "image_size": 8}
-        paths = {"live_dir": str(tmp_path / "live"), "model": str(tmp_path / "m.keras")}
-        training.run_stage_training(
-            section, None, {}, cfg, base, paths, metadata, (), lambda state, live: None
-        )
-        return states[-1]
+        return loop.run_dir(section, cfg, base, md5)
 
     first = run()
     assert run() == first
@@ -125,15 +123,15 @@ def test_a_run_resumes_only_the_state_of_the_same_section_params_base_and_data(
 
 def test_the_same_weights_save_to_the_same_bytes(tmp_path):
     model = tiny_model()
-    training.save_model(model, tmp_path / "one.keras", {"a": 1})
+    store.save_model(model, tmp_path / "one.keras", {"a": 1})
     time.sleep(1.1)  # Keras stamps the save time to the second
-    training.save_model(model, tmp_path / "two.keras", {"a": 1})
+    store.save_model(model, tmp_path / "two.keras", {"a": 1})
     assert (tmp_path / "one.keras").read_bytes() == (tmp_path / "two.keras").read_bytes()
     loaded = keras.models.load_model(tmp_path / "two.keras")
     x = np.ones((3, 2), "float32")
     assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     model.layers[-1].kernel.assign(model.layers[-1].kernel + 1.0)
-    training.save_model(model, tmp_path / "three.keras", {"a": 1})
+    store.save_model(model, tmp_path / "three.keras", {"a": 1})
     assert (tmp_path / "three.keras").read_bytes() != (tmp_path / "one.keras").read_bytes()
 
 
@@ -145,44 +143,44 @@ def rate_at(schedule, step: int) -> float:
 
 
 def test_each_schedule_gives_the_rate_its_docstring_promises_at_each_epoch():
-    assert training.make_schedule("constant", 0.01, 10, 5, 0.9) == 0.01
-    exponential = training.make_schedule("exponential", 0.01, 10, 5, 0.5)
+    assert optim.make_schedule("constant", 0.01, 10, 5, 0.9) == 0.01
+    exponential = optim.make_schedule("exponential", 0.01, 10, 5, 0.5)
     assert [rate_at(exponential, s) for s in (0, 10, 20, 35)] == pytest.approx(
         [0.01, 0.005, 0.0025, 0.01 * 0.5**3.5]
     )
-    inverse = training.make_schedule("inverse_time", 0.01, 10, 5, 0.75)  # the tutorial's
+    inverse = optim.make_schedule("inverse_time", 0.01, 10, 5, 0.75)  # the tutorial's
     assert [rate_at(inverse, s) for s in (0, 10, 30, 15)] == pytest.approx(
         [0.01, 0.0075, 0.005, 0.01 / 1.5]
     )
-    cosine = training.make_schedule("cosine", 0.01, 10, 4, 0.9)  # 40 steps in all
+    cosine = optim.make_schedule("cosine", 0.01, 10, 4, 0.9)  # 40 steps in all
     assert [rate_at(cosine, s) for s in (0, 20, 40, 60)] == pytest.approx(
         [0.01, 0.005, 0.0, 0.0], abs=1e-9
     )
-    one_step = training.make_schedule("cosine", 0.01, 0, 4, 0.9)  # no batches: one step
+    one_step = optim.make_schedule("cosine", 0.01, 0, 4, 0.9)  # no batches: one step
     assert rate_at(one_step, 1) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(
         UserError,
         match=r"^unknown schedule 'cyclic'; choices: constant, exponential, "
         r"inverse_time, cosine$",
     ):
-        training.make_schedule("cyclic", 0.01, 10, 5, 0.9)
+        optim.make_schedule("cyclic", 0.01, 10, 5, 0.9)
 
 
 def test_optimizers_by_name_with_the_rate_and_sgd_momentum():
     kinds = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "rmsprop": "RMSprop"}
     for name, kind in kinds.items():
-        optimizer = training.make_optimizer(name, 0.25)
+        optimizer = optim.make_optimizer(name, 0.25)
         assert type(optimizer).__name__ == kind
         assert float(keras.ops.convert_to_numpy(optimizer.learning_rate)) == 0.25
-    assert training.make_optimizer("sgd", 0.1).momentum == 0.9
+    assert optim.make_optimizer("sgd", 0.1).momentum == 0.9
     with pytest.raises(UserError, match=r"^unknown optimizer 'lion'; choices: adam, adamw, sgd, "):
-        training.make_optimizer("lion", 0.1)
+        optim.make_optimizer("lion", 0.1)
 
 
 def test_the_logged_rate_is_the_optimizer_rate_and_the_live_step_the_epoch():
     model = tiny_model()
     model.optimizer.learning_rate = 0.125
-    logger = training.LearningRateLogger()
+    logger = fit_callbacks.LearningRateLogger()
     logger.set_model(model)
     logs = {"loss": 1.0}
     logger.on_epoch_end(3, logs)
@@ -193,7 +191,7 @@ def test_the_logged_rate_is_the_optimizer_rate_and_the_live_step_the_epoch():
         step = 0
 
     live = Live()
-    training.AlignLiveStep(live).on_epoch_begin(7)
+    fit_callbacks.AlignLiveStep(live).on_epoch_begin(7)
     assert live.step == 7
 
 
@@ -202,76 +200,79 @@ def test_the_code_hash_follows_every_file_name_and_byte(tmp_path, monkeypatch):
     (tmp_path / "a.py").write_text("x = 1\n")
     (tmp_path / "shared/b.py").write_text("y = 2\n")
     (tmp_path / "notes.txt").write_text("not code")
-    monkeypatch.setattr(training, "STAGES_DIR", tmp_path)
-    first = training.code_hash()
-    assert len(first) == 64 and first == training.code_hash()
+    monkeypatch.setattr(run_state, "STAGES_DIR", tmp_path)
+    first = run_state.code_hash()
+    assert len(first) == 64 and first == run_state.code_hash()
     (tmp_path / "notes.txt").write_text("edited, still not code")
-    assert training.code_hash() == first
+    assert run_state.code_hash() == first
     (tmp_path / "shared/b.py").write_text("y = 3\n")
-    edited = training.code_hash()
+    edited = run_state.code_hash()
     assert edited != first
     (tmp_path / "shared/b.py").rename(tmp_path / "shared/c.py")
-    assert training.code_hash() != edited
+    assert run_state.code_hash() != edited
 
 
 def test_scores_are_maximised_and_losses_minimised():
-    modes = {m: training.monitor_mode(m) for m in ("val_accuracy", "val_mean_iou", "val_loss")}
+    modes = {m: fit_callbacks.monitor_mode(m) for m in ("val_accuracy", "val_mean_iou", "val_loss")}
     assert modes == {"val_accuracy": "max", "val_mean_iou": "max", "val_loss": "min"}
-    assert training.monitor_mode("val_box_loss") == "min"
+    assert fit_callbacks.monitor_mode("val_box_loss") == "min"
 
 
 def test_resume_points_come_from_the_backup_and_phase_one(tmp_path):
     state = tmp_path / "run"
-    assert training.backup_epoch(state) == 0 and training.run_resume_point(state) == 0
+    assert run_state.backup_epoch(state) == 0 and run_state.run_resume_point(state) == 0
     (state / "backup").mkdir(parents=True)
     (state / "backup/training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
-    assert training.backup_epoch(state) == 3 and training.run_resume_point(state) == 3
-    assert training.resume_point(state, 5) == 5
+    assert run_state.backup_epoch(state) == 3 and run_state.run_resume_point(state) == 3
+    assert run_state.resume_point(state, 5) == 5
     # Phase 1 is over after 9 epochs (its snapshots go past 9: "10" sorts before "9" as text).
-    (state / training.PHASE1).write_text("")
+    (state / run_state.PHASE1).write_text("")
     (state / "run_state.json").write_text(
         json.dumps({"epochs": {"9": {"epochs_run": 9}, "10": {"epochs_run": 10}}})
     )
-    assert training.last_snapshot(state) == {"epochs_run": 10}
-    assert training.run_resume_point(state) == 10  # phase 2 not started yet
+    assert run_state.last_snapshot(state) == {"epochs_run": 10}
+    assert run_state.run_resume_point(state) == 10  # phase 2 not started yet
     (state / "fine_tune/backup").mkdir(parents=True)
     (state / "fine_tune/backup/training_metadata.json").write_text('{"epoch": 12}')
-    assert training.run_resume_point(state) == 12
+    assert run_state.run_resume_point(state) == 12
 
 
 def test_the_run_state_records_the_end_and_the_epoch_counts_of_either_phase(tmp_path):
-    assert training.read_run_state(tmp_path) == {"epochs": {}, "finished": False}
-    assert training.run_epochs(tmp_path) == {"epochs_run": 0, "best_epoch": 0}
+    assert run_state.read_run_state(tmp_path) == {"epochs": {}, "finished": False}
+    assert run_state.run_epochs(tmp_path) == {"epochs_run": 0, "best_epoch": 0}
     model = tiny_model()
     (tmp_path / "b").mkdir()
     callbacks = callbacks_for(model, tmp_path / "b", 0)
     play(model, callbacks, range(2))
     callbacks[-1].on_train_end()
-    record = training.read_run_state(tmp_path / "b")
+    record = run_state.read_run_state(tmp_path / "b")
     assert record["finished"] is True and sorted(record["epochs"]) == ["1", "2"]
-    assert training.run_epochs(tmp_path / "b") == {"epochs_run": 2, "best_epoch": 2}
-    fine = tmp_path / "b" / training.FINE_TUNE
+    assert run_state.run_epochs(tmp_path / "b") == {"epochs_run": 2, "best_epoch": 2}
+    fine = tmp_path / "b" / run_state.FINE_TUNE
     fine.mkdir()
     (fine / "run_state.json").write_text(
         json.dumps({"epochs": {"5": {"epochs_run": 5, "best_epoch": 4, "x": 1}}})
     )
-    assert training.run_epochs(tmp_path / "b") == {"epochs_run": 5, "best_epoch": 4}
-    assert training._number(np.float32(0.5)) == 0.5 and type(training._number(np.int64(2))) is float
-    assert training._number(None) is None and training._number(3) == 3
+    assert run_state.run_epochs(tmp_path / "b") == {"epochs_run": 5, "best_epoch": 4}
+    assert (
+        fit_callbacks._number(np.float32(0.5)) == 0.5
+        and type(fit_callbacks._number(np.int64(2))) is float
+    )
+    assert fit_callbacks._number(None) is None and fit_callbacks._number(3) == 3
 
 
 def test_the_training_seed_is_its_own_or_the_base_seed():
     cfg, base = load_params("train_classifier", PARAMS), load_params("base", PARAMS)
-    assert training.training_seed(base, cfg.model_copy(update={"seed": None})) == base.seed
-    assert training.training_seed(base, cfg.model_copy(update={"seed": base.seed + 7})) == (
+    assert loop.training_seed(base, cfg.model_copy(update={"seed": None})) == base.seed
+    assert loop.training_seed(base, cfg.model_copy(update={"seed": base.seed + 7})) == (
         base.seed + 7
     )
 
 
 def test_stage_paths_take_each_default_or_its_flag():
     defaults = {"manifest": "m.csv", "live_dir": "reports/train"}
-    assert training.stage_paths([], defaults, "d") == defaults
-    assert training.stage_paths(["--live-dir", "x"], defaults, "d") == {
+    assert loop.stage_paths([], defaults, "d") == defaults
+    assert loop.stage_paths(["--live-dir", "x"], defaults, "d") == {
         "manifest": "m.csv",
         "live_dir": "x",
     }
@@ -279,15 +280,15 @@ def test_stage_paths_take_each_default_or_its_flag():
 
 def test_a_fast_debug_run_trains_one_epoch_of_each_phase():
     cfg = load_params("train_classifier", PARAMS)
-    assert training.debug_epochs(cfg) is cfg
-    fast = training.debug_epochs(cfg.model_copy(update={"debug": "fast", "epochs": 9}))
+    assert loop.debug_epochs(cfg) is cfg
+    fast = loop.debug_epochs(cfg.model_copy(update={"debug": "fast", "epochs": 9}))
     assert fast.epochs == 1 and fast.fine_tune.epochs == 0
     tuned = cfg.model_copy(
         update={"debug": "fast", "fine_tune": cfg.fine_tune.model_copy(update={"epochs": 6})}
     )
-    assert training.debug_epochs(tuned).fine_tune.epochs == 1
+    assert loop.debug_epochs(tuned).fine_tune.epochs == 1
     detector = load_params("train_detector", PARAMS).model_copy(update={"debug": "fast"})
-    assert training.debug_epochs(detector).epochs == 1  # no fine_tune section
+    assert loop.debug_epochs(detector).epochs == 1  # no fine_tune section
 
 
 def test_trimming_the_history_drops_the_epochs_to_train_again_and_keeps_bytes(tmp_path):
@@ -297,7 +298,7 @@ def test_trimming_the_history_drops_the_epochs_to_train_again_and_keeps_bytes(tm
     (folder / "loss.tsv").write_text(kept + "3\t2\t0.3\n4\t3\t0.2\n")
     (tmp_path / "plots/metrics/lr.tsv").write_text("step\tlr\n0\t1\n")
     before = (tmp_path / "plots/metrics/lr.tsv").stat().st_mtime_ns
-    training.trim_history(tmp_path, 2)
+    run_state.trim_history(tmp_path, 2)
     assert (folder / "loss.tsv").read_text() == kept
     assert (tmp_path / "plots/metrics/lr.tsv").read_text() == "step\tlr\n0\t1\n"
     assert (tmp_path / "plots/metrics/lr.tsv").stat().st_mtime_ns == before  # not rewritten
@@ -305,12 +306,17 @@ def test_trimming_the_history_drops_the_epochs_to_train_again_and_keeps_bytes(tm
 
 def test_a_saved_model_carries_no_save_date_and_fixed_entry_times(tmp_path):
     path = tmp_path / "m.keras"
-    training.save_model(tiny_model(), path, {"classes": ["a", "b"]})
+    store.save_model(tiny_model(), path, {"classes": ["a", "b"]})
     with zipfile.ZipFile(path) as archive:
         assert {info.date_time for info in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
         meta = json.loads(archive.read("metadata.json"))
     assert "date_saved" not in meta and meta["keras_version"] == keras.__version__
-    assert json.loads(path.with_suffix(".json").read_text()) == {"classes": ["a", "b"]}
+    # the metadata says which archive it describes
+    md5 = hashlib.md5(path.read_bytes()).hexdigest()
+    assert json.loads(path.with_suffix(".json").read_text()) == {
+        "classes": ["a", "b"],
+        "model_md5": md5,
+    }
     assert not list(tmp_path.glob(".*tmp"))
 
 
@@ -326,9 +332,9 @@ def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_pa
     class Live:
         step = 0
 
-    phase = tmp_path / "run" / training.FINE_TUNE
+    phase = tmp_path / "run" / run_state.FINE_TUNE
     carried = {"checkpoint": {"best": 0.75}}
-    callbacks = training.make_callbacks(cfg, phase, Live(), paths, 2, carried)
+    callbacks = fit_callbacks.make_callbacks(cfg, phase, Live(), paths, 2, carried)
     assert callbacks[0] == "guard"
     kinds = [type(c).__name__ for c in callbacks[1:]]
     assert kinds == ["AtomicCheckpoint", "EarlyStopping", "ReduceLROnPlateau",
@@ -348,7 +354,9 @@ def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_pa
     assert callbacks[-1].backup_dir == str(phase / "backup")
     assert not callbacks[-1].delete_checkpoint
     off = cfg.model_copy(update={"reduce_lr": cfg.reduce_lr.model_copy(update={"patience": 0})})
-    names = [type(c).__name__ for c in training.make_callbacks(off, tmp_path, Live(), paths, 0, {})]
+    names = [
+        type(c).__name__ for c in fit_callbacks.make_callbacks(off, tmp_path, Live(), paths, 0, {})
+    ]
     assert "ReduceLROnPlateau" not in names
 
 
@@ -357,7 +365,7 @@ def test_dvclive_neither_saves_an_experiment_nor_writes_a_dvc_yaml(tmp_path, mon
     must not warn about (or make) an experiment of its own."""
     monkeypatch.chdir(tmp_path)
     with caplog.at_level(logging.DEBUG):
-        live = training.open_live(str(tmp_path / "live"), 0)
+        live = run_state.open_live(str(tmp_path / "live"), 0)
         live.log_metric("loss", 1.0)
         live.next_step()
         live.end()
@@ -382,8 +390,10 @@ def test_a_run_killed_while_saving_resumes_from_the_last_whole_backup_and_best_m
     backup, best = tmp_path / "backup", tmp_path / "best.keras"
 
     def callbacks():
-        checkpoint = training.AtomicCheckpoint(str(best), monitor="val_loss", save_best_only=True)
-        return [checkpoint, training.AtomicBackup(str(backup), delete_checkpoint=False)]
+        checkpoint = fit_callbacks.AtomicCheckpoint(
+            str(best), monitor="val_loss", save_best_only=True
+        )
+        return [checkpoint, fit_callbacks.AtomicBackup(str(backup), delete_checkpoint=False)]
 
     model = tiny_model()
     model.fit(epochs=2, callbacks=callbacks(), **fit)
@@ -401,7 +411,7 @@ def test_a_run_killed_while_saving_resumes_from_the_last_whole_backup_and_best_m
     record = keras.callbacks.LambdaCallback(
         on_epoch_begin=lambda epoch, logs: started.append(epoch)
     )
-    restore = training.AtomicBackup(str(backup), delete_checkpoint=False)
+    restore = fit_callbacks.AtomicBackup(str(backup), delete_checkpoint=False)
     restore.set_model(resumed)
     resumed.optimizer.build(resumed.trainable_variables)
     restore.on_train_begin()  # what fit does first: load the backup

@@ -62,7 +62,7 @@ def test_pretrain_then_fine_tune_on_another_dataset(dvc_project):
     assert meta["best_epoch"] == int(val["loss"].to_numpy().argmin()) + 1 > 2
     assert meta["val_loss"] == pytest.approx(val["loss"].min(), abs=1e-4)
 
-    from stages.shared.inference import load_model_file
+    from stages.shared.models.store import load_model_file
 
     donor = load_model_file(donor_path).get_layer("backbone")
     tuned = load_model_file(project / "models/classifier.keras").get_layer("backbone")

@@ -1,0 +1,2 @@
+"""Evaluation: test metrics of both tasks, constant-answer baselines, behaviour checks on
+transformed images, slices, and bootstrap intervals."""
