@@ -71,7 +71,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/models/losses.py": ["losses"],
     "stages/shared/data/manifest.py": ["manifest", "formats"],
     "stages/shared/evaluation/metrics.py": ["metrics", "baselines", "behaviour"],
-    "stages/shared/core/config.py": ["params", "slices"],
+    "stages/shared/core/config.py": ["params"],
     "stages/shared/core/paths.py": ["formats", "split", "dvc_yaml"],
     "stages/shared/review/plotting.py": ["plotting", "plot"],
     "stages/shared/core/seeding.py": ["seeding", "training", "splitting", "tfdata"],
@@ -81,6 +81,18 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/review/summary.py": ["summary", "metrics_diff"],
     "stages/shared/data/tfdata.py": ["tfdata", "shards", "formats"],
     "stages/shared/training/loop.py": ["training", "train_classifier", "checks"],
+    "stages/shared/training/callbacks.py": ["training"],
+    "stages/shared/training/state.py": ["training"],
+    "stages/shared/training/optim.py": ["training", "detectors"],
+    "stages/shared/training/inputs.py": ["training", "train_classifier", "train_detector"],
+    "stages/shared/models/store.py": ["store", "training", "inference", "backbones"],
+    "stages/shared/params/training.py": ["params"],
+    "stages/shared/params/split.py": ["params"],
+    "stages/shared/params/augment.py": ["params"],
+    "stages/shared/params/sample.py": ["params"],
+    "stages/shared/params/train_classifier.py": ["params"],
+    "stages/shared/params/train_detector.py": ["params"],
+    "stages/shared/params/evaluate.py": ["params", "slices"],
 }
 
 # The pure-logic modules, held to the higher target.
@@ -129,6 +141,15 @@ FORK_SERVER = {
     "stages/shared/evaluation/slices.py",
     "stages/shared/data/tfdata.py",
     "stages/shared/training/loop.py",
+    "stages/shared/training/callbacks.py",
+    "stages/shared/training/state.py",
+    "stages/shared/training/optim.py",
+    "stages/shared/training/inputs.py",
+    "stages/shared/models/store.py",
+    "stages/shared/params/train_classifier.py",
+    "stages/shared/params/train_detector.py",
+    "stages/shared/params/training.py",
+    "stages/shared/params/evaluate.py",
 }
 
 # Modules whose code also runs in worker processes (augment's process pool). mutmut learns

@@ -60,7 +60,7 @@ def open_model(path: Path):
         return exporting.SavedModelRunner(path), None
     if path.suffix == ".tflite":
         if not path.exists():
-            raise UserError(f"{path}: not found — run the export stage (`dvc repro export`)")
+            raise UserError(f"{path}: not found — run the export stage (`dvc repro export@<model>`)")
         runner = exporting.TFLiteRunner(path)
         if runner.meta is None:
             raise UserError(f"{path}: no metadata inside — export it with the export stage")
