@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import time
-from pathlib import Path
 
 from bench import (
+    after_training,
     augment_throughput,
     dvc_overhead,
     input_pipeline,
@@ -17,7 +15,7 @@ from bench import (
     startup,
     vs_tutorial,
 )
-from bench.common import table, write_results
+from bench.common import machine, table, write_results
 
 BENCHMARKS = {
     "vs_tutorial": vs_tutorial.run,
@@ -27,36 +25,10 @@ BENCHMARKS = {
     "augment_throughput": augment_throughput.run,
     "startup": startup.run,
     "photos": photos.run,
+    "after_training": after_training.run,
     # Not re-run here (`make mutation`, about an hour): the last scores, with the others.
     "mutation": mutation.rows,
 }
-
-
-def vector_isa(flags: set[str]) -> str:
-    """The widest x86 vector instruction set in a CPU's flags: oneDNN picks its kernels by it,
-    so two machines that differ here train to other weights ("How much do the numbers move")."""
-    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
-        if flag in flags:
-            return name
-    return "no AVX"
-
-
-def machine() -> str:
-    """CPU model and vector ISA, cores, memory and OS of this machine, in one line."""
-    cpu = platform.processor() or platform.machine()
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        first = {}  # the first processor's fields; the others repeat them
-        for line in info.read_text().splitlines():
-            key, _, value = line.partition(":")
-            first.setdefault(key.strip(), value.strip())
-        cpu = first.get("model name", cpu)
-        if "flags" in first:
-            cpu = f"{cpu} ({vector_isa(set(first['flags'].split()))})"
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
-    return (
-        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, no GPU used, {platform.platform()}"
-    )
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -113,4 +114,31 @@ def write_results(rows: list[dict], meta: dict) -> None:
         f" {meta['minutes']} min. Ratios are measured in one run (see `bench/`).\n\n"
         + table(rows)
         + "\n"
+    )
+
+
+def vector_isa(flags: set[str]) -> str:
+    """The widest x86 vector instruction set in a CPU's flags: oneDNN picks its kernels by it,
+    so two machines that differ here train to other weights ("How much do the numbers move")."""
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return name
+    return "no AVX"
+
+
+def machine() -> str:
+    """CPU model and vector ISA, cores, memory and OS of this machine, in one line."""
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        first = {}  # the first processor's fields; the others repeat them
+        for line in info.read_text().splitlines():
+            key, _, value = line.partition(":")
+            first.setdefault(key.strip(), value.strip())
+        cpu = first.get("model name", cpu)
+        if "flags" in first:
+            cpu = f"{cpu} ({vector_isa(set(first['flags'].split()))})"
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, no GPU used, {platform.platform()}"
     )

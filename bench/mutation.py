@@ -44,6 +44,7 @@ TESTS: dict[str, list[str]] = {
     "stages/export.py": ["export"],
     "stages/metrics_diff.py": ["metrics_diff"],
     "stages/plot.py": ["plot"],
+    "stages/summary.py": ["plot"],
     "stages/predict.py": ["predict", "export"],
     "stages/review.py": ["review"],
     "stages/sample.py": ["sample", "duplicates"],

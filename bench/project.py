@@ -101,7 +101,7 @@ def new_pipeline_repo(project: Path, params: dict | None = None) -> Path:
     shutil.copytree(
         ROOT / "stages", project / "stages", ignore=shutil.ignore_patterns("__pycache__")
     )
-    for name in ("dvc.yaml", ".gitignore"):
+    for name in ("dvc.yaml", "paths.yaml", ".gitignore"):
         shutil.copy(ROOT / name, project / name)
     shutil.copytree(ROOT / "pretrained", project / "pretrained")
     params = tiny_params() if params is None else params

@@ -27,7 +27,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from stages.shared.core.cli import run_stage
-from stages.shared.core.config import BaseParams, load_params
+from stages.shared.core.config import BaseParams, dataset_root, load_params
 from stages.shared.core.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
 from stages.shared.core.seeding import make_rng
 from stages.shared.data import shards
@@ -135,6 +135,7 @@ def main(argv: list[str]) -> None:
         "where": where,
         "seed": base.seed,
         "copies": copies_each,
+        "root": dataset_root(task).as_posix(),  # where the manifest's paths start
         # A large JPEG decodes at reduced scale when the transforms allow (see decode_side).
         "decode_side": decode_side(cfg.transforms, size),
     }

@@ -26,7 +26,7 @@ import sys
 import numpy as np
 
 from stages.shared.core.cli import UserError, run_stage
-from stages.shared.core.paths import MODELS
+from stages.shared.core.paths import EVAL_DIR, MODELS
 from stages.shared.evaluation.metrics import HEADLINES, LOWER_IS_BETTER
 from stages.shared.review.summary import table
 
@@ -91,7 +91,7 @@ def measured(baseline: str, model: str) -> dict[str, dict]:
     """{experiment name: its test metrics} of the experiments of `baseline` that have them."""
     shown = json.loads(run(*DVC, "exp", "show", "--json", "--rev", baseline).stdout)
     found = {}
-    path = f"reports/eval/{model}/metrics.json"
+    path = (EVAL_DIR / model / "metrics.json").as_posix()
     for commit in shown:
         for exp in commit.get("experiments") or []:
             for rev in exp.get("revs", []):

@@ -1,4 +1,4 @@
-"""Stage `export@<model>`: ship a model as SavedModel (TF Serving) and TFLite, checked on test images.
+"""Stage `export@<model>`: a model as SavedModel (TF Serving) and TFLite, checked on test images.
 
 In:  models/<model>.keras + .json, data/split/<task>.csv (test rows) and their images.
 Out: models/export/<model>/ (SavedModel, endpoint `serve`, metadata in assets.extra/),
@@ -16,12 +16,10 @@ import shutil
 import numpy as np
 
 from stages.shared.core.cli import UserError, run_stage
-from stages.shared.core.config import load_params
-from stages.shared.core.paths import MODELS, MODELS_DIR, export_report, model_file, split_manifest
+from stages.shared.core.config import dataset_root, load_params
+from stages.shared.core.paths import EXPORT_DIR, MODELS, export_report, model_file, split_manifest
 from stages.shared.data.manifest import read_manifest, write_json
 from stages.shared.params.export import ExportParams
-
-EXPORT_DIR = MODELS_DIR / "export"
 
 
 def check_pixels(name: str, size: int, count: int):
@@ -31,7 +29,7 @@ def check_pixels(name: str, size: int, count: int):
     task = MODELS[name]
     frame = read_manifest(split_manifest(task), task)
     paths = sorted(frame.loc[frame["split"] == "test", "path"])[:count]
-    _, pixels, _ = read_batch(paths, size)
+    _, pixels, _ = read_batch([(dataset_root(task) / path).as_posix() for path in paths], size)
     if not len(pixels):
         raise UserError(f"{split_manifest(task)}: no readable test image to check the export on")
     return pixels

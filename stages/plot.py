@@ -1,13 +1,14 @@
-"""Stage `plot`: the figures and the page a reviewer reads, from the training and test reports.
+"""Stage `plot@<model>`: a model's figures, its section of the review page and its model card.
 
 In:  reports/train/<model>/ (DVCLive history), reports/eval/<model>/ (headline metrics,
      detail and plot data),
      models/<model>.json (the params that produced each model), reports/data/<task>.json
      (split counts), the test images (galleries).
 In (also): models/<model>_batch.npz (the first training batch, as the model received it).
-Out: reports/figures/*.png (training curves, confusion matrix, ROC, PR curve, IoU histogram,
-     galleries of test predictions, one training batch per model), reports/summary.md
-     (metrics beside their baselines, key params, checks, figures) and
+Out: reports/figures/<model>/*.png (training curves, confusion matrix, ROC, PR curve, IoU
+     histogram, galleries of test predictions, one training batch), reports/summary/<model>.json
+     (its section of reports/summary.md: metrics beside their baselines, key params, checks,
+     figures; and its warnings; the `summary` stage joins them) and
      reports/model_card_<model>.md (use, limits, data, params, test metrics).
 Params: plot.*.
 
@@ -20,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from stages.shared.core.cli import UserError, run_stage
-from stages.shared.core.config import load_params
+from stages.shared.core.config import dataset_root, load_params
 from stages.shared.core.paths import (
     DATA_REPORTS_DIR,
     EVAL_DIR,
@@ -35,8 +37,9 @@ from stages.shared.core.paths import (
     MODELS_DIR,
     REPORTS_DIR,
     model_file,
+    section_file,
 )
-from stages.shared.data.manifest import atomic_write_text
+from stages.shared.data.manifest import atomic_write_text, write_json
 from stages.shared.evaluation import baselines
 from stages.shared.params.plot import PlotParams
 from stages.shared.review import dvcplots, plotting, summary
@@ -62,11 +65,12 @@ FROM_DVC = {
 }
 
 
-def dvc_figures(cfg, out: Path) -> None:
-    """Draw every figure of FROM_DVC from the specs DVC fills for this workspace (one DVC
-    query for all of them)."""
-    specs = dvcplots.specs([plot for plots, _ in FROM_DVC.values() for plot in plots])
-    for name, (plots, columns) in FROM_DVC.items():
+def dvc_figures(cfg, out: Path, model: str) -> None:
+    """Draw the model's figures of FROM_DVC from the specs DVC fills for this workspace (one
+    DVC query for all of them)."""
+    mine = {file: spec for file, spec in FROM_DVC.items() if file.startswith(f"{model}_")}
+    specs = dvcplots.specs([plot for plots, _ in mine.values() for plot in plots])
+    for name, (plots, columns) in mine.items():
         dvcplots.to_png([specs[plot] for plot in plots], out / name, cfg.dpi, columns)
 
 
@@ -94,6 +98,12 @@ def spread(rows: pd.DataFrame, count: int) -> pd.DataFrame:
     return rows.iloc[[int(i * step) for i in range(count)]]
 
 
+def in_dataset(table: pd.DataFrame, name: str) -> pd.DataFrame:
+    """`table` with its `path`s (relative to the dataset folder) as files to open."""
+    root = dataset_root(MODELS[name])
+    return table.assign(path=[(root / path).as_posix() for path in table["path"]])
+
+
 def classifier_figures(cfg, out: Path) -> tuple[list[tuple[str, str]], str]:
     """The classifier's figures; (caption, file) pairs and its per-class table."""
     ev = EVAL_DIR / "classifier"
@@ -102,7 +112,8 @@ def classifier_figures(cfg, out: Path) -> tuple[list[tuple[str, str]], str]:
     wrong = predictions[predictions["actual"] != predictions["predicted"]]
     wrong = wrong.sort_values(["confidence", "path"], ascending=[False, True], kind="mergesort")
     from_dvc = ["classifier_training.png", "classifier_confusion.png", "classifier_roc.png"]
-    mistakes = plotting.misclassified_gallery(wrong.head(cfg.gallery_size), cfg.gallery_columns)
+    shown = in_dataset(wrong.head(cfg.gallery_size), "classifier")
+    mistakes = plotting.misclassified_gallery(shown, cfg.gallery_columns)
     plotting.save_figure(mistakes, out / "classifier_mistakes.png", cfg.dpi)
     figures = [*from_dvc, "classifier_mistakes.png"]
     captions = ["Training curves", "Confusion matrix", "ROC curves", "Mistakes"]
@@ -127,7 +138,7 @@ def detector_figures(cfg, out: Path, scores: dict) -> list[tuple[str, str]]:
             predictions["iou"].dropna().to_numpy(), scores.get("mean_iou")
         ),
         "detector_gallery.png": plotting.detection_gallery(
-            spread(predictions, cfg.gallery_size), cfg.gallery_columns
+            in_dataset(spread(predictions, cfg.gallery_size), "detector"), cfg.gallery_columns
         ),
     }
     for name, fig in figures.items():
@@ -148,7 +159,7 @@ def behaviour_figure(name: str, meta: dict, cfg, out: Path) -> list[tuple[str, s
     cases = []
     for row in table.groupby("check", sort=False).head(cfg.gallery_columns).itertuples():
         try:
-            pixels = model_pixels(row.path, meta["image_size"])
+            pixels = model_pixels(dataset_root(MODELS[name]) / row.path, meta["image_size"])
         except ImageError:
             continue
         seen = CHECKS[row.check].transform(pixels[None])[0]
@@ -198,35 +209,35 @@ def train_batch_figure(name: str, meta: dict, cfg, out: Path) -> tuple[str, str]
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.parse_args(argv)
+    parser.add_argument("model", choices=list(MODELS))
+    name = parser.parse_args(argv).model
     cfg = load_params(PlotParams)
-    sections, warnings = [], []
-    all_scores = {name: evaluation(name) for name in MODELS}
-    dvc_figures(cfg, FIGURES_DIR)
-    for name in MODELS:
-        scores = all_scores[name]
-        lost = baselines.not_beaten(name, scores, scores.get("baseline", {}))
-        if lost:
-            warnings.append(f"the {name} does not beat its baseline on {'; '.join(lost)}.")
-        meta = read_json(model_file(name).with_suffix(".json"))
-        warnings += [line for line in [summary.never_learned(name, meta)] if line]
-        if name == "classifier":
-            figures, extra = classifier_figures(cfg, FIGURES_DIR)
-        else:
-            figures, extra = detector_figures(cfg, FIGURES_DIR, scores), ""
-        figures.append(train_batch_figure(name, meta, cfg, FIGURES_DIR))
-        figures += slices_figure(name, scores, cfg, FIGURES_DIR)
-        figures += behaviour_figure(name, meta, cfg, FIGURES_DIR)
-        if meta.get("debug"):
-            warnings.append(
-                f"the {name} is a debug run (debug: {meta['debug']['mode']}), not a model."
-            )
-        sections.append(summary.model_section(name, scores, meta, figures, extra))
-        data_report = read_json(DATA_REPORTS_DIR / f"{MODELS[name]}.json")
-        card = summary.model_card(name, scores, meta, data_report)
-        atomic_write_text(REPORTS_DIR / f"model_card_{name}.md", card)
-    atomic_write_text(REPORTS_DIR / "summary.md", summary.summary_page(sections, warnings))
-    print(f"plot: {len(list(FIGURES_DIR.glob('*.png')))} figures and {REPORTS_DIR}/summary.md")
+    out = FIGURES_DIR / name
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    scores = evaluation(name)
+    dvc_figures(cfg, out, name)
+    warnings = []
+    lost = baselines.not_beaten(name, scores, scores.get("baseline", {}))
+    if lost:
+        warnings.append(f"the {name} does not beat its baseline on {'; '.join(lost)}.")
+    meta = read_json(model_file(name).with_suffix(".json"))
+    warnings += [line for line in [summary.never_learned(name, meta)] if line]
+    if name == "classifier":
+        figures, extra = classifier_figures(cfg, out)
+    else:
+        figures, extra = detector_figures(cfg, out, scores), ""
+    figures.append(train_batch_figure(name, meta, cfg, out))
+    figures += slices_figure(name, scores, cfg, out)
+    figures += behaviour_figure(name, meta, cfg, out)
+    if meta.get("debug"):
+        warnings.append(f"the {name} is a debug run (debug: {meta['debug']['mode']}), not a model.")
+    section = summary.model_section(name, scores, meta, figures, extra)
+    write_json(section_file(name), {"section": section, "warnings": warnings})
+    data_report = read_json(DATA_REPORTS_DIR / f"{MODELS[name]}.json")
+    card = summary.model_card(name, scores, meta, data_report)
+    atomic_write_text(REPORTS_DIR / f"model_card_{name}.md", card)
+    print(f"plot@{name}: {len(list(out.glob('*.png')))} figures in {out}, {section_file(name)}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.paths import model_file
 from stages.shared.data.images import HASH_SIDE, decode, is_hidden, is_image_file, read_rgb
 from stages.shared.evaluation.metrics import ordered_corners
 
@@ -60,7 +61,9 @@ def open_model(path: Path):
         return exporting.SavedModelRunner(path), None
     if path.suffix == ".tflite":
         if not path.exists():
-            raise UserError(f"{path}: not found — run the export stage (`dvc repro export@<model>`)")
+            raise UserError(
+                f"{path}: not found — run the export stage (`dvc repro export@<model>`)"
+            )
         runner = exporting.TFLiteRunner(path)
         if runner.meta is None:
             raise UserError(f"{path}: no metadata inside — export it with the export stage")
@@ -110,7 +113,7 @@ def draw_boxes(frame: pd.DataFrame, out_dir: Path) -> None:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files, folders or globs")
-    parser.add_argument("--model", default="models/classifier.keras")
+    parser.add_argument("--model", default=model_file("classifier").as_posix())
     parser.add_argument("--out", help="CSV file to write (default: stdout)")
     parser.add_argument("--top-k", type=int, default=0, help="classifier: top-k columns")
     parser.add_argument("--threshold", type=float, default=0.5, help="detector: presence score")

@@ -66,7 +66,7 @@ def source_groups(frame: pd.DataFrame, root: str, task: str, cfg) -> tuple[list,
     by, text = getattr(cfg.group_by, task), getattr(cfg.group_pattern, task)
     pattern = re.compile(text) if by == "pattern" else None
     top = "images" if task == "detection" else None
-    relative = [Path(p).relative_to(root).as_posix() for p in frame["path"]]
+    relative = list(frame["path"])
     keys = [group_key(rel, by, pattern, top) for rel in relative]
     unmatched = sum(key is None for key in keys)
     if by == "pattern" and keys and unmatched == len(keys):
@@ -125,7 +125,6 @@ def build_report(task: str, root: str, frame: pd.DataFrame, scan: Scan, dropped:
     copies = frame.groupby("md5").size()
     return {
         "task": task,
-        "dataset": root,
         "images": len(frame),
         "splits": {s: int((frame["split"] == s).sum()) for s in SPLITS},
         "classes": {
@@ -145,6 +144,23 @@ def build_report(task: str, root: str, frame: pd.DataFrame, scan: Scan, dropped:
             "files": scan.skipped,
         },
     }
+
+
+def relative_to_root(frame: pd.DataFrame, scan: Scan, root: str) -> pd.DataFrame:
+    """Paths relative to the dataset folder, in the manifest and the report alike: the same
+    bytes in another folder give the same outputs, and nothing after `split` re-runs."""
+
+    def relative(path: str) -> str:
+        try:
+            return Path(path).relative_to(root).as_posix()
+        except ValueError:  # not under the folder (a skipped link's target): as found
+            return path
+
+    prefix = f"{Path(root).as_posix()}/"
+    for skipped in scan.skipped:  # a reason may name another file (a label): relative too
+        skipped["path"] = relative(skipped["path"])
+        skipped["reason"] = skipped["reason"].replace(prefix, "")
+    return frame.assign(path=[relative(p) for p in frame["path"]])
 
 
 def scan_frame(task: str, root: str, key: str, cfg, fingerprint: bool):
@@ -174,7 +190,7 @@ def main(argv: list[str]) -> None:
     key, root = f"data.{task}", getattr(data, task)
     fingerprint = cfg.near_duplicates.max_distance > 0
     frame, scan, dropped = scan_frame(task, root, key, cfg, fingerprint)
-    frame = frame.reset_index(drop=True)
+    frame = relative_to_root(frame.reset_index(drop=True), scan, root)
     groups = assign_groups(frame, root, task, cfg)
     fractions = cfg.fractions.model_dump()
     frame["split"] = assign_splits(

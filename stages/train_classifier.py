@@ -1,8 +1,7 @@
 """Stage `train-classifier`: train a Keras 3 classifier on the augmented classification data.
 
-In:  data/augmented/classification (manifest, shards); Out: models/classifier.keras + .json,
-models/classifier_batch.npz, reports/train/classifier/ (DVCLive). Params: base, train_classifier.
-The course of the run (resume, phases, checks, saving) is `stages.shared.training.loop`'s.
+In: data/augmented/classification. Out: models/classifier.keras + .json, classifier_batch.npz,
+reports/train/classifier/ (DVCLive). The run itself (resume, phases, saving) is training.loop's.
 """
 
 from __future__ import annotations
@@ -30,32 +29,22 @@ class Classifier(loop.Task):
         return one_hot(rows["label"], self.classes)
 
     def class_weight(self):
-        """sklearn's 'balanced' weights by class index, or None."""
         if self.cfg.class_weight == "none":
             return None
-        from sklearn.utils.class_weight import compute_class_weight
-
-        labels = np.array(self.train_rows["label"])
-        weights = compute_class_weight("balanced", classes=np.array(self.classes), y=labels)
-        return {i: float(w) for i, w in enumerate(weights)}
+        return checks.balanced_weights(self.train_rows["label"], self.classes)
 
     def baseline(self, val_rows):
-        """The majority class (val_accuracy) or the train prior (val_loss), on val."""
-        targets = self.targets(val_rows)
-        if self.cfg.monitor == "val_accuracy":
-            majority = float((targets.argmax(axis=1) == self.prior.argmax()).mean())
-            return {"metric": "accuracy", "baseline": majority, "name": "the majority class",
-                    "higher": True}  # fmt: skip
-        loss = checks.prior_cross_entropy(self.prior, self.cfg.label_smoothing, targets)
-        return {"metric": "loss", "baseline": loss, "name": "the train prior", "higher": False}
+        smoothing = self.cfg.label_smoothing
+        return checks.prior_baseline(
+            self.cfg.monitor, self.prior, smoothing, self.targets(val_rows)
+        )
 
     def build(self, size):
         """The architecture, its output bias at the train prior (softmax(log p) = p);
         `debug: overfit` builds it without in-model augmentation."""
         from stages.shared.models import classifiers
 
-        cfg = self.cfg
-        aug = cfg.in_model_augmentation.model_dump()
+        cfg, aug = self.cfg, self.cfg.in_model_augmentation.model_dump()
         self.layers = [] if cfg.debug == "overfit" else classifiers.augmentation_layers(**aug)
         model = classifiers.build_classifier(
             cfg.architecture, size=size, num_classes=len(self.classes), dropout=cfg.dropout,
@@ -72,18 +61,15 @@ class Classifier(loop.Task):
     def compile(self, model, learning_rate, jit_compile):
         from stages.shared.training.optim import make_optimizer
 
-        optimizer = make_optimizer(self.cfg.optimizer, learning_rate)
-        model.compile(optimizer=optimizer, loss=self.loss(), metrics=["accuracy"],
-                      jit_compile=jit_compile)  # fmt: skip
+        optimizer, loss = make_optimizer(self.cfg.optimizer, learning_rate), self.loss()
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
 
     def first_batch(self, model, images, targets):
         value = float(self.loss()(targets, model(images, training=False)))
-        smoothing, onehot = self.cfg.label_smoothing, np.asarray(targets)
-        expected = checks.prior_cross_entropy(self.prior, smoothing, onehot)
-        seen = checks.seen_by_model(model, images, self.layers)
-        pixels = np.clip(np.rint(seen), 0, 255).astype(np.uint8)
+        expected = checks.prior_cross_entropy(self.prior, self.cfg.label_smoothing, targets)
+        seen = np.clip(np.rint(checks.seen_by_model(model, images, self.layers)), 0, 255)
         report = checks.first_batch_report(value, expected, "categorical cross-entropy")
-        return report, {"images": pixels, "targets": targets}
+        return report, {"images": seen.astype(np.uint8), "targets": targets}
 
     def metadata(self):
         return {"classes": self.classes, "architecture": self.cfg.architecture}

@@ -1,8 +1,7 @@
 """Stage `train-detector`: train the FaceTracker single-object detector on augmented data.
 
-In:  data/augmented/detection (manifest, shards); Out: models/detector.keras + .json,
-models/detector_batch.npz, reports/train/detector/ (DVCLive). Params: base, train_detector.
-The course of the run (resume, checks, saving) is `stages.shared.training.loop`'s.
+In: data/augmented/detection. Out: models/detector.keras + .json, models/detector_batch.npz,
+reports/train/detector/ (DVCLive). The run itself (resume, checks, saving) is training.loop's.
 """
 
 from __future__ import annotations
@@ -27,35 +26,18 @@ class Detector(loop.Task):
 
     def targets(self, rows):
         """(presence [N, 1], box [N, 4]) float32 arrays."""
-        present = rows["present"].to_numpy("float32").reshape(-1, 1)
-        return present, rows[BOX].to_numpy("float32")
+        return rows["present"].to_numpy("float32").reshape(-1, 1), rows[BOX].to_numpy("float32")
 
     def baseline(self, val_rows):
-        """The val mean IoU of the mean train box (as training measures it: losses.box_iou);
-        None when train or val has no object."""
-        from keras import ops
-
-        from stages.shared.models.losses import box_iou
-
-        train_present, train_boxes = self.targets(self.train_rows)
-        val_present, val_boxes = self.targets(val_rows)
-        objects = val_boxes[val_present.ravel() == 1]
-        if not (train_present.any() and len(objects)):
-            return None
-        mean_box = train_boxes[train_present.ravel() == 1].mean(axis=0)
-        ious = box_iou(objects, np.tile(mean_box, (len(objects), 1)))
-        return {"metric": "mean_iou", "baseline": float(ops.mean(ious)),
-                "name": "the mean train box", "higher": True}  # fmt: skip
+        return checks.mean_box_baseline(self.targets(self.train_rows), self.targets(val_rows))
 
     def build(self, size):
         """Built (BackupAndRestore needs its weights), presence at the train presence rate."""
         from stages.shared.models.detectors import FaceTracker
 
         cfg = self.cfg
-        model = FaceTracker(
-            cfg.backbone, size, cfg.head_width, cfg.pooling, cfg.dropout, cfg.weights,
-            cfg.bn_momentum, box_head=cfg.box_head,
-        )  # fmt: skip
+        model = FaceTracker(cfg.backbone, size, cfg.head_width, cfg.pooling, cfg.dropout,
+                            cfg.weights, cfg.bn_momentum, box_head=cfg.box_head)  # fmt: skip
         model.backbone.trainable = cfg.trainable_backbone
         model(np.zeros((1, size, size, 3), "float32"))
         checks.start_at_prior(model.presence_head.layers[-1], [checks.logit(self.rate)])
@@ -64,11 +46,10 @@ class Detector(loop.Task):
     def compile(self, model, learning_rate, jit_compile):
         from stages.shared.training.optim import make_optimizer
 
-        cfg = self.cfg
-        weights = (cfg.loss_weights.localization, cfg.loss_weights.classification)
+        cfg, weights = self.cfg, self.cfg.loss_weights
         model.compile(optimizer=make_optimizer(cfg.optimizer, learning_rate),
-                      localization=cfg.localization_loss, loss_weights=weights,
-                      jit_compile=jit_compile)  # fmt: skip
+                      localization=cfg.localization_loss, jit_compile=jit_compile,
+                      loss_weights=(weights.localization, weights.classification))  # fmt: skip
 
     def first_batch(self, model, images, targets):
         present, boxes = targets

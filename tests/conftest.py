@@ -183,7 +183,8 @@ def plots_project(workdir) -> Path:
     """`workdir` as a git + DVC repository with the project's dvc.yaml plots and templates."""
     subprocess.run(["git", "init", "-q"], cwd=workdir, check=True)
     copy_dvc_setup(workdir)
-    shutil.copy(ROOT / "dvc.yaml", workdir / "dvc.yaml")
+    for name in ("dvc.yaml", "paths.yaml"):
+        shutil.copy(ROOT / name, workdir / name)
     return workdir
 
 

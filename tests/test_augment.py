@@ -12,6 +12,7 @@ import yaml
 
 from stages import augment, split
 from stages.shared.core.cli import UserError, run_stage
+from stages.shared.core.config import dataset_root
 from stages.shared.data.augmentation import _close, build_pipeline, decode_side, zoom_of
 from stages.shared.data.augmentation import augment as augment_one
 from stages.shared.data.tfdata import read_pixels
@@ -134,8 +135,10 @@ def test_every_copy_written_by_the_stage_carries_its_boxes_transformed(detection
 def test_an_image_broken_after_split_is_one_line_naming_it(detection_split, split_name):
     # a train image is augmented, a test image only prepared for the shards: both say it
     rows = pd.read_csv(detection_split / "data/split/detection.csv")
-    broken = rows.loc[rows["split"] == split_name, "path"].iloc[0]
-    (detection_split / broken).write_bytes(b"not a jpeg any more")
+    # the manifest's paths start at the dataset folder; the message names the file itself
+    file = dataset_root("detection") / rows.loc[rows["split"] == split_name, "path"].iloc[0]
+    (detection_split / file).write_bytes(b"not a jpeg any more")
+    broken = file.as_posix()
     expected = rf"^{broken}: .* — the file changed after `split` checked it; re-run `dvc repro`$"
     with pytest.raises(UserError, match=expected):
         augment.main(["detection"])

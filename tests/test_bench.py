@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.__main__ import vector_isa
+from bench.common import vector_isa
 from bench.recipe_check import holds, over_seeds, table
 
 

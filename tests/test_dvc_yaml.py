@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,10 +75,18 @@ def test_package_files_hold_a_docstring_and_no_code():
         ), path
 
 
+def resolved(text: str, key: str = "") -> str:
+    """A dvc.yaml string with `${key}` and `${paths.<name>}` filled as DVC fills them."""
+    from stages.shared.core.paths import WHERE
+
+    text = text.replace("${key}", key)
+    return re.sub(r"\$\{paths\.(\w+)\}", lambda m: WHERE[m.group(1)].as_posix(), text)
+
+
 def outs_of(definition: dict, key: str = "") -> set[str]:
     body = definition.get("do", definition)
     outs = {o if isinstance(o, str) else next(iter(o)) for o in body.get("outs", [])}
-    return {o.replace("${key}", key) for o in outs}
+    return {resolved(o, key) for o in outs}
 
 
 def test_the_stages_write_where_dvc_yaml_tracks_their_outputs():
@@ -90,3 +99,32 @@ def test_the_stages_write_where_dvc_yaml_tracks_their_outputs():
         assert str(paths.split_report(task)) in split, split
     for model, stage in (("classifier", "train-classifier"), ("detector", "train-detector")):
         assert str(paths.model_file(model)) in outs_of(stages[stage]), model
+    for model in ("classifier", "detector"):
+        assert str(paths.export_report(model)) in outs_of(stages["export"], model)
+        assert str(paths.section_file(model)) in outs_of(stages["plot"], model)
+        assert str(paths.EVAL_DIR / model) in outs_of(stages["evaluate"], model)
+        assert str(paths.FIGURES_DIR / model) in outs_of(stages["plot"], model)
+
+
+def test_paths_yaml_moves_dvc_yaml_and_the_stages_together(tmp_path):
+    # One file says where things are: move the models elsewhere and both readers follow.
+    import subprocess
+    import sys
+
+    from bench.project import dvc
+
+    for name in ("dvc.yaml", "params.yaml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    moved = (ROOT / "paths.yaml").read_text().replace("  models: models ", "  models: trained ")
+    assert moved != (ROOT / "paths.yaml").read_text()
+    (tmp_path / "paths.yaml").write_text(moved)
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    dvc("init", "-q", cwd=tmp_path)
+    listed = dvc("stage", "list", "train-classifier", cwd=tmp_path).stdout
+    assert "trained/classifier.keras" in listed and "models/classifier" not in listed
+    code = "from stages.shared.core.paths import model_file; print(model_file('classifier'))"
+    printed = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout
+    assert printed.strip() == "trained/classifier.keras"

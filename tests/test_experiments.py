@@ -171,7 +171,17 @@ def test_a_forced_rerun_on_a_clone_reproduces_the_committed_results(reproduced_p
     forced = dvc("repro", "--force", "evaluate@classifier", "evaluate@detector", cwd=clone)
     assert "Running stage 'train-detector'" in forced.stdout
     status = json.loads(dvc("status", "--json", cwd=clone).stdout)
-    assert status == {"export": [{"changed outs": {"models/export": "not in cache"}}]}, status
+    assert status == {
+        f"export@{model}": [
+            {
+                "changed outs": {
+                    f"models/export/{model}": "not in cache",
+                    f"models/export/{model}.tflite": "not in cache",
+                }
+            }
+        ]
+        for model in ("classifier", "detector")
+    }, status
     for path in ("reports/eval/classifier/metrics.json", "reports/eval/detector/metrics.json"):
         committed = json.loads((dvc_project / path).read_text())
         assert json.loads((clone / path).read_text()) == committed, path

@@ -207,7 +207,7 @@ def test_export_stops_when_no_test_image_can_be_read(models):
 
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(export.main) == (
-        "[-h] {classifier,detector} Stage `export@<model>`: ship a model as SavedModel "
+        "[-h] {classifier,detector} Stage `export@<model>`: a model as SavedModel "
         "(TF Serving) and TFLite, checked on test images. positional arguments: "
         "{classifier,detector} options: -h, --help show this help message and exit"
     )

@@ -20,8 +20,11 @@ ALL_STAGES = [
     "train-detector",
     "evaluate@classifier",
     "evaluate@detector",
-    "export",
-    "plot",
+    "export@classifier",
+    "export@detector",
+    "plot@classifier",
+    "plot@detector",
+    "summary",
 ]
 
 
@@ -103,7 +106,7 @@ def test_an_augment_param_touches_only_its_own_branch(reproduced_project):
     rerun = dvc("repro", cwd=dvc_project)
     ran = ran_stages(rerun.stdout)
     assert ran[0] == "augment@detection" and "train-detector" in ran, ran
-    assert not [name for name in ran if "classif" in name or name.startswith("s")], ran
+    assert not [n for n in ran if "classif" in n or n.startswith(("sample", "split"))], ran
     set_param(dvc_project, "augment.classification.keep_original", False)
     assert changed_stages(dvc_project) == {"augment@classification"}
     set_param(dvc_project, "augment.workers", 1)  # speed only: changes no stage
@@ -117,14 +120,17 @@ def test_a_training_param_touches_only_its_own_model(reproduced_project):
     set_param(dvc_project, "train_classifier.dropout", 0.1)
     assert changed_stages(dvc_project) == {"train-detector", "train-classifier"}
     rerun = dvc("repro", cwd=dvc_project)
-    assert sorted(ran_stages(rerun.stdout)) == [
+    ran = sorted(ran_stages(rerun.stdout))
+    assert set(ran) - {"summary"} == {  # summary: if a section's text changed
         "evaluate@classifier",
         "evaluate@detector",
-        "export",
-        "plot",
+        "export@classifier",
+        "export@detector",
+        "plot@classifier",
+        "plot@detector",
         "train-classifier",
         "train-detector",
-    ]
+    }, ran
     metrics = json.loads(dvc("metrics", "show", "--json", cwd=dvc_project).stdout)
     shown = {
         path: sorted(found["data"]) for path, found in metrics[""]["data"].items()
@@ -142,8 +148,8 @@ PLOT_IDS = [
     "Classifier confusion matrix, row-normalised (test)",
     "Classifier ROC, micro and macro average over classes (test)",
     "Detector precision-recall at IoU 0.5 (test)",
-    "reports/figures/detector_gallery.png",
-    "reports/figures/classifier_confusion.png",
+    "reports/figures/detector/detector_gallery.png",
+    "reports/figures/classifier/classifier_confusion.png",
 ]
 
 
@@ -154,17 +160,21 @@ def test_evaluate_and_plot_params_never_retrain_and_plots_render(reproduced_proj
     set_param(dvc_project, "train_classifier.learning_rate", 0.001)
     assert changed_stages(dvc_project) == set()
     set_param(dvc_project, "plot.gallery_size", 4)
-    assert changed_stages(dvc_project) == {"plot"}
-    assert ran_stages(dvc("repro", cwd=dvc_project).stdout) == ["plot"]
+    assert changed_stages(dvc_project) == {"plot@classifier", "plot@detector"}
+    ran = ran_stages(dvc("repro", cwd=dvc_project).stdout)
+    assert ran[:2] == ["plot@classifier", "plot@detector"] and set(ran[2:]) <= {"summary"}
     set_param(dvc_project, "evaluate.detector.presence_threshold", 0.6)
     assert changed_stages(dvc_project) == {"evaluate@detector"}
     # plot follows only if the threshold changed a prediction of this tiny model
     ran = ran_stages(dvc("repro", cwd=dvc_project).stdout)
-    assert ran[0] == "evaluate@detector" and set(ran) <= {"evaluate@detector", "plot"}
+    assert ran[0] == "evaluate@detector"
+    assert set(ran) <= {"evaluate@detector", "plot@detector", "summary"}  # nothing classifier
     out = tmp_path / "html"
     dvc("plots", "show", "-o", str(out), cwd=dvc_project)
     html = (out / "index.html").read_text()
     for plot_id in PLOT_IDS:
         assert plot_id in html, plot_id
     assert "<script src=" not in html  # the offline template: Vega is inline, nothing fetched
-    assert "figures/detector_gallery.png" in (dvc_project / "reports/summary.md").read_text()
+    assert (
+        "figures/detector/detector_gallery.png" in (dvc_project / "reports/summary.md").read_text()
+    )

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from stages import plot
+from stages import summary as summary_stage
 from stages.shared.core.cli import UserError
 from stages.shared.evaluation.metrics import (
     confusion_table,
@@ -20,7 +21,14 @@ from stages.shared.evaluation.metrics import (
 )
 from stages.shared.params.sections import load_params
 from stages.shared.review import plotting
-from tests.conftest import ROOT, read_eval_report, refuses, usage, write_eval_report, write_image
+from tests.conftest import (
+    ROOT,
+    read_eval_report,
+    refuses_choice,
+    usage,
+    write_eval_report,
+    write_image,
+)
 
 FIGURES = [
     "classifier_training.png",
@@ -192,19 +200,31 @@ def fake_reports(root: Path) -> None:
         (root / f"models/{name}.json").write_text(json.dumps({**meta, "val_loss": 0.25}))
 
 
+def plot_all() -> None:
+    """What `dvc repro` runs after evaluation: plot@classifier, plot@detector, summary."""
+    plot.main(["classifier"])
+    plot.main(["detector"])
+    summary_stage.main([])
+
+
+def figure_file(root, name: str):
+    """Where plot@<model> writes figure `name` (its file name starts with the model)."""
+    return root / "reports/figures" / name.split("_")[0] / name
+
+
 def test_plot_stage_writes_every_figure_and_the_summary(plots_project):
     workdir = plots_project
     fake_reports(workdir)
-    plot.main([])
+    plot_all()
     for name in FIGURES:
-        path = workdir / "reports/figures" / name
+        path = figure_file(workdir, name)
         with Image.open(path) as img:
             assert img.format == "PNG" and img.width > 250 and img.height > 150, name
             # Not a blank canvas: a figure has many distinct colours.
             assert len(img.convert("RGB").getcolors(maxcolors=1 << 20)) > 50, name
     page = (workdir / "reports/summary.md").read_text()
     for name in FIGURES:
-        assert f"(figures/{name})" in page
+        assert f"(figures/{name.split('_')[0]}/{name})" in page
     assert "| accuracy | 0.8333 (95% CI 0.5–1) | 0.9 (majority) |" in page
     assert "| ap50 | 0.6931 | - |" in page
     assert "| size: small | 0 | mean_iou | none |" in page
@@ -239,15 +259,16 @@ def test_plot_stage_writes_every_figure_and_the_summary(plots_project):
 def test_plot_is_byte_stable(plots_project):
     workdir = plots_project
     fake_reports(workdir)
-    plot.main([])
-    first = {p.name: p.read_bytes() for p in (workdir / "reports/figures").iterdir()}
-    plot.main([])
-    assert first == {p.name: p.read_bytes() for p in (workdir / "reports/figures").iterdir()}
+    plot_all()
+    first = {p.name: p.read_bytes() for p in (workdir / "reports/figures").rglob("*.png")}
+    plot_all()
+    assert first == {p.name: p.read_bytes() for p in (workdir / "reports/figures").rglob("*.png")}
+    assert len(first) >= 8
 
 
 def test_plot_without_evaluation_reports_names_the_missing_file(workdir):
     with pytest.raises(UserError, match=r"reports/eval/classifier/metrics.json: not found"):
-        plot.main([])
+        plot.main(["classifier"])
 
 
 def test_gallery_draws_the_predicted_box_where_it_says(tmp_path):
@@ -299,7 +320,7 @@ def test_a_debug_run_is_marked_everywhere_a_reader_looks(plots_project):
         "passed": True,
     }
     meta_path.write_text(json.dumps(meta))
-    plot.main([])
+    plot_all()
     page = (workdir / "reports/summary.md").read_text()
     assert "**Warning: the detector is a debug run (debug: overfit), not a model.**" in page
     assert "train loss 0.08 after 120 steps, threshold 0.2: passed" in page
@@ -323,7 +344,7 @@ def test_a_model_that_never_learned_is_flagged_at_the_top_of_the_page_and_its_ca
         "baseline_name": "the mean train box",
     }
     meta_path.write_text(json.dumps(meta))
-    plot.main([])
+    plot_all()
     line = (
         "**Warning: the detector never learned: its best val mean_iou 0 is no better than"
         " 0.2131, the mean train box's — it answers no better than a constant.**"
@@ -337,10 +358,16 @@ def test_a_model_that_never_learned_is_flagged_at_the_top_of_the_page_and_its_ca
 
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(plot.main) == (
-        "[-h] Stage `plot`: the figures and the page a reviewer reads, from the "
-        "training and test reports. options: -h, --help show this help message and exit"
+        "[-h] {classifier,detector} Stage `plot@<model>`: a model's figures, its section "
+        "of the review page and its model card. positional arguments: {classifier,detector} "
+        "options: -h, --help show this help message and exit"
     )
-    assert refuses(plot.main, ["extra"], capsys).endswith("unrecognized arguments: extra")
+    refuses_choice(plot.main, "both", ("classifier", "detector"), capsys)
+
+
+def test_the_summary_stage_names_a_missing_section(workdir):
+    with pytest.raises(UserError, match=r"^reports/summary/classifier\.json: not found — run"):
+        summary_stage.main([])
 
 
 @pytest.fixture

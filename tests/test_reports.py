@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import yaml
 
+from stages.shared.core.paths import WHERE
 from tests.conftest import ROOT, dvc
 
 
@@ -12,8 +13,9 @@ def plot_titles() -> list[str]:
     plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
     titles = []
     for entry in plots:
-        if isinstance(entry, str):
-            titles += [str(p.relative_to(ROOT)) for p in sorted((ROOT / entry).glob("*.png"))]
+        if isinstance(entry, str):  # a folder of images, named in paths.yaml
+            folder = ROOT / WHERE[entry.removeprefix("${paths.").removesuffix("}")]
+            titles += [str(p.relative_to(ROOT)) for p in sorted(folder.rglob("*.png"))]
         else:
             ((name, props),) = entry.items()
             titles.append(props.get("title", name))

@@ -14,6 +14,7 @@ import yaml
 from PIL import Image
 
 from stages import augment, split, train_detector
+from stages.shared.core.config import dataset_root
 from stages.shared.data import shards
 from stages.shared.data.tfdata import load_image, read_pixels
 from stages.shared.training import loop
@@ -47,7 +48,8 @@ def test_a_users_image_in_the_shards_is_exactly_what_predict_makes_of_the_file(w
         pixels = read_pixels(workdir / FOLDER, split_name)
         assert len(pixels) == len(rows) > 0
         for i in np.flatnonzero(rows["path"] == rows["source"]):
-            assert np.array_equal(pixels[i], load_image(rows["path"][i], 32)), (split_name, i)
+            file = (dataset_root("detection") / rows["path"][i]).as_posix()  # as the user has it
+            assert np.array_equal(pixels[i], load_image(file, 32)), (split_name, i)
     # a copy's path names its record, and the record holds the copy's pixels (md5 of them)
     copies = out[out["path"] != out["source"]].reset_index(drop=True)
     assert (copies["path"] == FOLDER + "/" + copies["record"]).all()

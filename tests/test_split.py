@@ -45,13 +45,13 @@ def test_classification_manifest_and_report(workdir):
     assert unique_cats.to_dict() == {"train": 14, "val": 3, "test": 3}
     assert sum(report["classes"]["cat"].values()) == 21
     assert report["duplicates"] == {"groups": 1, "extra_copies": 1}
-    twin_md5 = frame.loc[frame["path"] == "ds/cat/img_00.png", "md5"].item()
+    twin_md5 = frame.loc[frame["path"] == "cat/img_00.png", "md5"].item()
     dup = frame[frame["md5"] == twin_md5]
     assert len(dup) == 2 and dup["split"].nunique() == 1
     reasons = {s["path"]: s["reason"] for s in report["skipped"]["files"]}
-    assert reasons["ds/cat/notes.txt"] == "not an image (.txt)"
-    assert reasons["ds/dog/broken.png"].startswith("not an image file")
-    assert reasons["ds/loose.png"].startswith("not inside a class folder")
+    assert reasons["cat/notes.txt"] == "not an image (.txt)"
+    assert reasons["dog/broken.png"].startswith("not an image file")
+    assert reasons["loose.png"].startswith("not inside a class folder")
     assert report["skipped"]["count"] == 3 and report["hidden_files_ignored"] == 1
 
 
@@ -79,9 +79,9 @@ def test_every_exact_copy_lands_in_the_split_of_its_original(workdir):
     split_of = dict(zip(frame["path"], frame["split"], strict=True))
     for original, duplicates in copies.items():
         for duplicate in duplicates:
-            assert split_of[f"ds/{duplicate}"] == split_of[f"ds/{original}"], duplicate
+            assert split_of[duplicate] == split_of[original], duplicate
     # The copies do not all sit in one split: the test is not passed by a split of one.
-    assert len({split_of[f"ds/{original}"] for original in copies}) > 1
+    assert len({split_of[original] for original in copies}) > 1
     assert report["duplicates"] == {"groups": 7, "extra_copies": 8}
 
 
@@ -150,7 +150,7 @@ def test_detection_reads_labelme_in_either_layout(workdir, beside):
     assert report["classes"]["object"] == {"train": 10, "val": 2, "test": 2}
     assert report["skipped"]["files"] == [
         {
-            "path": "faces/stray.json",
+            "path": "stray.json",
             "reason": "label file without a matching image — add the image or delete it",
         }
     ]
@@ -163,8 +163,8 @@ def test_detection_with_a_broken_label_skips_the_image_with_the_reason(workdir):
     frame, report = run_split("detection")
     assert len(frame) == 11
     (entry,) = report["skipped"]["files"]
-    assert entry["path"] == "faces/images/im_00.jpg"
-    assert entry["reason"].startswith("faces/labels/im_00.json: invalid JSON")
+    assert entry["path"] == "images/im_00.jpg"
+    assert entry["reason"].startswith("labels/im_00.json: invalid JSON")
 
 
 # --- groups: a source (patient, session), exact copies and near-duplicates share a split ---
@@ -251,9 +251,9 @@ def test_a_resized_reencoded_copy_joins_its_original(workdir):
     frame, report = run_split("classification")
     pairs = report["groups"]["near_duplicates"]
     listed = {tuple(sorted(pair[:2])) for pair in pairs["listed"]}
-    assert ("ds/a/img_05.png", "ds/a/img_05_small.jpg") in listed
+    assert ("a/img_05.png", "a/img_05_small.jpg") in listed
     assert pairs["pairs"] == len(pairs["listed"]) == 1  # the other 59 pictures are all distinct
-    twins = frame[frame["path"].isin(["ds/a/img_05.png", "ds/a/img_05_small.jpg"])]
+    twins = frame[frame["path"].isin(["a/img_05.png", "a/img_05_small.jpg"])]
     assert twins["group"].nunique() == 1 and twins["split"].nunique() == 1
     write_params(
         workdir, data={"classification": "ds"}, split={"near_duplicates": {"max_distance": 0}}
@@ -320,10 +320,9 @@ def test_the_whole_report_and_the_line_printed(workdir, capsys):
     frame, report = run_split("classification")
     splits = frame["split"].value_counts().to_dict()
     classes = frame.groupby(["label", "split"]).size().unstack(fill_value=0)
-    largest = frame.loc[frame["path"] == "ds/cat/img_03.png", "group"].item()
+    largest = frame.loc[frame["path"] == "cat/img_03.png", "group"].item()
     assert report == {
         "task": "classification",
-        "dataset": "ds",
         "images": 21,
         "splits": {s: splits.get(s, 0) for s in ("train", "val", "test")},
         "classes": {
@@ -338,7 +337,7 @@ def test_the_whole_report_and_the_line_printed(workdir, capsys):
             "count": 1,
             "by_reason": {"not an image file (unrecognised format)": 1},
             "files": [
-                {"path": "ds/dog/broken.png", "reason": "not an image file (unrecognised format)"}
+                {"path": "dog/broken.png", "reason": "not an image file (unrecognised format)"}
             ],
         },
         "groups": {
@@ -348,7 +347,7 @@ def test_the_whole_report_and_the_line_printed(workdir, capsys):
             "near_duplicates": {
                 "max_distance": 4,
                 "pairs": 1,  # the exact copy, 0 bits apart
-                "listed": [["ds/cat/img_03 copy.png", "ds/cat/img_03.png", 0]],
+                "listed": [["cat/img_03 copy.png", "cat/img_03.png", 0]],
             },
             "count": 20,
             "largest": {"group": largest, "images": 2},
@@ -406,7 +405,7 @@ def test_detection_frames_are_fingerprinted_for_near_duplicates(workdir):
     frame, report = run_split("detection")
     near = report["groups"]["near_duplicates"]
     assert near["pairs"] == 1 and near["listed"][0][:2] == [
-        "faces/images/im_07 copy.jpg",
-        "faces/images/im_07.jpg",
+        "images/im_07 copy.jpg",
+        "images/im_07.jpg",
     ]
     assert frame.groupby("md5")["split"].nunique().eq(1).all()

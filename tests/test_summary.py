@@ -71,10 +71,7 @@ def test_cells_tables_and_flattened_params():
         "| a | b |\n| --- | --- |\n| 1 | none |\n| x | 0.5 |"
     )
     assert flatten({"a": 1, "b": {"c": 2, "d": {"e": 3}}}) == [("a", 1), ("b.c", 2), ("b.d.e", 3)]
-    assert data_rows(
-        {"dataset": "data/x", "splits": {"train": 5, "test": 2}, "classes": {"cat": 4, "dog": 3}}
-    ) == [
-        ("dataset folder", "data/x"),
+    assert data_rows({"splits": {"train": 5, "test": 2}, "classes": {"cat": 4, "dog": 3}}) == [
         ("train images", 5),
         ("test images", 2),
         ("classes", "cat, dog"),
@@ -135,7 +132,7 @@ def test_a_model_section_in_full():
             "First-batch check: presence loss 0.69 at initialisation, 0.6 expected from the"
             " data's prior (1.15×, within 3×).",
             "Extra text.",
-            "![Detector training](figures/detector_training.png)",
+            "![Detector training](figures/detector/detector_training.png)",
         ]
     )
     bare = model_section("classifier", {"test_images": 4}, {}, [])
@@ -154,7 +151,7 @@ def test_a_model_card_in_full():
         "detector",
         {"ap50": 0.9},
         META,
-        {"dataset": "data/faces", "splits": {"train": 8}, "classes": {}, "skipped": {"count": 1}},
+        {"splits": {"train": 8}, "classes": {}, "skipped": {"count": 1}},
     )
     sections = card.split("\n\n## ")
     assert sections[0] == (
@@ -165,7 +162,7 @@ def test_a_model_card_in_full():
     assert sections[1].startswith("Intended use\n\nSays whether an image holds the object")
     assert sections[2].startswith("Limitations\n\nTrained and tested on the data below only")
     assert sections[3] == (
-        "Data\n\n|  | value |\n| --- | --- |\n| dataset folder | data/faces |\n"
+        "Data\n\n|  | value |\n| --- | --- |\n"
         "| train images | 8 |\n| classes |  |\n| files skipped by split | 1 |\n\n"
         "Train manifest md5: `0123456789abcdef`; seed 7."
     )

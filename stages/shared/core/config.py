@@ -117,6 +117,19 @@ def read_params_file(path: Path = PARAMS_FILE) -> dict[str, Any]:
     return raw
 
 
+def dataset_root(task: str, path: Path = PARAMS_FILE) -> Path:
+    """The folder `data.<task>` names, where the paths of a task's manifests start.
+
+    Only `split` declares it to DVC (its scan reads the folder). The stages after it read the
+    files the manifest lists, whose bytes it pins (an MD5 per file): the same bytes in another
+    folder re-run `split` alone, which writes the same manifest, and nothing after it."""
+    raw = read_params_file(path)
+    folder = (raw.get("data") or {}).get(task) if isinstance(raw.get("data"), dict) else None
+    if not isinstance(folder, str) or not folder:
+        raise UserError(f"{path}: data.{task} must name the folder of your {task} images")
+    return Path(folder)
+
+
 def load_params(model: type[Section], path: Path = PARAMS_FILE) -> Any:
     """Load and check the section of params.yaml that `model` describes."""
     section = model.SECTION

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
+# The one list of where things are, also read by dvc.yaml (`vars: [paths.yaml]`); it sits at
+# the root of the project this code belongs to.
+PATHS_FILE = Path(__file__).resolve().parents[3] / "paths.yaml"
+WHERE = {name: Path(path) for name, path in yaml.safe_load(PATHS_FILE.read_text())["paths"].items()}
+
 PARAMS_FILE = Path("params.yaml")
-SAMPLE_DIR = Path("data/sample")
-SPLIT_DIR = Path("data/split")
-AUGMENTED_DIR = Path("data/augmented")
-MODELS_DIR = Path("models")
-REPORTS_DIR = Path("reports")
-DATA_REPORTS_DIR = REPORTS_DIR / "data"
-PRETRAINED_DIR = Path("pretrained")  # weights files a training can start from (a DVC dependency)
+SAMPLE_DIR = WHERE["sample"]
+SPLIT_DIR = WHERE["split"]
+AUGMENTED_DIR = WHERE["augmented"]
+MODELS_DIR = WHERE["models"]
+EXPORT_DIR = WHERE["exports"]
+REPORTS_DIR = WHERE["reports"]
+DATA_REPORTS_DIR = WHERE["data_reports"]
+PRETRAINED_DIR = WHERE["pretrained"]  # weights files a training can start from (a DVC dependency)
 WORK_DIR = Path(".work")  # git-ignored and outside every DVC output: survives a stage restart
 
 TASKS = ("classification", "detection")
@@ -29,9 +37,9 @@ def split_report(task: str) -> Path:
 
 # The models and the task each is trained on.
 MODELS = {"classifier": "classification", "detector": "detection"}
-EVAL_DIR = REPORTS_DIR / "eval"
-TRAIN_REPORTS_DIR = REPORTS_DIR / "train"
-FIGURES_DIR = REPORTS_DIR / "figures"
+EVAL_DIR = WHERE["eval_reports"]
+TRAIN_REPORTS_DIR = WHERE["train_reports"]
+FIGURES_DIR = WHERE["figures"]
 
 
 def model_file(model: str) -> Path:
@@ -39,9 +47,14 @@ def model_file(model: str) -> Path:
     return MODELS_DIR / f"{model}.keras"
 
 
+def section_file(model: str) -> Path:
+    """The model's part of reports/summary.md (its section and warnings), written by plot."""
+    return WHERE["sections"] / f"{model}.json"
+
+
 def export_report(model: str) -> Path:
     """The export stage's report of `model`: sizes, agreement with Keras, latency."""
-    return REPORTS_DIR / "export" / f"{model}.json"
+    return WHERE["export_reports"] / f"{model}.json"
 
 
 def augmented_manifest(task: str) -> Path:

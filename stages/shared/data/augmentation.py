@@ -14,6 +14,7 @@ import math
 import os
 import warnings
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # no version check over the network
@@ -202,18 +203,19 @@ def _frame_images(job: tuple[dict[str, Any], bool, bool]) -> list[tuple[np.ndarr
     from stages.shared.data.images import ImageError, model_pixels, read_rgb
 
     row, keep, copies = job
+    file = (Path(_worker.get("root", "")) / row["path"]).as_posix()  # from the dataset root
     out = []
     if keep:
         try:
-            pixels = model_pixels(row["path"], _worker["size"])
+            pixels = model_pixels(file, _worker["size"])
         except (ImageError, OSError) as err:
-            raise _changed(row["path"], str(err).removeprefix(f"{row['path']}: ")) from None
+            raise _changed(file, str(err).removeprefix(f"{file}: ")) from None
         out.append((pixels.astype(np.uint8), row))
     if copies:
         try:
-            image = read_rgb(row["path"], _worker["decode_side"])
+            image = read_rgb(file, _worker["decode_side"])
         except (ImageError, OSError) as err:
-            raise _changed(row["path"], err) from None
+            raise _changed(file, err) from None
         out += _copies(row, image, _worker)
     return out
 
@@ -241,7 +243,8 @@ def _copies(row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
     out = []
     for copy in range(1, cfg["copies"] + 1):
         seed = derive_seed(cfg["seed"], row["md5"], copy)
-        pixels, new_box = _augment_copy(cfg, image, box, seed, row["path"])
+        file = (Path(cfg.get("root", "")) / row["path"]).as_posix()
+        pixels, new_box = _augment_copy(cfg, image, box, seed, file)
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         new = {**row, "path": None, "md5": hashlib.md5(pixels.tobytes()).hexdigest()}
         new.update(width=pixels.shape[1], height=pixels.shape[0])

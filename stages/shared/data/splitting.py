@@ -51,6 +51,9 @@ def join_groups(keys: Sequence[Sequence[str]], pairs: Sequence[tuple[int, int]] 
     return [components.find(item_keys[0]) for item_keys in keys]
 
 
+GROUP_BY = ("none", "folder", "pattern")  # what keeps images in one split (`group_key`)
+
+
 def group_key(relative: str, by: str, pattern: re.Pattern | None, top: str | None) -> str | None:
     """The source group of a file from its path relative to the dataset root, or None when
     it has none (its own group). `folder`: the first folder below the class folder (or below

@@ -8,6 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from stages.shared.core.config import Section
+from stages.shared.data.splitting import GROUP_BY
 
 
 class Fractions(Section):
@@ -23,7 +24,7 @@ class Fractions(Section):
         return self
 
 
-GroupBy = Literal["none", "folder", "pattern"]
+GroupBy = Literal[GROUP_BY]  # type: ignore[valid-type]
 
 
 class GroupByTask(Section):

@@ -188,7 +188,7 @@ def model_section(
         checks_text(meta),
         extra,
     ]
-    parts += [f"![{caption}](figures/{file})" for caption, file in figures]
+    parts += [f"![{caption}](figures/{name}/{file})" for caption, file in figures]
     return "\n\n".join(part for part in parts if part)
 
 
@@ -237,8 +237,8 @@ def flatten(params: dict, prefix: str = "") -> list[tuple[str, object]]:
 
 
 def data_rows(report: dict) -> list[tuple[str, object]]:
-    """(what, value) rows from a split report: dataset, counts per split, skips."""
-    rows: list[tuple[str, object]] = [("dataset folder", report.get("dataset"))]
+    """(what, value) rows from a split report: counts per split, classes, skips."""
+    rows: list[tuple[str, object]] = []
     rows += [(f"{split} images", count) for split, count in report.get("splits", {}).items()]
     rows.append(("classes", ", ".join(report.get("classes", {}))))
     rows.append(("files skipped by split", report.get("skipped", {}).get("count", 0)))

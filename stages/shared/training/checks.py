@@ -211,3 +211,39 @@ def seen_by_model(model, images, layers: list) -> np.ndarray:
     for variable, value in zip(states, saved, strict=True):
         variable.assign(value)
     return keras.ops.convert_to_numpy(out)
+
+
+def balanced_weights(labels, classes: list[str]) -> dict[int, float]:
+    """sklearn's 'balanced' class weights (samples / (classes × count)), by class index."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    weights = compute_class_weight("balanced", classes=np.array(classes), y=np.array(labels))
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+def prior_baseline(monitor: str, prior: np.ndarray, label_smoothing: float, val_onehot) -> dict:
+    """What answering the train prior scores on val in the monitored metric: the majority
+    class (val_accuracy) or the prior's cross-entropy (val_loss). The yardstick of
+    `learned_report` for a classifier."""
+    if monitor == "val_accuracy":
+        majority = float((np.asarray(val_onehot).argmax(axis=1) == prior.argmax()).mean())
+        return {"metric": "accuracy", "baseline": majority, "name": "the majority class",
+                "higher": True}  # fmt: skip
+    loss = prior_cross_entropy(prior, label_smoothing, val_onehot)
+    return {"metric": "loss", "baseline": loss, "name": "the train prior", "higher": False}
+
+
+def mean_box_baseline(train: tuple, val: tuple) -> dict | None:
+    """The val mean IoU of the mean train box, measured as training measures its own
+    (losses.box_iou), from (presence, boxes) targets; None when train or val has no object.
+    The yardstick of `learned_report` for a detector."""
+    from stages.shared.models.losses import box_iou
+
+    (train_present, train_boxes), (val_present, val_boxes) = train, val
+    objects = val_boxes[val_present.ravel() == 1]
+    if not (train_present.any() and len(objects)):
+        return None
+    mean_box = train_boxes[train_present.ravel() == 1].mean(axis=0)
+    ious = box_iou(objects, np.tile(mean_box, (len(objects), 1)))
+    return {"metric": "mean_iou", "baseline": float(keras.ops.mean(ious)),
+            "name": "the mean train box", "higher": True}  # fmt: skip

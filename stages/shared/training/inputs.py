@@ -12,7 +12,14 @@ from stages.shared.core.cli import UserError
 
 
 def train_val_data(
-    frame: pd.DataFrame, manifest: str, targets, size: int, cfg, seed: int, batch_size: int
+    frame: pd.DataFrame,
+    manifest: str,
+    targets,
+    size: int,
+    cfg,
+    seed: int,
+    batch_size: int,
+    root: Path | str = "",
 ):
     """(train rows, data) from an augmented manifest's rows and the shards beside it:
     data["train"](epochs) is the shuffled training stream of those epochs, data["val"] the
@@ -21,7 +28,8 @@ def train_val_data(
 
     `targets(rows)` turns manifest rows into the model's target arrays (a split's rows are
     in the order of its records); `batch_size` is the global batch (params' per-replica
-    batch × replicas).
+    batch × replicas); `root`, the dataset folder the manifest's original paths start from
+    (`debug: overfit` reads those files).
     """
     from stages.shared.data import shards
     from stages.shared.data.tfdata import load_image, make_dataset, steps_per_epoch
@@ -56,7 +64,8 @@ def train_val_data(
         count = min(cfg.overfit.batch, len(originals))
         originals = originals.sample(count, random_state=seed)
         # a kept image's record holds exactly these pixels (shards.py)
-        pixels = np.stack([load_image(path, size) for path in originals["path"]])
+        files = [(Path(root) / path).as_posix() for path in originals["path"]]
+        pixels = np.stack([load_image(file, size) for file in files])
         data["overfit_batch"] = (tf_constant(pixels), tf_constant(targets(originals)))
     return train_rows, data
 

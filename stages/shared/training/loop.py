@@ -26,7 +26,7 @@ import keras
 import pandas as pd
 
 from stages.shared.core import paths as project
-from stages.shared.core.config import BaseParams, load_params
+from stages.shared.core.config import BaseParams, dataset_root, load_params
 from stages.shared.data.images import file_md5
 from stages.shared.data.manifest import input_size, read_manifest
 from stages.shared.models import store
@@ -227,7 +227,10 @@ def train(task_class: type[Task], cfg, base, paths: dict) -> dict:
     size = input_size(getattr(base.image_size, kind), frame)  # `auto`: as augment chose it
     seed = training_seed(base, cfg)
     task = task_class(cfg, frame)
-    _, data = inputs.train_val_data(frame, paths["manifest"], task.targets, size, cfg, seed, batch)
+    root = dataset_root(kind)
+    _, data = inputs.train_val_data(
+        frame, paths["manifest"], task.targets, size, cfg, seed, batch, root
+    )
     data["class_weight"] = task.class_weight()
     found = task.baseline(frame[frame["split"] == "val"])
     data.update({"baseline": found} if found else {})
