@@ -29,7 +29,9 @@ class Detector(loop.Task):
         return rows["present"].to_numpy("float32").reshape(-1, 1), rows[BOX].to_numpy("float32")
 
     def baseline(self, val_rows):
-        return checks.mean_box_baseline(self.targets(self.train_rows), self.targets(val_rows))
+        from stages.shared.models.losses import mean_box_baseline
+
+        return mean_box_baseline(self.targets(self.train_rows), self.targets(val_rows))
 
     def build(self, size):
         """Built (BackupAndRestore needs its weights), presence at the train presence rate."""

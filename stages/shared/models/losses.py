@@ -6,6 +6,7 @@ tutorial summed over every image, which also pulled the boxes of negatives towar
 
 from __future__ import annotations
 
+import numpy as np
 from keras import ops
 
 EPSILON = 1e-7
@@ -78,3 +79,17 @@ def localization_loss(name: str):
         return ops.sum(per_image * mask) / ops.maximum(ops.sum(mask), 1.0)
 
     return loss
+
+
+def mean_box_baseline(train: tuple, val: tuple) -> dict | None:
+    """The val mean IoU of the mean train box, measured as training measures its own
+    (`box_iou`), from (presence, boxes) targets; None when train or val has no object. The
+    yardstick of `training.checks.learned_report` for a detector."""
+    (train_present, train_boxes), (val_present, val_boxes) = train, val
+    objects = val_boxes[val_present.ravel() == 1]
+    if not (train_present.any() and len(objects)):
+        return None
+    mean_box = train_boxes[train_present.ravel() == 1].mean(axis=0)
+    ious = box_iou(objects, np.tile(mean_box, (len(objects), 1)))
+    return {"metric": "mean_iou", "baseline": float(ops.mean(ious)),
+            "name": "the mean train box", "higher": True}  # fmt: skip

@@ -231,19 +231,3 @@ def prior_baseline(monitor: str, prior: np.ndarray, label_smoothing: float, val_
                 "higher": True}  # fmt: skip
     loss = prior_cross_entropy(prior, label_smoothing, val_onehot)
     return {"metric": "loss", "baseline": loss, "name": "the train prior", "higher": False}
-
-
-def mean_box_baseline(train: tuple, val: tuple) -> dict | None:
-    """The val mean IoU of the mean train box, measured as training measures its own
-    (losses.box_iou), from (presence, boxes) targets; None when train or val has no object.
-    The yardstick of `learned_report` for a detector."""
-    from stages.shared.models.losses import box_iou
-
-    (train_present, train_boxes), (val_present, val_boxes) = train, val
-    objects = val_boxes[val_present.ravel() == 1]
-    if not (train_present.any() and len(objects)):
-        return None
-    mean_box = train_boxes[train_present.ravel() == 1].mean(axis=0)
-    ious = box_iou(objects, np.tile(mean_box, (len(objects), 1)))
-    return {"metric": "mean_iou", "baseline": float(keras.ops.mean(ious)),
-            "name": "the mean train box", "higher": True}  # fmt: skip
