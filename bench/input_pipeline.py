@@ -59,15 +59,17 @@ def as_files(task: str, frame) -> list[str]:
     import numpy as np
     from PIL import Image
 
+    from stages.shared.core.config import dataset_root
     from stages.shared.data.tfdata import read_pixels
 
     pixels = read_pixels(f"data/augmented/{task}", "train")
+    root = dataset_root(task)  # where the manifest's paths start
     folder = Path(f"files/{task}")
     folder.mkdir(parents=True)
     paths = []
     for i, (path, source) in enumerate(zip(frame["path"], frame["source"], strict=True)):
         if path == source:
-            paths.append(path)
+            paths.append((root / path).as_posix())
             continue
         fmt, options = ("png", {}) if task == "classification" else ("jpg", {"quality": 95})
         paths.append(str(folder / f"{i:06d}.{fmt}"))

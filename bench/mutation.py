@@ -164,6 +164,8 @@ WORKER_CODE = {"stages/augment.py", "stages/shared/data/augmentation.py"}
 ALSO_COPY = [
     "params.yaml",
     "dvc.yaml",
+    "paths.yaml",
+    ".importlinter",
     "dvc.lock",
     ".dvc/plots",
     ".dvc/config",

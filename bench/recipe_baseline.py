@@ -24,10 +24,13 @@ SIZE = 64
 
 def link_folder(rows, root: Path, project: Path) -> Path:
     """Class folders of links to the images, as the tutorials expect their data."""
+    from stages.shared.core.config import dataset_root
+
+    data = project / dataset_root("classification", project / "params.yaml")
     for i, item in enumerate(rows.itertuples(index=False)):
         target = root / str(item.label) / f"{i:05d}{Path(item.path).suffix.lower()}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to((project / item.path).resolve())
+        target.symlink_to((data / item.path).resolve())
     return root
 
 

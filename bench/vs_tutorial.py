@@ -40,10 +40,13 @@ class EpochTimer:
 
 def tutorial_folder(rows, root: Path) -> Path:
     """Class folders of links to the train images, as the tutorials expect their data."""
+    from stages.shared.core.config import dataset_root
+
+    data = dataset_root("classification")  # where the manifest's paths start
     for i, item in enumerate(rows.itertuples(index=False)):
         target = root / item.label / f"{i:05d}{Path(item.path).suffix}"
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(Path(item.path).resolve())
+        target.symlink_to((data / item.path).resolve())
     return root
 
 

@@ -163,12 +163,14 @@ def run_stage(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess
     return result
 
 
-def assert_report(task: str, cwd: Path, good, bad: dict[str, str]) -> pd.DataFrame:
-    """The manifest holds exactly the good files; the report every bad one with its reason."""
+def assert_report(task: str, cwd: Path, good, bad: dict[str, str], root: Path) -> pd.DataFrame:
+    """The manifest holds exactly the good files; the report every bad one with its reason
+    (both name them relative to the dataset folder `root`)."""
     manifest = pd.read_csv(cwd / f"data/split/{task}.csv")
+    manifest["path"] = [(root / path).as_posix() for path in manifest["path"]]
     assert set(manifest["path"]) == set(good), set(manifest["path"]) ^ set(good)
     report = json.loads((cwd / f"reports/data/{task}.json").read_text())
-    skipped = {entry["path"]: entry["reason"] for entry in report["skipped"]["files"]}
+    skipped = {(root / e["path"]).as_posix(): e["reason"] for e in report["skipped"]["files"]}
     assert set(skipped) == set(bad), set(skipped) ^ set(bad)
     for path, reason in bad.items():
         assert reason in skipped[path], (path, skipped[path])
@@ -194,10 +196,10 @@ def test_every_bad_input_is_reported_and_every_good_one_trains(tmp_path):
     for task in ("classification", "detection"):
         run_stage("split", task, cwd=work)
         run_stage("augment", task, cwd=work)
-    manifest = assert_report("classification", work, good_cls, bad_cls)
+    manifest = assert_report("classification", work, good_cls, bad_cls, data / "classes")
     report = json.loads((work / "reports/data/classification.json").read_text())
     assert report["dropped_classes"] == ["empty_class"] and report["hidden_files_ignored"] == 2
-    detection = assert_report("detection", work, present, bad_det)
+    detection = assert_report("detection", work, present, bad_det, data / "faces")
     assert dict(zip(detection["path"], detection["present"], strict=True)) == present
     notes = json.loads((work / "reports/data/detection.json").read_text())["notes"]
     for note in (
