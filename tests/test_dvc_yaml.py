@@ -106,6 +106,7 @@ def test_the_stages_write_where_dvc_yaml_tracks_their_outputs():
         assert str(paths.FIGURES_DIR / model) in outs_of(stages["plot"], model)
 
 
+@pytest.mark.slow  # the real dvc CLI in a new repository
 def test_paths_yaml_moves_dvc_yaml_and_the_stages_together(tmp_path):
     # One file says where things are: move the models elsewhere and both readers follow.
     import subprocess
