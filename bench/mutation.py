@@ -73,7 +73,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/data/manifest.py": ["manifest", "formats"],
     "stages/shared/evaluation/metrics.py": ["metrics", "baselines", "behaviour"],
     "stages/shared/core/config.py": ["params"],
-    "stages/shared/core/paths.py": ["formats", "split", "dvc_yaml"],
+    "stages/shared/core/paths.py": ["paths", "formats", "split", "dvc_yaml"],
     "stages/shared/review/plotting.py": ["plotting", "plot"],
     "stages/shared/core/seeding.py": ["seeding", "training", "splitting", "tfdata"],
     "stages/shared/data/shards.py": ["shards", "tfdata", "augment"],
@@ -117,6 +117,7 @@ DEFAULT_SAMPLE = 50  # mutants a module runs at most (0: all)
 # process that ran those tests can hang without using CPU, where mutmut's CPU-time limit never
 # fires. These run from a fork server, slower.
 FORK_SERVER = {
+    "stages/summary.py",
     "stages/evaluate.py",
     "stages/export.py",
     "stages/plot.py",

@@ -28,7 +28,13 @@ from tqdm import tqdm
 
 from stages.shared.core.cli import run_stage
 from stages.shared.core.config import BaseParams, dataset_root, load_params
-from stages.shared.core.paths import AUGMENTED_DIR, DATA_REPORTS_DIR, TASKS, split_manifest
+from stages.shared.core.paths import (
+    AUGMENTED_DIR,
+    DATA_REPORTS_DIR,
+    TASKS,
+    augmented_manifest,
+    split_manifest,
+)
 from stages.shared.core.seeding import make_rng
 from stages.shared.data import shards
 from stages.shared.data.augmentation import augment_rows, build_pipeline, decode_side
@@ -157,7 +163,7 @@ def main(argv: list[str]) -> None:
     spec = {"image_size": size, "format": cfg.format, "shard_size": params.shard_size}
     shards.write_spec(out_dir, {**spec, "records": counts, "files": files})
     out = pd.DataFrame(rows, columns=[*frame.columns, "record", "lost"])
-    write_manifest(out_dir / "manifest.csv", out, task, extra=("source", "record"))
+    write_manifest(augmented_manifest(task), out, task, extra=("source", "record"))
     copies = out[out["path"] != out["source"]]
     report = {
         "task": task,

@@ -28,7 +28,13 @@ import pandas as pd
 
 from stages.shared.core.cli import UserError, run_stage
 from stages.shared.core.config import BaseParams, load_params
-from stages.shared.core.paths import AUGMENTED_DIR, EVAL_DIR, MODELS, model_file, split_manifest
+from stages.shared.core.paths import (
+    EVAL_DIR,
+    MODELS,
+    augmented_manifest,
+    model_file,
+    split_manifest,
+)
 from stages.shared.data.manifest import BOX, atomic_write_text, read_manifest, write_json
 from stages.shared.evaluation import baselines, behaviour, intervals, metrics, slices
 from stages.shared.params.evaluate import EvaluateParams
@@ -173,11 +179,12 @@ def test_images(name: str, meta: dict) -> tuple[pd.DataFrame, np.ndarray]:
     pixels `predict` gives the same files: shared/shards.py)."""
     from stages.shared.data import shards, tfdata
 
-    folder = AUGMENTED_DIR / MODELS[name]
-    frame = read_manifest(folder / "manifest.csv", MODELS[name])
+    manifest = augmented_manifest(MODELS[name])
+    folder = manifest.parent
+    frame = read_manifest(manifest, MODELS[name])
     test = frame[frame["split"] == "test"].reset_index(drop=True)
     if test.empty:
-        raise UserError(f"{folder}/manifest.csv: no test rows — set split.fractions.test above 0")
+        raise UserError(f"{manifest}: no test rows — set split.fractions.test above 0")
     written = shards.read_spec(folder)["image_size"]
     if written != meta["image_size"]:
         raise UserError(

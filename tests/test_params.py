@@ -390,3 +390,22 @@ def test_an_input_side_is_accepted_from_its_lowest_to_1024_pixels(workdir, task,
         write_params(workdir, base={"image_size": {**sizes, task: refused}})
         with pytest.raises(UserError, match=rf"{task}: must be .* \(got {refused}\)$"):
             load_params("base")
+
+
+def test_the_dataset_folder_is_read_from_data_and_a_missing_one_is_one_line(workdir):
+    from pathlib import Path
+
+    from stages.shared.core.config import dataset_root
+
+    write_params(workdir, data={"classification": "/mnt/photos", "detection": "faces"})
+    assert dataset_root("classification") == Path("/mnt/photos")
+    assert dataset_root("detection") == Path("faces")
+    for data in ({"classification": "x"}, {"classification": "x", "detection": ""}, None, []):
+        params = yaml.safe_load((workdir / "params.yaml").read_text())
+        params["data"] = data
+        (workdir / "params.yaml").write_text(yaml.safe_dump(params))
+        with pytest.raises(
+            UserError,
+            match=r"^params\.yaml: data\.detection must name the folder of your detection images$",
+        ):
+            dataset_root("detection")
