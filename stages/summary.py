@@ -28,8 +28,9 @@ def main(argv: list[str]) -> None:
             ) from None
         sections.append(part["section"])
         warnings += part["warnings"]
-    atomic_write_text(REPORTS_DIR / "summary.md", summary_page(sections, warnings))
-    print(f"summary: {REPORTS_DIR / 'summary.md'} ({len(warnings)} warnings)")
+    page = REPORTS_DIR / "summary.md"
+    atomic_write_text(page, summary_page(sections, warnings))
+    print(f"summary: {page}, {len(sections)} sections, {len(warnings)} warnings on top")
 
 
 if __name__ == "__main__":

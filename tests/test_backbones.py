@@ -51,7 +51,11 @@ def test_weights_that_do_not_fit_are_one_clear_line(tmp_path):
     small = build_classifier("simple_cnn", size=16, num_classes=2, dropout=0.0, aug=[])
     save_model(small, tmp_path / "simple.keras", {})
     plain = build_classifier("plain_cnn", size=16, num_classes=2, dropout=0.0, aug=[])
-    with pytest.raises(UserError, match=r"simple\.keras: this model has no backbone"):
+    with pytest.raises(
+        UserError,
+        match=r"simple\.keras: this model has no backbone .* with a backbone architecture "
+        r"\(plain_cnn, mobilenet_v2, efficientnet_b0, vgg16\)$",
+    ):
         copy_pretrained(plain, str(tmp_path / "simple.keras"))
     other = build_classifier("plain_cnn", size=32, num_classes=2, dropout=0.0, aug=[])
     save_model(other, tmp_path / "plain.keras", {})

@@ -365,6 +365,17 @@ def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(c
     refuses_choice(plot.main, "both", ("classifier", "detector"), capsys)
 
 
+def test_the_summary_stage_says_what_it_wrote(plots_project, capsys):
+    fake_reports(plots_project)
+    plot_all()
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[-1] == "summary: reports/summary.md, 2 sections, 1 warnings on top"
+    assert usage(summary_stage.main) == (
+        "[-h] Stage `summary`: reports/summary.md, the page a reviewer reads, from each "
+        "model's section. options: -h, --help show this help message and exit"
+    )
+
+
 def test_the_summary_stage_names_a_missing_section(workdir):
     with pytest.raises(UserError, match=r"^reports/summary/classifier\.json: not found — run"):
         summary_stage.main([])

@@ -66,3 +66,65 @@ def test_metadata_without_a_recorded_md5_still_loads(tmp_path):
     meta_path = path.with_suffix(".json")
     meta_path.write_text(meta_path.read_text().replace('"model_md5"', '"other_key"'))
     assert store.load_model(path)[1]["classes"] == ["blue", "red"]
+
+
+LOAD_ALONE = """
+import sys
+from stages.shared.models.store import load_model_file
+model = load_model_file(sys.argv[1])
+loaded = sorted(m for m in sys.modules if m.startswith("stages.shared.models."))
+print(type(model).__name__, " ".join(loaded))
+"""
+
+
+def load_alone(path) -> str:
+    """What a fresh process that imports only the store makes of the archive at `path`."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_ALONE, str(path)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_loading_imports_the_model_module_the_archive_names_and_only_that_one(tmp_path):
+    import zipfile
+
+    from stages.shared.models.classifiers import build_classifier
+
+    detector = save_tiny_detector(tmp_path / "detector.keras")
+    assert load_alone(detector) == (
+        "FaceTracker stages.shared.models.backbones stages.shared.models.detectors"
+        " stages.shared.models.losses stages.shared.models.store"
+    )
+    inception = build_classifier("mini_inception", size=16, num_classes=2, dropout=0.0, aug=[])
+    store.save_model(inception, tmp_path / "inception.keras", {})
+    assert load_alone(tmp_path / "inception.keras") == (
+        "Functional stages.shared.models.backbones stages.shared.models.classifiers"
+        " stages.shared.models.store"
+    )
+    # An archive saved before the layout by concern names `stages.shared.detectors`.
+    legacy = tmp_path / "legacy.keras"
+    with zipfile.ZipFile(detector) as old, zipfile.ZipFile(legacy, "w") as new:
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename == "config.json":
+                data = data.replace(b"stages.shared.models.detectors", b"stages.shared.detectors")
+                assert b'"stages.shared.detectors"' in data
+            new.writestr(info, data)
+    assert load_alone(legacy).startswith("FaceTracker ")
+
+
+def test_a_missing_archive_or_metadata_is_one_line_and_saving_makes_the_folder(tmp_path):
+    path = save_tiny_classifier(tmp_path / "deep/er/m.keras")  # folders made on the way
+    path.with_suffix(".json").unlink()
+    with pytest.raises(store.UserError, match=r"m\.json: not found — train the model first"):
+        store.load_model(path)
+    path.unlink()
+    with pytest.raises(store.UserError, match=r"m\.keras: not found — train the model first"):
+        store.load_model(path)
