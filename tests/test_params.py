@@ -409,3 +409,33 @@ def test_the_dataset_folder_is_read_from_data_and_a_missing_one_is_one_line(work
             match=r"^params\.yaml: data\.detection must name the folder of your detection images$",
         ):
             dataset_root("detection")
+
+
+def test_backbone_settings_are_refused_with_the_key_and_the_fix():
+    from stages.shared.params.train_classifier import FineTune, check_backbone_settings
+
+    def tune(layers: int, epochs: int) -> FineTune:
+        return FineTune(layers=layers, epochs=epochs, learning_rate=1e-4)
+
+    backbones = "plain_cnn, mobilenet_v2, efficientnet_b0, vgg16"
+    check_backbone_settings("plain_cnn", None, tune(1, 1))  # one layer for one epoch: a phase
+    check_backbone_settings("simple_cnn", None, tune(0, 0))  # no backbone and no phase
+    for layers, epochs in ((1, 0), (0, 1)):
+        with pytest.raises(
+            ValueError,
+            match=rf"^fine_tune: layers \({layers}\) and epochs \({epochs}\) go together — set"
+            r" both above 0 for a fine-tuning phase, or both to 0$",
+        ):
+            check_backbone_settings("plain_cnn", None, tune(layers, epochs))
+    with pytest.raises(
+        ValueError,
+        match=rf"^fine_tune: simple_cnn has no backbone to unfreeze — set fine_tune\.layers: 0,"
+        rf" or architecture: one of {backbones}$",
+    ):
+        check_backbone_settings("simple_cnn", None, tune(2, 2))
+    with pytest.raises(
+        ValueError,
+        match=rf"^weights: simple_cnn has no backbone to load weights into — set weights: null,"
+        rf" or architecture: one of {backbones}$",
+    ):
+        check_backbone_settings("simple_cnn", "imagenet", tune(0, 0))

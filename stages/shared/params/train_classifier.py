@@ -33,22 +33,28 @@ class TrainClassifierParams(Training):
 
     @model_validator(mode="after")
     def _backbone_settings(self) -> TrainClassifierParams:
-        has_backbone = self.architecture in BACKBONES
-        if self.weights is not None and not has_backbone:
-            raise ValueError(
-                f"weights: {self.architecture} has no backbone to load weights into — set"
-                f" weights: null, or architecture: one of {', '.join(BACKBONES)}"
-            )
-        check_backbone_weights(self.architecture, self.weights)
-        tune = self.fine_tune
-        if (tune.layers > 0) != (tune.epochs > 0):
-            raise ValueError(
-                f"fine_tune: layers ({tune.layers}) and epochs ({tune.epochs}) go together —"
-                " set both above 0 for a fine-tuning phase, or both to 0"
-            )
-        if tune.layers and not has_backbone:
-            raise ValueError(
-                f"fine_tune: {self.architecture} has no backbone to unfreeze — set"
-                f" fine_tune.layers: 0, or architecture: one of {', '.join(BACKBONES)}"
-            )
+        check_backbone_settings(self.architecture, self.weights, self.fine_tune)
         return self
+
+
+def check_backbone_settings(architecture: str, weights: str | None, tune: FineTune) -> None:
+    """Refuse weights or fine-tuning for an architecture without a backbone, weights the
+    backbone cannot take, and a fine-tuning phase with layers but no epochs (or the reverse).
+    A plain function (the validator above calls it), so that its checks can be mutated."""
+    has_backbone = architecture in BACKBONES
+    if weights is not None and not has_backbone:
+        raise ValueError(
+            f"weights: {architecture} has no backbone to load weights into — set"
+            f" weights: null, or architecture: one of {', '.join(BACKBONES)}"
+        )
+    check_backbone_weights(architecture, weights)
+    if (tune.layers > 0) != (tune.epochs > 0):
+        raise ValueError(
+            f"fine_tune: layers ({tune.layers}) and epochs ({tune.epochs}) go together —"
+            " set both above 0 for a fine-tuning phase, or both to 0"
+        )
+    if tune.layers and not has_backbone:
+        raise ValueError(
+            f"fine_tune: {architecture} has no backbone to unfreeze — set"
+            f" fine_tune.layers: 0, or architecture: one of {', '.join(BACKBONES)}"
+        )
