@@ -29,7 +29,8 @@ def check_pixels(name: str, size: int, count: int):
     task = MODELS[name]
     frame = read_manifest(split_manifest(task), task)
     paths = sorted(frame.loc[frame["split"] == "test", "path"])[:count]
-    _, pixels, _ = read_batch([(dataset_root(task) / path).as_posix() for path in paths], size)
+    root = dataset_root(task)  # params.yaml read once, not once a file
+    _, pixels, _ = read_batch([(root / path).as_posix() for path in paths], size)
     if not len(pixels):
         raise UserError(f"{split_manifest(task)}: no readable test image to check the export on")
     return pixels

@@ -156,10 +156,10 @@ def behaviour_figure(name: str, meta: dict, cfg, out: Path) -> list[tuple[str, s
     if table.empty:
         return []
     table = table.sort_values(["check", "score", "path"], kind="mergesort")
-    cases = []
+    cases, root = [], dataset_root(MODELS[name])  # params.yaml read once
     for row in table.groupby("check", sort=False).head(cfg.gallery_columns).itertuples():
         try:
-            pixels = model_pixels(dataset_root(MODELS[name]) / row.path, meta["image_size"])
+            pixels = model_pixels(root / row.path, meta["image_size"])
         except ImageError:
             continue
         seen = CHECKS[row.check].transform(pixels[None])[0]
