@@ -89,12 +89,14 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/models/store.py": ["store", "training", "inference", "backbones"],
     "stages/shared/params/training.py": ["params"],
     "stages/shared/params/split.py": ["params"],
-    "stages/shared/params/augment.py": ["params"],
     "stages/shared/params/sample.py": ["params"],
     "stages/shared/params/train_classifier.py": ["params"],
-    "stages/shared/params/train_detector.py": ["params"],
     "stages/shared/params/evaluate.py": ["params", "slices"],
 }
+# Not listed: the params modules that only declare fields (augment, data, export, plot,
+# train_detector, whose one validator calls params/training.check_backbone_weights): mutmut
+# mutates function bodies, and a pydantic validator is traced by none of its tests (so each
+# section's checks are plain functions the validator calls, measured where they live).
 
 # The pure-logic modules, held to the higher target.
 PURE = {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pydantic
 import pytest
 import yaml
@@ -11,6 +13,8 @@ from stages.shared.core.config import SECTIONS
 from stages.shared.params.sections import SCHEMAS, load_params, parse_section
 from stages.shared.params.training import check_weights
 from tests.conftest import ROOT, write_params
+
+PROJECT = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
 def written_values(written, loaded, where=""):
@@ -233,6 +237,22 @@ def test_numbers_in_exponent_notation_are_numbers(workdir):
             {"weights": "pretrained/weights.bin"},
             r"must be null, imagenet, or a \.keras model",
         ),
+        (
+            "sample",
+            {"detection": {**PROJECT["sample"]["detection"], "face_max": 130}},  # frames 120 high
+            r"^params\.yaml: sample\.detection: need face_min <= face_max <= the frame.s"
+            r" shorter side$",
+        ),
+        (
+            "evaluate",
+            {
+                "detector": {
+                    **PROJECT["evaluate"]["detector"],
+                    "slices": {"size": [0.3, 0.1], "border": 0.05},
+                }
+            },
+            r"two rising box-area shares in \(0, 1\), e\.g\. \[0\.05, 0\.15\], got \[0\.3, 0\.1\]",
+        ),
     ],
 )
 def test_contradictory_settings_are_one_line(workdir, section, values, message):
@@ -439,3 +459,29 @@ def test_backbone_settings_are_refused_with_the_key_and_the_fix():
         rf" or architecture: one of {backbones}$",
     ):
         check_backbone_settings("simple_cnn", "imagenet", tune(0, 0))
+
+
+def test_a_face_must_fit_its_frame_at_the_boundaries():
+    from stages.shared.params.sample import check_face_fits
+
+    check_face_fits(8, 8, 40, 30)  # equal sizes, not the frame's side
+    check_face_fits(10, 30, 40, 30)  # the largest face is the shorter side (height)
+    check_face_fits(10, 30, 30, 40)  # the shorter side is the width
+    message = r"^need face_min <= face_max <= the frame's shorter side$"
+    for face_min, face_max, width, height in ((11, 10, 40, 30), (10, 31, 40, 30), (10, 31, 30, 40)):
+        with pytest.raises(ValueError, match=message):
+            check_face_fits(face_min, face_max, width, height)
+
+
+def test_detector_size_slices_are_two_rising_shares_inside_zero_and_one():
+    from stages.shared.params.evaluate import check_slice_sizes
+
+    check_slice_sizes([0.05, 0.15])
+    check_slice_sizes([1e-9, 1 - 1e-9])
+    for size in ([0.05], [0.05, 0.1, 0.2], [0.0, 0.1], [0.1, 0.1], [0.2, 0.1], [0.1, 1.0]):
+        with pytest.raises(
+            ValueError,
+            match=rf"^size: two rising box-area shares in \(0, 1\), e\.g\. \[0\.05, 0\.15\], got"
+            rf" {re.escape(str(size))} — otherwise a size slice is empty by definition$",
+        ):
+            check_slice_sizes(size)

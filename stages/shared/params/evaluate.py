@@ -25,12 +25,18 @@ class DetectorSlices(Section):
 
     @model_validator(mode="after")
     def _no_empty_slice(self) -> DetectorSlices:
-        if len(self.size) != 2 or not 0 < self.size[0] < self.size[1] < 1:
-            raise ValueError(
-                f"size: two rising box-area shares in (0, 1), e.g. [0.05, 0.15], got {self.size}"
-                " — otherwise a size slice is empty by definition"
-            )
+        check_slice_sizes(self.size)
         return self
+
+
+def check_slice_sizes(size: list[float]) -> None:
+    """Two rising box-area shares in (0, 1), so that no size slice is empty by definition. A
+    plain function (the validator above calls it), so that its check can be mutated."""
+    if len(size) != 2 or not 0 < size[0] < size[1] < 1:
+        raise ValueError(
+            f"size: two rising box-area shares in (0, 1), e.g. [0.05, 0.15], got {size}"
+            " — otherwise a size slice is empty by definition"
+        )
 
 
 class EvaluateDetector(Section):

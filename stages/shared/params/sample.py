@@ -24,9 +24,15 @@ class SampleDetection(Section):
 
     @model_validator(mode="after")
     def _face_fits(self) -> SampleDetection:
-        if not self.face_min <= self.face_max <= min(self.frame_width, self.frame_height):
-            raise ValueError("need face_min <= face_max <= the frame's shorter side")
+        check_face_fits(self.face_min, self.face_max, self.frame_width, self.frame_height)
         return self
+
+
+def check_face_fits(face_min: int, face_max: int, width: int, height: int) -> None:
+    """A pasted face fits its frame: face_min <= face_max <= the frame's shorter side. A plain
+    function (the validator above calls it), so that its check can be mutated."""
+    if not face_min <= face_max <= min(width, height):
+        raise ValueError("need face_min <= face_max <= the frame's shorter side")
 
 
 class SampleParams(Section):
