@@ -1,5 +1,5 @@
 # Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make test-isa`,
-# `make lint`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`.
+# `make lint`, `make docs`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast test-isa lint format bench noise-floor compare recipe-check review review-template \
+.PHONY: run test test-fast test-isa lint format docs docs-serve bench noise-floor compare recipe-check review review-template \
 	review-screenshot mutation clean
 
 $(VENV)/.runtime: requirements.txt
@@ -56,6 +56,16 @@ format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The documentation site (mkdocs.yml): the params reference regenerated from the schema and
+# params.yaml, then built into site/ with --strict; it works offline (open site/index.html).
+docs: $(VENV)/.dev
+	$(BIN)/python -m stages.params_reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(VENV)/.dev
+	$(BIN)/python -m stages.params_reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
 
@@ -90,4 +100,4 @@ review-screenshot: $(VENV)/.dev
 	REVIEW_SCREENSHOT=$(CURDIR)/docs/review-page.png $(BIN)/python -m pytest -q -m browser
 
 clean:
-	rm -rf .work .pytest_cache .ruff_cache
+	rm -rf .work .pytest_cache .ruff_cache site

@@ -47,6 +47,7 @@ TESTS: dict[str, list[str]] = {
     "stages/summary.py": ["plot"],
     "stages/predict.py": ["predict", "export"],
     "stages/review.py": ["review"],
+    "stages/params_reference.py": ["docs"],
     "stages/sample.py": ["sample", "duplicates"],
     "stages/split.py": ["split", "formats", "duplicates"],
     "stages/train_classifier.py": ["train_classifier", "checks"],

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stages.shared.models.losses import box_iou, corner_size_error, giou_error, localization_loss
+from stages.shared.models.losses import (
+    box_iou,
+    corner_size_error,
+    giou_error,
+    localization_loss,
+    mean_box_baseline,
+)
 
 
 def arr(*rows):
@@ -99,3 +105,32 @@ def test_losses_take_any_leading_shape():
         nested = np.asarray(error(true.reshape(2, 3, 4), pred.reshape(2, 3, 4)))
         assert nested.shape == (2, 3)
         assert np.allclose(nested.reshape(-1), flat, atol=1e-6)
+
+
+def test_the_mean_box_baseline_scores_the_mean_train_box_on_the_val_objects():
+    # Train: two objects and a negative whose box (all ones) must not enter the mean; the mean
+    # of the objects is [0.1, 0.1, 0.5, 0.5]. Val: that box exactly (IoU 1), a box of a quarter
+    # of its area in its corner (IoU 0.25), and a negative that must not be scored.
+    train = (
+        np.array([[1.0], [1.0], [0.0]]),
+        np.array([[0.0, 0.0, 0.4, 0.4], [0.2, 0.2, 0.6, 0.6], [1.0, 1.0, 1.0, 1.0]]),
+    )
+    val = (
+        np.array([[1.0], [1.0], [0.0]]),
+        np.array([[0.1, 0.1, 0.5, 0.5], [0.1, 0.1, 0.3, 0.3], [0.0, 0.0, 1.0, 1.0]]),
+    )
+    baseline = mean_box_baseline(train, val)
+    assert baseline == {
+        "metric": "mean_iou",
+        "baseline": pytest.approx((1.0 + 0.25) / 2, abs=1e-6),
+        "name": "the mean train box",
+        "higher": True,
+    }
+
+
+def test_no_mean_box_baseline_without_a_train_or_a_val_object():
+    some = (np.array([[1.0]]), np.array([[0.1, 0.1, 0.5, 0.5]]))
+    none = (np.array([[0.0]]), np.array([[0.1, 0.1, 0.5, 0.5]]))
+    assert mean_box_baseline(none, some) is None
+    assert mean_box_baseline(some, none) is None
+    assert mean_box_baseline(some, some)["baseline"] == pytest.approx(1.0)
