@@ -1,5 +1,5 @@
-# Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make test-isa`,
-# `make lint`, `make docs`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`.
+# Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make test-docs`,
+# `make test-isa`, `make lint`, `make docs`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -7,7 +7,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast test-isa lint format docs docs-serve bench noise-floor compare recipe-check review review-template \
+.PHONY: run test test-fast test-docs test-isa lint format docs docs-serve bench noise-floor compare recipe-check review review-template \
 	review-screenshot mutation clean
 
 $(VENV)/.runtime: requirements.txt
@@ -26,10 +26,15 @@ run: $(VENV)/.runtime
 TEST_WORKERS ?= 2
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not docs"
 
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
+
+# Every shell block of the README and docs/, run as written on a small project, a page at a time
+# (tests/test_docs_commands.py); longer than the rest of the suite, so apart from `make test`.
+test-docs: $(VENV)/.dev
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m docs
 
 # Other CPUs, as far as this one can stand in for them: the tests that train, once per setting
 # that bench/ISA.md measured to move a training trajectory here (an AVX2 CPU, TensorFlow's own

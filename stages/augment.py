@@ -46,7 +46,7 @@ from stages.shared.params.augment import AugmentParams
 # split.group_by names them). With few objects the augmented views are most of the variety
 # the model sees: on the recipe check's `coins` (16 coins in training) 6 copies raised test
 # AP50 by 0.07 over 3 (mean of four seeds), on the sample (67 faces) by 0.02 (one seed), for
-# 1.75x the training time. The threshold sits between the two (README, "Recipe check").
+# 1.75x the training time. The threshold sits between the two (bench/HISTORY.md).
 FEW_COPIES, MANY_COPIES, FEW_SOURCES = 3, 6, 32
 
 

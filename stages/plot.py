@@ -65,10 +65,14 @@ FROM_DVC = {
 }
 
 
-def dvc_figures(cfg, out: Path, model: str) -> None:
-    """Draw the model's figures of FROM_DVC from the specs DVC fills for this workspace (one
-    DVC query for all of them)."""
-    mine = {file: spec for file, spec in FROM_DVC.items() if file.startswith(f"{model}_")}
+def dvc_figures(cfg, out: Path, model: str, skip: set[str]) -> None:
+    """Draw the model's figures of FROM_DVC, but those in `skip`, from the specs DVC fills for
+    this workspace (one DVC query for all of them)."""
+    mine = {
+        file: spec
+        for file, spec in FROM_DVC.items()
+        if file.startswith(f"{model}_") and file not in skip
+    }
     specs = dvcplots.specs([plot for plots, _ in mine.values() for plot in plots])
     for name, (plots, columns) in mine.items():
         dvcplots.to_png([specs[plot] for plot in plots], out / name, cfg.dpi, columns)
@@ -216,17 +220,21 @@ def main(argv: list[str]) -> None:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     scores = evaluation(name)
-    dvc_figures(cfg, out, name)
+    meta = read_json(model_file(name).with_suffix(".json"))
+    # `debug: overfit` trains one batch for some steps, no epoch: there are no training curves.
+    overfit = (meta.get("debug") or {}).get("mode") == "overfit"
+    skip = {f"{name}_training.png"} if overfit else set()
+    dvc_figures(cfg, out, name, skip)
     warnings = []
     lost = baselines.not_beaten(name, scores, scores.get("baseline", {}))
     if lost:
         warnings.append(f"the {name} does not beat its baseline on {'; '.join(lost)}.")
-    meta = read_json(model_file(name).with_suffix(".json"))
     warnings += [line for line in [summary.never_learned(name, meta)] if line]
     if name == "classifier":
         figures, extra = classifier_figures(cfg, out)
     else:
         figures, extra = detector_figures(cfg, out, scores), ""
+    figures = [(caption, file) for caption, file in figures if file not in skip]
     figures.append(train_batch_figure(name, meta, cfg, out))
     figures += slices_figure(name, scores, cfg, out)
     figures += behaviour_figure(name, meta, cfg, out)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -320,7 +321,15 @@ def test_a_debug_run_is_marked_everywhere_a_reader_looks(plots_project):
         "passed": True,
     }
     meta_path.write_text(json.dumps(meta))
+    # An overfit run trains one batch, no epoch: it leaves no training history to draw.
+    shutil.rmtree(workdir / "reports/train/detector/plots")
     plot_all()
+    assert not figure_file(workdir, "detector_training.png").exists()
+    assert figure_file(workdir, "detector_pr.png").exists()
+    assert figure_file(workdir, "classifier_training.png").exists()  # the other model's run
+    detector_section = json.loads((workdir / "reports/summary/detector.json").read_text())
+    assert "detector_training.png" not in detector_section["section"]
+    assert "detector_pr.png" in detector_section["section"]
     page = (workdir / "reports/summary.md").read_text()
     assert "**Warning: the detector is a debug run (debug: overfit), not a model.**" in page
     assert "train loss 0.08 after 120 steps, threshold 0.2: passed" in page

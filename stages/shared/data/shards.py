@@ -14,7 +14,7 @@ A record is one `tf.train.Example`:
 - label (classification) or present + box (detection, normalised x1 y1 x2 y2).
 
 Few large files instead of one per image: DVC hashes, links and checks each file of an
-output, so its time grows with their number (README, "Performance").
+output, so its time grows with their number (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -119,7 +119,7 @@ class FaceTracker(keras.Model):
         if pooling not in POOLING:
             raise UserError(f"unknown pooling {pooling!r}; choices: {', '.join(POOLING)}")
         # From scratch, on a CPU budget, only `plain_cnn` learns; the keras.applications backbones
-        # need pretrained weights (see README, "Which detector backbone").
+        # need pretrained weights (docs/training.md, "Which detector backbone").
         self.backbone = build_backbone(backbone, image_size, weights, bn_momentum)
         self.presence_head = self._head(1, "presence", activation=None)  # logits
         if box_head == "center":

@@ -53,7 +53,7 @@ def tf_config() -> dict:
     try:
         config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     except json.JSONDecodeError as err:
-        raise UserError(f"TF_CONFIG: not valid JSON ({err}) — see README, 'Scaling up'") from None
+        raise UserError(f"TF_CONFIG: not valid JSON ({err}) — see docs/scaling.md") from None
     return config if isinstance(config, dict) else {}
 
 
@@ -86,7 +86,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         if not os.environ.get("TF_CONFIG"):
             raise UserError(
                 "base.distribute.strategy: multi_worker needs the TF_CONFIG environment variable"
-                " (cluster and task of this process) — see README, 'Scaling up'"
+                " (cluster and task of this process) — see docs/scaling.md"
             )
         patch_keras_for_multi_worker()
         return tf.distribute.MultiWorkerMirroredStrategy()
