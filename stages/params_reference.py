@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
+import yaml
 from pydantic import BaseModel
 from ruamel.yaml import YAML
 
@@ -39,20 +40,25 @@ value out of range with one line naming it, before any work. "Value" is the one 
 committed `params.yaml`, the default run's.
 
 Set a key for one experiment with `dvc exp run -S section.key=value`; each section lists the
-stages that read it, which are the ones a change of it re-runs.
+stages of `dvc.yaml` that depend on it, the ones a change of it re-runs.
 """
-READERS = {
-    "base": "every stage that trains, evaluates, exports or plots; `augment` (image sizes)",
-    "data": "`sample` (where to write), `split` (the folder it scans)",
-    "sample": "`sample@<task>`",
-    "split": "`split@<task>`",
-    "augment": "`augment@<task>`",
-    "train_classifier": "`train-classifier`, and `plot@classifier` (the model card)",
-    "train_detector": "`train-detector`, and `plot@detector` (the model card)",
-    "evaluate": "`evaluate@<model>`",
-    "plot": "`plot@<model>`",
-    "export": "`export@<model>`",
-}
+
+
+def readers(dvc_yaml: Path = Path("dvc.yaml")) -> dict[str, list[str]]:
+    """Per params section, the stages of dvc.yaml that depend on it (a key of it in their
+    `params`, or a `foreach` over it): the stages a change of it re-runs."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    found: dict[str, list[str]] = {}
+    for name, stage in stages.items():
+        body = stage.get("do", stage)
+        label = f"{name}@*" if "foreach" in stage else name
+        sections = {str(entry).split(".")[0] for entry in body.get("params", [])}
+        foreach = str(stage.get("foreach", ""))
+        if foreach.startswith("${") and foreach.endswith("}"):
+            sections.add(foreach[2:-1].split(".")[0])
+        for section in sorted(sections):
+            found.setdefault(section, []).append(label)
+    return found
 
 
 def comments(path: Path) -> dict[tuple[str, ...], str]:
@@ -161,12 +167,13 @@ def render(params: Path = PARAMS_FILE) -> tuple[str, list[str]]:
             text = said.get(path) or description
             if text:
                 by_owner.setdefault(owner, text)
-    page, missing = [HEADER], []
+    page, missing, read_by = [HEADER], [], readers()
     for section, entries in table.items():
         page.append(f"\n## `{section}`\n")
         if said.get((section,)):
             page.append(f"\n{said[(section,)]}\n")
-        page.append(f"\nRead by {READERS[section]}.\n")
+        stages = ", ".join(f"`{stage}`" for stage in read_by.get(section, [])) or "no stage"
+        page.append(f"\nStages that depend on it (a change re-runs them): {stages}.\n")
         page.append("\n| key | type | value | what it does |\n| --- | --- | --- | --- |\n")
         for path, kind, value, description, owner in entries:
             text = said.get(path) or description or by_owner.get(owner, "")

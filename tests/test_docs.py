@@ -227,3 +227,24 @@ def test_no_prose_carries_a_dated_run_log():
         str(p.relative_to(ROOT)): re.findall(r"\b20\d\d-\d\d-\d\d\b", p.read_text()) for p in PROSE
     }
     assert {name: dates for name, dates in dated.items() if dates} == {}
+
+
+def test_each_section_names_the_stages_that_depend_on_it(tmp_path):
+    (tmp_path / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "split": {"foreach": "${data}", "do": {"cmd": "x", "params": ["base.seed"]}},
+                    "train": {"cmd": "y", "params": ["base.image_size.a", "train"]},
+                    "report": {"cmd": "z"},
+                }
+            }
+        )
+    )
+    assert params_reference.readers(tmp_path / "dvc.yaml") == {
+        "base": ["split@*", "train"],
+        "data": ["split@*"],
+        "train": ["train"],
+    }
+    page, _ = params_reference.render()
+    assert "## `plot`\n\nStages that depend on it (a change re-runs them): `plot@*`." in page
