@@ -3,6 +3,7 @@ params reference that covers every key and is not stale, and no run log in the p
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -248,3 +249,27 @@ def test_each_section_names_the_stages_that_depend_on_it(tmp_path):
     }
     page, _ = params_reference.render()
     assert "## `plot`\n\nStages that depend on it (a change re-runs them): `plot@*`." in page
+
+
+def test_the_readme_quotes_the_timed_fresh_clone():
+    """The README's times are the ones `python -m bench.quickstart` measured and wrote."""
+    from bench.quickstart import RESULTS, minutes_seconds
+
+    steps = json.loads(RESULTS.read_text())["steps"]
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    for name in ("install", "make run", "make test", "make test-docs"):
+        assert minutes_seconds(steps[name]["seconds"]) in readme, name
+    assert f"{steps['make test']['tests']} tests" in readme
+    assert "bench/QUICKSTART.md" in readme
+
+
+def test_the_fresh_clone_timer_reads_pytest_and_rounds_to_seconds():
+    from bench.quickstart import minutes_seconds, tests_passed
+
+    assert (
+        tests_passed("... 12 passed in 3s\n== 2 failed, 677 passed, 6 warnings in 1034.88s ==")
+        == 677
+    )
+    assert tests_passed("make: nothing to be done") is None
+    assert minutes_seconds(1034.88) == "17 min 15 s"
+    assert minutes_seconds(59.4) == "0 min 59 s"
