@@ -180,6 +180,8 @@ ALSO_COPY = [
     "bench",
     "Makefile",
     "README.md",
+    "mkdocs.yml",  # the docs tests build the site
+    "docs",
 ]
 
 
