@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -381,3 +382,63 @@ def pytest_collection_modifyitems(config, items):
             limit = SLOW_LIMIT if item.get_closest_marker("slow") else FAST_LIMIT
             item.add_marker(pytest.mark.timeout(round(limit * factor)))
     items.sort(key=lambda item: "reproduced" not in item.fixturenames)
+
+
+# --- a browser with no way off the machine ---
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def find_chromium() -> str | None:
+    for candidate in (
+        os.environ.get("CHROMIUM"),
+        shutil.which("chromium"),
+        shutil.which("chromium-browser"),
+        shutil.which("google-chrome"),
+    ):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def offline_page(**options):
+    """A headless Chromium page (`options` as Playwright's new_page takes them) in which every
+    request that is not a local file is blocked: yields (page, errors, leaving), the console
+    and page errors and the URLs that tried to leave. Without Chromium the test is skipped,
+    except in CI (`CI` set), where it fails."""
+    chromium = find_chromium()
+    if chromium is None:
+        message = "no Chromium found: `apt-get install chromium` (or set CHROMIUM=<path>)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    errors, leaving = [], []
+
+    def only_local_files(route):
+        if route.request.url.startswith("file://"):
+            route.continue_()
+        else:
+            leaving.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(**options)
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.route("**/*", only_local_files)
+            yield page, errors, leaving
+        finally:
+            browser.close()

@@ -15,8 +15,7 @@ import pytest
 import yaml
 
 from stages import params_reference
-from tests.conftest import ROOT
-from tests.test_review import CHROMIUM_FLAGS, find_chromium
+from tests.conftest import ROOT, offline_page
 
 PROSE = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # The attributes through which a page makes the browser fetch something (a link, <a href>, is
@@ -126,29 +125,7 @@ def test_the_site_builds_strict_with_every_page_and_fetches_nothing_external(sit
 
 @pytest.mark.browser
 def test_a_page_and_its_search_work_with_every_request_off_the_machine_blocked(site):
-    chromium = find_chromium()
-    if chromium is None:
-        message = "no Chromium found: `apt-get install chromium` (or set CHROMIUM=<path>)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    errors, leaving = [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page()
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        def only_local_files(route):
-            if route.request.url.startswith("file://"):
-                route.continue_()
-            else:
-                leaving.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", only_local_files)
+    with offline_page() as (page, errors, leaving):
         page.goto((site / "data.html").as_uri())
         title = page.title()
         styled = page.evaluate(
@@ -164,7 +141,6 @@ def test_a_page_and_its_search_work_with_every_request_off_the_machine_blocked(s
         page.locator("input.md-search__input").press_sequentially("duplicates", delay=20)
         page.wait_for_selector(".md-search-result__item", timeout=30_000)
         hits = page.locator(".md-search-result__item").count()
-        browser.close()
     assert leaving == [] and errors == []
     assert title.startswith("Your data")
     assert styled in ("sticky", "fixed")  # the theme's stylesheet loaded

@@ -19,18 +19,9 @@ import pytest
 import yaml
 
 from stages import review
-from tests.conftest import ROOT, copy_dvc_setup, help_text
+from tests.conftest import ROOT, copy_dvc_setup, help_text, offline_page
 
 DRAWN = "canvas.marks, svg.marks"  # vega's drawing (vega-embed's menu icon is an svg too)
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def test_the_committed_template_is_the_installed_vl_convert_bundle():
@@ -57,18 +48,6 @@ def test_a_missing_revision_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT)
     with pytest.raises(review.UserError, match=r"dvc plots diff no-such-rev .*failed: "):
         review.write_page("no-such-rev", tmp_path / "page")
-
-
-def find_chromium() -> str | None:
-    for candidate in (
-        os.environ.get("CHROMIUM"),
-        shutil.which("chromium"),
-        shutil.which("chromium-browser"),
-        shutil.which("google-chrome"),
-    ):
-        if candidate and Path(candidate).is_file():
-            return candidate
-    return None
 
 
 def commit_all(repo: Path, message: str) -> None:
@@ -108,14 +87,6 @@ def two_revisions(tmp_path) -> Path:
 
 @pytest.mark.browser
 def test_the_review_page_renders_every_plot_offline(two_revisions, tmp_path):
-    chromium = find_chromium()
-    if chromium is None:
-        message = "no Chromium found: `apt-get install chromium` (or set CHROMIUM=<path>)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-m", "stages.review", "HEAD~1", "--out", "page"],
@@ -134,21 +105,7 @@ def test_the_review_page_renders_every_plot_offline(two_revisions, tmp_path):
     assert len(plot_ids) == len(data_plots)
     assert '"rev": "HEAD~1"' in html and '"rev": "workspace"' in html
 
-    errors, leaving = [], []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.on("console", lambda m: m.type == "error" and errors.append(m.text))
-        page.on("pageerror", lambda e: errors.append(str(e)))
-
-        def only_local_files(route):
-            if route.request.url.startswith("file://"):
-                route.continue_()
-            else:
-                leaving.append(route.request.url)
-                route.abort()
-
-        page.route("**/*", only_local_files)
+    with offline_page(viewport={"width": 1400, "height": 1000}) as (page, errors, leaving):
         page.goto(page_path.as_uri())
         drawn = page.evaluate(
             """ids => new Promise(done => {
@@ -190,7 +147,6 @@ def test_the_review_page_renders_every_plot_offline(two_revisions, tmp_path):
         )
         shot = Path(os.environ.get("REVIEW_SCREENSHOT") or tmp_path / "review.png")
         page.screenshot(path=str(shot))
-        browser.close()
     assert leaving == [] and errors == []
     assert drawn == [], f"not drawn within 30 s: {drawn}"
     assert all(count > 0 for count in ink), dict(zip(plot_ids, ink, strict=True))
