@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from ruamel.yaml import YAML
 
 from stages.shared.core.cli import UserError, run_stage
-from stages.shared.core.config import Section, whole_or_auto
+from stages.shared.core.config import Section, read_params_file, whole_or_auto
 from stages.shared.core.paths import PARAMS_FILE
 from stages.shared.params.sections import SCHEMAS
 
@@ -156,8 +156,6 @@ def rows(
 
 def render(params: Path = PARAMS_FILE) -> tuple[str, list[str]]:
     """The page, and the keys that have no description."""
-    from stages.shared.core.config import read_params_file
-
     said = comments(params)
     raw = read_params_file(params)
     table = {s: rows(schema, raw.get(s) or {}, (s,)) for s, schema in SCHEMAS.items()}
