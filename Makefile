@@ -38,8 +38,9 @@ test-docs: $(VENV)/.dev
 
 # Other CPUs, as far as this one can stand in for them: the tests that train, once per setting
 # that bench/ISA.md measured to move a training trajectory here (an AVX2 CPU, TensorFlow's own
-# kernels, one thread). ISA_TESTS="trains and not slow" for the quicker subset CI runs.
-ISA_TESTS ?= trains
+# kernels, one thread), but the docs walk-through (`make test-docs`). ISA_TESTS="trains and not slow"
+# for the quicker subset CI runs.
+ISA_TESTS ?= trains and not docs
 ISA_SETTINGS := "ONEDNN_MAX_CPU_ISA=AVX2" "TF_ENABLE_ONEDNN_OPTS=0" \
 	"TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1"
 
