@@ -1,5 +1,5 @@
 # Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make test-docs`,
-# `make test-isa`, `make lint`, `make docs`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`.
+# `make test-isa`, `make lint`, `make docs`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`, `make release`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: run test test-fast test-docs test-isa lint format docs docs-serve bench noise-floor compare recipe-check review review-template \
-	review-screenshot mutation clean
+	review-screenshot mutation release clean
 
 $(VENV)/.runtime: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -96,6 +96,12 @@ review: $(VENV)/.runtime
 # At most 50 mutants a module (a seeded sample); every mutant: make mutation SAMPLE=0
 mutation: $(VENV)/.dev
 	$(BIN)/python -m bench.mutation $(if $(SAMPLE),--sample $(SAMPLE)) $(FILES)
+
+# Register this commit's model (and its exports) as a version, as GTO git tags, and optionally
+# assign a stage: make release MODEL=classifier VERSION=v1.0.0 [STAGE=prod]. With an existing
+# VERSION and a STAGE, assigns the stage only. See docs/ship.md.
+release: $(VENV)/.runtime
+	$(BIN)/python -m stages.release $(MODEL) $(VERSION) $(if $(STAGE),--stage $(STAGE))
 
 # Rewrite review/template.html from the installed vl-convert (after bumping its pin).
 review-template: $(VENV)/.runtime

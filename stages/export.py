@@ -6,12 +6,20 @@ Out: models/export/<model>/ (SavedModel, endpoint `serve`, metadata in assets.ex
      reports/export/<model>.json: per format, size, the largest difference from the Keras
      outputs on up to `export.max_images` test images, and CPU latency per image.
 Params: export.*. Stops (one line) when an export disagrees with Keras beyond the tolerance.
+The exports' metadata records what the model was trained from (its dvc.lock entry: the md5s
+of its data and params), and, for a registered model, its version and git revision:
+
+    python -m stages.export classifier --model classifier@prod --out served/
+exports a registered version (fetched by name, checked on this project's test images) into
+`served/` instead of models/export/, and writes no report.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 
@@ -36,16 +44,23 @@ def check_pixels(name: str, size: int, count: int):
     return pixels
 
 
-def export_model(name: str, cfg) -> dict:
-    """Export one model in both formats, compare with Keras, time them; the report entry."""
+def export_model(name: str, cfg, source=None, out=EXPORT_DIR) -> dict:
+    """Export one model (this project's, or `source`, a model fetched by name) in both
+    formats into `out`, compare with Keras, time them; the report entry."""
     from stages.shared.evaluation.metrics import ordered_corners
-    from stages.shared.models import exporting
+    from stages.shared.models import exporting, registry
     from stages.shared.models.inference import as_list
     from stages.shared.models.store import load_model
 
-    model, meta = load_model(model_file(name))
+    path = model_file(name) if source is None else source.path
+    model, meta = load_model(path)
+    if source is None:
+        meta = {**meta, "trained_from": registry.provenance(name, meta.get("model_md5"))}
+    else:
+        record = json.loads((path.parent / "registry.json").read_text())
+        meta = {**meta, "trained_from": record.pop("trained_from"), "registry": record}
     pixels = check_pixels(name, meta["image_size"], cfg.max_images)
-    saved, lite = EXPORT_DIR / name, EXPORT_DIR / f"{name}.tflite"
+    saved, lite = out / name, out / f"{name}.tflite"
     exporting.export_saved_model(model, saved, meta)
     exporting.convert_tflite(saved, lite, meta)
     expected = as_list(model.predict_on_batch(pixels))
@@ -55,7 +70,7 @@ def export_model(name: str, cfg) -> dict:
         "saved_model": exporting.SavedModelRunner(saved),
         "tflite": exporting.TFLiteRunner(lite),
     }
-    report = {"images_checked": len(pixels), "keras_bytes": model_file(name).stat().st_size}
+    report = {"images_checked": len(pixels), "keras_bytes": path.stat().st_size}
     for fmt, runner in runners.items():
         difference = exporting.max_difference(expected, runner.predict_on_batch(pixels))
         if difference > cfg.tolerance:
@@ -75,13 +90,28 @@ def export_model(name: str, cfg) -> dict:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=list(MODELS))
-    name = parser.parse_args(argv).model
+    parser.add_argument("--model", dest="source", help="a registered model: [repo:]name@version")
+    parser.add_argument("--out", type=Path, help="with --model: the folder for its exports")
+    args = parser.parse_args(argv)
+    name, source, out = args.model, None, EXPORT_DIR
+    if args.source:
+        from stages.shared.models import registry
+
+        ref = registry.parse_reference(args.source)
+        if ref is None or ref.name != name:
+            raise UserError(f"--model {args.source}: not a registered {name} (`{name}@v1.0.0`)")
+        if args.out is None:
+            raise UserError("--model needs --out: the folder for the exports of that version")
+        source, out = registry.fetch(ref), args.out
     cfg = load_params(ExportParams)
-    shutil.rmtree(EXPORT_DIR / name, ignore_errors=True)
-    (EXPORT_DIR / f"{name}.tflite").unlink(missing_ok=True)
-    EXPORT_DIR.mkdir(parents=True, exist_ok=True)
-    entry = export_model(name, cfg)
-    write_json(export_report(name), entry)
+    shutil.rmtree(out / name, ignore_errors=True)
+    (out / f"{name}.tflite").unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    entry = export_model(name, cfg, source, out)
+    if source is None:
+        write_json(export_report(name), entry)
+    else:
+        print(f"export@{name}: {source.describe()} into {out}")
     ms = entry["latency_ms_per_image"]
     worst = max(entry[fmt]["max_abs_difference"] for fmt in ("saved_model", "tflite"))
     print(

@@ -243,7 +243,10 @@ def main(argv: list[str]) -> None:
     section = summary.model_section(name, scores, meta, figures, extra)
     write_json(section_file(name), {"section": section, "warnings": warnings})
     data_report = read_json(DATA_REPORTS_DIR / f"{MODELS[name]}.json")
-    card = summary.model_card(name, scores, meta, data_report)
+    from stages.shared.models.registry import provenance
+
+    trained_from = provenance(name, meta.get("model_md5"))
+    card = summary.model_card(name, scores, meta, data_report, trained_from)
     atomic_write_text(REPORTS_DIR / f"model_card_{name}.md", card)
     print(f"plot@{name}: {len(list(out.glob('*.png')))} figures in {out}, {section_file(name)}")
 

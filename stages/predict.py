@@ -3,9 +3,14 @@
     python -m stages.predict --model models/classifier.keras photos/ 'more/*.png' a.jpg
     python -m stages.predict --model models/detector.keras frames/ --draw boxed/ --out faces.csv
 
+    python -m stages.predict --model classifier@prod photos/        # a registered model by name
+    python -m stages.predict --model ../other-project:detector@v1.2.0 frames/
+
 In:  image files, folders (searched recursively) and globs; the model: a `.keras` file (with
-     the JSON beside it), or an export: a SavedModel folder or a `.tflite` file (metadata
-     inside). The same images give the same answers whichever form of the model serves them.
+     the JSON beside it), an export: a SavedModel folder or a `.tflite` file (metadata
+     inside), or a registered model by name, `[repo:]name@version|stage|latest`, fetched
+     into a cache and checked against its metadata (stages/shared/models/registry.py). The
+     same images give the same answers whichever form of the model serves them.
 Out: a CSV on stdout (or `--out`): classifier: path, predicted, confidence (+ top-k columns
      with `--top-k`); detector: path, present, score, x1, y1, x2, y2 in pixels of the image
      (empty when no object is found). `--draw DIR` saves each image with its box drawn.
@@ -48,6 +53,19 @@ def expand_inputs(items: list[str]) -> list[str]:
                 raise UserError(f"{item}: no such file, folder or matching glob")
             found += [m for m in matches if Path(m).is_file()]
     return list(dict.fromkeys(found))  # each file once, first mention first
+
+
+def resolve_model(text: str) -> Path:
+    """The local path of the model `text` names: a path as given, or a registered model
+    fetched by name (its version and revision said on stderr)."""
+    from stages.shared.models import registry
+
+    ref = registry.parse_reference(text)
+    if ref is None:
+        return Path(text)
+    fetched = registry.fetch(ref)
+    print(f"predict: {ref} is {fetched.describe()}", file=sys.stderr)
+    return fetched.path
 
 
 def open_model(path: Path):
@@ -113,7 +131,11 @@ def draw_boxes(frame: pd.DataFrame, out_dir: Path) -> None:
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("images", nargs="+", help="image files, folders or globs")
-    parser.add_argument("--model", default=model_file("classifier").as_posix())
+    parser.add_argument(
+        "--model",
+        default=model_file("classifier").as_posix(),
+        help="a .keras file, an export, or a registered model: [repo:]name@version|stage|latest",
+    )
     parser.add_argument("--out", help="CSV file to write (default: stdout)")
     parser.add_argument("--top-k", type=int, default=0, help="classifier: top-k columns")
     parser.add_argument("--threshold", type=float, default=0.5, help="detector: presence score")
@@ -125,7 +147,7 @@ def main(argv: list[str]) -> None:
         raise UserError("no image files found in " + ", ".join(args.images))
     from stages.shared.models.inference import predict_files
 
-    model, meta = open_model(Path(args.model))
+    model, meta = open_model(resolve_model(args.model))
     meta = meta or model.meta
     found = predict_files(model, paths, meta["image_size"], args.batch_size)
     for skipped in found.skipped:

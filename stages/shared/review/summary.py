@@ -245,7 +245,29 @@ def data_rows(report: dict) -> list[tuple[str, object]]:
     return rows
 
 
-def model_card(name: str, scores: dict, meta: dict, data_report: dict) -> str:
+def provenance_text(name: str, trained_from: dict | None) -> str:
+    """The card's provenance: the md5s dvc.lock records for the training of these weights."""
+    if not trained_from:
+        return (
+            "not recorded: dvc.lock does not describe these weights (trained outside"
+            " `dvc repro`, or the lock is not this run's)"
+        )
+    rows = [(f"`{path}`", f"`{md5}`") for path, md5 in trained_from["data"].items()]
+    rows.append((f"params of `train-{name}`", f"`{trained_from['params_md5']}`"))
+    rows.append((f"`models/{name}.keras` (these weights)", f"`{trained_from['model_md5']}`"))
+    return (
+        f"From the `train-{name}` entry of dvc.lock (the row of `dvc exp show` with these"
+        " md5s):\n\n"
+        + table(("input", "md5"), rows)
+        + "\n\nA registered version (`make release`) is a git tag on the commit holding this"
+        f" card: `gto show {name}` lists them; a copy fetched by name (`--model {name}@prod`)"
+        " carries its version and git revision in `registry.json` and in the card beside it."
+    )
+
+
+def model_card(
+    name: str, scores: dict, meta: dict, data_report: dict, trained_from: dict | None = None
+) -> str:
     """A model card: what the model is, what data and params made it, how well it did, and
     what it must not be used for."""
     params = meta.get("params", {})
@@ -269,5 +291,6 @@ def model_card(name: str, scores: dict, meta: dict, data_report: dict) -> str:
         + table(("metric", "value", "input-independent baseline"), headline_rows(name, scores)),
         "## Training params\n\n" + table(("param", "value"), made_of),
         "## Checks\n\n" + (checks_text(meta) or "none recorded"),
+        "## Provenance\n\n" + provenance_text(name, trained_from),
     ]
     return "\n\n".join(part for part in parts if part) + "\n"
