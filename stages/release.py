@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +142,7 @@ def write_artifacts(models) -> bool:
     """Rewrite dvc.yaml's artifacts section (its last section); whether it changed."""
     text = DVC_FILE.read_text()
     head = text.split(MARKER)[0].rstrip() + "\n\n"
-    if MARKER not in text and "\nartifacts:" in text:
+    if MARKER not in text and re.search(r"^artifacts:", text, re.MULTILINE):
         raise UserError(f"{DVC_FILE}: an artifacts section this tool did not write — remove it")
     block = yaml.dump(
         {"artifacts": artifacts(models)},

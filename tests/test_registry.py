@@ -278,3 +278,62 @@ def test_a_model_is_released_fetched_and_served_by_version_and_stage(
         assert refused.returncode == 2, refused.stderr
         lines = refused.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], refused.stderr
+
+
+def reports(root: Path, model: str, task: str, md5: str, score: float) -> None:
+    """models/<model>.json and the test reports `release` reads its meta from."""
+    (root / "models").mkdir(exist_ok=True)
+    meta = {"task": task, "image_size": 24, "architecture": "plain_cnn", "model_md5": md5}
+    if task == "classification":
+        meta["classes"] = ["cat", "dog"]
+    (root / f"models/{model}.json").write_text(json.dumps(meta))
+    key = "accuracy" if model == "classifier" else "ap50"
+    folder = root / "reports/eval" / model
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "metrics.json").write_text(json.dumps({key: score}))
+    (folder / "detail.json").write_text(json.dumps({"ci95": {key: {"low": 0.5, "high": 0.9}}}))
+
+
+def test_a_release_rewrites_only_its_models_artifacts(workdir):
+    Path("dvc.yaml").write_text("stages:\n  a:\n    cmd: echo  # kept\n")
+    reports(workdir, "classifier", "classification", "a" * 32, 0.75)
+    reports(workdir, "detector", "detection", "b" * 32, 0.6)
+    assert release.write_artifacts(["classifier", "detector"])
+    assert not release.write_artifacts(["classifier", "detector"])  # nothing new: no change
+    reports(workdir, "classifier", "classification", "c" * 32, 0.8)
+    reports(workdir, "detector", "detection", "d" * 32, 0.7)
+    assert release.write_artifacts(["classifier"])
+    text = Path("dvc.yaml").read_text()
+    assert text.startswith("stages:\n  a:\n    cmd: echo  # kept\n\n# Models by name")
+    found = yaml.safe_load(text)["artifacts"]
+    assert sorted(found) == [
+        "classifier", "classifier-savedmodel", "classifier-tflite",
+        "detector", "detector-savedmodel", "detector-tflite",
+    ]  # fmt: skip
+    for name in ("classifier", "classifier-tflite"):
+        meta = found[name]["meta"]
+        assert meta["model_md5"] == "c" * 32 and meta["classes"] == ["cat", "dog"]
+        assert meta["test_metrics"] == {"accuracy": {"value": 0.8, "ci95": [0.5, 0.9]}}
+    assert found["detector"]["meta"]["model_md5"] == "b" * 32  # not released: as it was
+    assert found["detector-savedmodel"]["path"] == "${paths.exports}/detector"
+    assert "classes" not in found["detector"]["meta"]
+
+
+def test_a_release_leaves_an_artifacts_section_it_did_not_write(workdir):
+    Path("dvc.yaml").write_text("artifacts:\n  mine:\n    path: m.pkl\n")
+    reports(workdir, "classifier", "classification", "a" * 32, 0.75)
+    reports(workdir, "detector", "detection", "b" * 32, 0.6)
+    with pytest.raises(UserError, match="an artifacts section this tool did not write"):
+        release.write_artifacts(["classifier"])
+
+
+def test_fetching_names_what_exists_when_a_version_stage_or_repository_does_not(tagged, tmp_path):
+    with pytest.raises(UserError, match=r"no version v9\.9\.9 of classifier — versions: v1\.0\.0"):
+        registry.fetch(Reference("classifier", version="v9.9.9"))
+    with pytest.raises(UserError, match=r"no stage 'dev' of classifier — .* stages: prod → v1\.0"):
+        registry.fetch(Reference("classifier", stage="dev"))
+    with pytest.raises(UserError, match=r"no model named 'detector' in .* declares no artifacts"):
+        registry.fetch(Reference("detector"))
+    nowhere = tmp_path / "nowhere"
+    with pytest.raises(UserError, match=rf"check that {nowhere} is a git \+ DVC repository"):
+        registry.fetch(Reference("classifier", repo=str(nowhere)))

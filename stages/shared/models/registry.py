@@ -186,7 +186,9 @@ def fetch(ref: Reference) -> Fetched:
                 folder.mkdir(parents=True)
                 repo.artifacts.download(ref.name, version=version, out=os.fspath(target))
     except DvcException as err:
-        raise UserError(f"{ref}: {' '.join(str(err).split())}") from None
+        cause = f" ({err.__cause__})" if err.__cause__ else ""
+        detail = " ".join(f"{err}{cause}".split())
+        raise UserError(f"{ref}: {detail} — check that {url} is a git + DVC repository") from None
     fetched = Fetched(target, ref.name, version, stages, rev, url)
     record(fetched, beside)
     return fetched
