@@ -15,6 +15,11 @@ to that folder, grouped by face) and the real `dvc` CLI:
   its own process: seconds per image (the epoch alone, after a two-step warm-up) and the
   process's peak RSS.
 
+Near-copies (bursts, video frames): the sample's digits, each copied SCALE times with a small
+brightness change (89,400 images at 50×, most copies of an image sharing its perceptual hash),
+`dvc repro split@classification`: seconds per image, and the near-duplicate pairs its report
+counts (1,225 per digit at 50×, joined into groups without listing them).
+
 Ratios are SCALE× over 1×, both measured in this one run.
 
     python -m bench.scale            # or: make bench (runs it with the others)
@@ -64,6 +69,71 @@ def synthesise(sample: Path, out: Path, copies: int, seed: int = 0) -> int:
                 doc["imagePath"] = f"../images/{stem}.jpg"
                 (out / "labels" / f"{stem}.json").write_text(json.dumps(doc))
     return copies * len(frames)
+
+
+def near_copies(sample: Path, out: Path, copies: int, seed: int = 0) -> int:
+    """`copies` copies of every sample digit in `out` (class folders kept), each brightened
+    or darkened by up to 3 grey levels; how many images were written."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    written = 0
+    for image in sorted(sample.rglob("*.png")):
+        folder = out / image.parent.relative_to(sample)
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.asarray(Image.open(image).convert("RGB")).astype(np.int16)
+        for k in range(copies):
+            shifted = np.clip(pixels + rng.integers(-3, 4), 0, 255).astype(np.uint8)
+            Image.fromarray(shifted).save(folder / f"{image.stem}_copy{k:03d}.png")
+            written += 1
+    return written
+
+
+def measure_near_copies(scale: int, work: Path, sample: Path) -> dict:
+    """split@classification on `scale` near-copies of every digit."""
+    data = work / f"digits{scale}"
+    images = near_copies(sample, data, scale)
+    params = project_params()
+    params["data"]["classification"] = str(data)
+    project = new_pipeline_repo(work / f"digits-project{scale}", params)
+    seconds = dvc(project, "repro", "-q", "-s", "split@classification")
+    report = json.loads((project / "reports/data/classification.json").read_text())
+    shutil.rmtree(data)
+    shutil.rmtree(project)
+    return {
+        "scale": scale,
+        "images": images,
+        "split_s": seconds,
+        "pairs": report["groups"]["near_duplicates"]["pairs"],
+        "listed": len(report["groups"]["near_duplicates"]["listed"]),
+        "groups": report["groups"]["count"],
+    }
+
+
+def run_near_copies(scale: int) -> list[dict]:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        base = new_pipeline_repo(work / "sample-project", project_params())
+        dvc(base, "repro", "-q", "sample@classification")
+        sample = base / "data/sample/classification"
+        small = measure_near_copies(1, work, sample)
+        large = measure_near_copies(scale, work, sample)
+    print(json.dumps({"1x": small, f"{scale}x": large}, indent=1))
+    ratio = (large["split_s"] / large["images"]) / (small["split_s"] / small["images"])
+    return [
+        row(
+            f"{scale}x near-copies: split seconds per image / 1x"
+            f" ({small['split_s'] / small['images'] * 1000:.2f} ->"
+            f" {large['split_s'] / large['images'] * 1000:.2f} ms, {large['images']} images)",
+            round(ratio, 2),
+            f"<= {TARGET_PER_IMAGE}",
+            ratio <= TARGET_PER_IMAGE,
+        ),
+        row(
+            f"{scale}x near-copies: near-duplicate pairs counted (listed in the report), groups",
+            f"{large['pairs']:,} ({large['listed']}), {large['groups']:,}",
+        ),
+    ]
 
 
 def dvc(project: Path, *args: str) -> float:
@@ -162,7 +232,7 @@ def run() -> list[dict]:
         dvc(base, "repro", "-q", "sample@detection")
         shutil.copytree(base / "data/sample/detection", sample)
         small, large = measure(1, work, sample), measure(scale, work, sample)
-    return rows(small, large)
+    return rows(small, large) + run_near_copies(scale)
 
 
 def rows(small: dict, large: dict) -> list[dict]:
@@ -239,6 +309,10 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--epoch"]:
         sys.path.insert(0, str(ROOT))
         one_epoch(Path(sys.argv[2]), Path(sys.argv[3]))
+    elif sys.argv[1:2] == ["--near-copies"]:  # this part alone
+        from bench.common import table
+
+        print(table(run_near_copies(int(os.environ.get("SCALE", "50")))))
     else:
         from bench.common import table
 

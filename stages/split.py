@@ -22,7 +22,7 @@ from stages.shared.core.cli import UserError, run_stage
 from stages.shared.core.config import BaseParams, load_params
 from stages.shared.core.paths import TASKS, split_manifest, split_report
 from stages.shared.data.datasets import Scan, scan_classification, scan_detection
-from stages.shared.data.duplicates import near_duplicate_pairs
+from stages.shared.data.duplicates import near_duplicates
 from stages.shared.data.manifest import SPLITS, write_json, write_manifest
 from stages.shared.data.splitting import assign_splits, group_key, join_groups
 from stages.shared.params.data import DataParams
@@ -86,8 +86,8 @@ def assign_groups(frame: pd.DataFrame, root: str, task: str, cfg) -> dict:
         ([f"0:{source}"] if source is not None else []) + [f"1:{md5}"]
         for source, md5 in zip(sources, frame["md5"], strict=True)
     ]
-    pairs = near_duplicate_pairs(list(frame["phash"]), cfg.near_duplicates.max_distance)
-    frame["group"] = [name[2:] for name in join_groups(keys, [(i, j) for i, j, _ in pairs])]
+    found = near_duplicates(list(frame["phash"]), cfg.near_duplicates.max_distance)
+    frame["group"] = [name[2:] for name in join_groups(keys, found.edges)]
     paths = list(frame["path"])
     return {
         "by": getattr(cfg.group_by, task),
@@ -95,8 +95,8 @@ def assign_groups(frame: pd.DataFrame, root: str, task: str, cfg) -> dict:
         "files_without_a_source": unmatched,
         "near_duplicates": {
             "max_distance": cfg.near_duplicates.max_distance,
-            "pairs": len(pairs),
-            "listed": [[paths[i], paths[j], d] for i, j, d in pairs[:NEAR_DUPLICATES_LISTED]],
+            "pairs": found.count,
+            "listed": [[paths[i], paths[j], d] for i, j, d in found.first(NEAR_DUPLICATES_LISTED)],
         },
     }
 

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from stages.shared.data.duplicates import near_duplicate_pairs
+from stages.shared.data.duplicates import near_duplicate_pairs, near_duplicates
 from stages.shared.data.images import perceptual_hash
+from stages.shared.data.splitting import join_groups
 
 
 def brute_force(hashes, max_distance):
@@ -47,6 +48,27 @@ def test_the_pigeonhole_search_equals_brute_force(base, flips, max_distance):
     found = near_duplicate_pairs(hashes, max_distance)
     expected = brute_force(hashes, max_distance) if max_distance else []
     assert found == expected
+    # by distinct value: the same count, the same first pairs, the same groups
+    held = near_duplicates(hashes, max_distance)
+    assert held.count == len(expected)
+    assert held.first(3) == expected[:3]
+    keys = [[f"item{i:02d}"] for i in range(len(hashes))]
+    assert join_groups(keys, held.edges) == join_groups(keys, [(i, j) for i, j, _ in expected])
+
+
+def test_bursts_of_copies_are_counted_and_grouped_without_listing_every_pair():
+    rng = np.random.default_rng(7)
+    images = [f"{v:016x}" for v in rng.integers(0, 2**63, 300, dtype=np.int64)]
+    # 50 copies of each: 30 with the image's hash, 20 one bit off (a brightness change)
+    burst = [h for h in images for _ in range(30)]
+    burst += [f"{int(h, 16) ^ 1:016x}" for h in images for _ in range(20)]
+    held = near_duplicates(burst, 4)
+    assert held.count == 300 * (50 * 49 // 2)  # 367,500 pairs
+    assert len(held.edges) == 300 * 49  # a chain per image: what grouping needs
+    groups = join_groups([[f"{i:05d}"] for i in range(len(burst))], held.edges)
+    assert len(set(groups)) == 300
+    assert groups[0] == groups[300 * 30] and groups[0] != groups[1 * 30]
+    assert held.first(2) == [(0, 1, 0), (0, 2, 0)]
 
 
 def jpeg(img: Image.Image, quality: int) -> Image.Image:
