@@ -9,6 +9,7 @@ from bench import (
     augment_throughput,
     dvc_overhead,
     input_pipeline,
+    mfu,
     mutation,
     photos,
     scale,
@@ -26,6 +27,7 @@ BENCHMARKS = {
     "startup": startup.run,
     "photos": photos.run,
     "after_training": after_training.run,
+    "mfu": mfu.run,
     # Not re-run here (`make mutation`, about an hour): the last scores, with the others.
     "mutation": mutation.rows,
 }

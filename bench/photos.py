@@ -5,6 +5,13 @@ training epoch and evaluate, and the training stage's peak RSS, 12 MP / 400×300
 The photos are built from scikit-image's natural pictures (one per class: random crops,
 flips and brightness, then resized to 4000×3000 with a little sensor noise), so the JPEG
 files are the size a phone writes (2–4 MB each).
+
+Split at 12 MP is held to its floor, not to the small photos: entropy decoding reads every
+coefficient of the file whatever the output size, so a 12 MP JPEG costs more than a 400×300
+one however little of it is kept. The floor is what split cannot avoid per photo: reading the
+file, its md5, and Pillow's reduced decode (`draft`) at the split's size, nothing else,
+timed in this process; split's per-photo cost is its stage time less its start-up (the same
+command with `--help`: every import, no photo), over the photos.
 """
 
 from __future__ import annotations
@@ -78,6 +85,64 @@ def first_epoch_seconds() -> float:
     return timer.seconds
 
 
+TARGET_SPLIT_OVER_FLOOR = 1.3
+
+
+def floor_seconds(folder: Path) -> float:
+    """Seconds per photo of the unavoidable work: read the bytes, md5, reduced decode."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from stages.shared.data.images import HASH_SIDE
+
+    photos = sorted(folder.rglob("*.jpg"))
+    best = float("inf")
+    for _ in range(2):  # the second pass reads from the page cache, as split does
+        start = time.perf_counter()
+        for path in photos:
+            data = path.read_bytes()
+            hashlib.md5(data).hexdigest()
+            with Image.open(io.BytesIO(data)) as img:
+                img.draft(img.mode, (HASH_SIDE, HASH_SIDE))
+                img.load()
+        best = min(best, time.perf_counter() - start)
+    return best / len(photos)
+
+
+def split_over_floor(folder: Path) -> dict:
+    """Split's seconds per photo (less its start-up) and the floor's, on one folder."""
+    params = project_params()
+    params["data"]["classification"] = str(folder)
+    params["split"]["group_by"]["classification"] = "none"
+    with temp_project(copy.deepcopy(params), []) as root:
+        startup = min(run_measured(stage_command("split", "--help"), root)[0] for _ in range(2))
+        split_s = min(
+            run_measured(stage_command("split", "classification"), root)[0] for _ in range(2)
+        )
+    photos = len(list(folder.rglob("*.jpg")))
+    return {"split": (split_s - startup) / photos, "floor": floor_seconds(folder)}
+
+
+def split_floor_rows(folder: Path) -> list[dict]:
+    found = split_over_floor(folder)
+    ratio = found["split"] / found["floor"]
+    print(
+        f"photos split at 12 MP: {1000 * found['split']:.1f} ms/photo, floor"
+        f" {1000 * found['floor']:.1f} ms (read + md5 + reduced decode), {ratio:.2f}×"
+    )
+    return [
+        row(
+            f"split per photo at 12 MP / its floor (read, md5, reduced decode;"
+            f" {1000 * found['split']:.1f} / {1000 * found['floor']:.1f} ms)",
+            round(ratio, 2),
+            f"<= {TARGET_SPLIT_OVER_FLOOR}",
+            ratio <= TARGET_SPLIT_OVER_FLOOR,
+        )
+    ]
+
+
 def measure(folder: Path) -> dict:
     """Per-image seconds of each stage and the training stage's peak RSS, on one folder."""
     import pandas as pd
@@ -110,15 +175,32 @@ def run() -> list[dict]:
         make_photos(Path(tmp))
         small = measure(Path(tmp) / "small")
         big = measure(Path(tmp) / "big")
-    rows = []
+        rows = split_floor_rows(Path(tmp) / "big")
     for stage in ("split", "augment", "first epoch", "evaluate"):
         ratio = big[stage] / small[stage]
         print(
             f"photos {stage}: {1000 * small[stage]:.1f} ms/image at 400×300,"
             f" {1000 * big[stage]:.1f} at 12 MP ({ratio:.2f}×)"
         )
-        rows.append(row(f"{stage} per image, 12 MP / 400×300", round(ratio, 2), "<= 2", ratio <= 2))
+        if stage == "split":  # held to its floor above; the ratio to small photos is shown
+            rows.append(row(f"{stage} per image, 12 MP / 400×300", round(ratio, 2)))
+        else:
+            rows.append(
+                row(f"{stage} per image, 12 MP / 400×300", round(ratio, 2), "<= 2", ratio <= 2)
+            )
         rows.append(row(f"{stage} ms per image at 12 MP", round(1000 * big[stage], 1)))
     rss = big["rss"] / small["rss"]
     rows.append(row("training peak RSS, 12 MP / 400×300", round(rss, 2), "<= 1.2", rss <= 1.2))
     return rows
+
+
+if __name__ == "__main__":  # the split-against-its-floor part alone
+    import sys
+    import tempfile
+
+    from bench.common import table
+
+    if sys.argv[1:2] == ["--split-floor"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            make_photos(Path(tmp))
+            print(table(split_floor_rows(Path(tmp) / "big")))

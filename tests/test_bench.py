@@ -122,3 +122,28 @@ def test_synthesised_frames_are_jittered_copies_with_their_labels(tmp_path):
     assert json.loads(labels[2].read_text())["imagePath"] == "../images/frame002_0000_face001.jpg"
     means = {float(np.asarray(Image.open(p)).mean()) for p in (tmp_path / "out/images").iterdir()}
     assert len(means) > 1  # each copy its own brightness
+
+
+def test_near_copies_keep_their_class_and_hash_within_a_bit_or_two_of_the_original(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from bench.scale import near_copies
+    from stages.shared.data.images import perceptual_hash
+
+    sample = tmp_path / "sample"
+    rng = np.random.default_rng(0)
+    for digit in ("3", "7"):
+        (sample / digit).mkdir(parents=True)
+        pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(sample / digit / f"{digit}_000.png")
+    assert near_copies(sample, tmp_path / "out", 5) == 10
+    copies = sorted((tmp_path / "out/7").iterdir())
+    assert [p.name for p in copies][0] == "7_000_copy000.png" and len(copies) == 5
+    original = np.asarray(Image.open(sample / "7/7_000.png"), dtype=int)
+    for copy in copies:
+        shift = np.asarray(Image.open(copy), dtype=int) - original
+        assert np.abs(shift).max() <= 3  # a small brightness change, clipped at 0 and 255
+    first = int(perceptual_hash(Image.open(sample / "7/7_000.png")), 16)
+    for copy in copies:
+        assert bin(int(perceptual_hash(Image.open(copy)), 16) ^ first).count("1") <= 2

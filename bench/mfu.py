@@ -1,0 +1,213 @@
+"""Model FLOPs utilisation: how close training and inference run to what this machine can do.
+
+Peak: the best of several large matrix multiplies through TensorFlow on all cores (float32,
+4096×4096: 2·n³ FLOPs each), and bfloat16 where the CPU has AVX512-BF16 or AMX; a GPU's,
+when TensorFlow sees one, the same way. Achieved: each default model trained as its stage
+trains it (the stage's Task: data from the augmented shards, model, compile), one epoch
+after a warm-up, timed alone: FLOPs per image (cost.count_flops: forward, a multiply-add
+counts two) × 3 (the backward pass costs about twice the forward: a gradient for the
+activations and one for the weights, the estimate nanoGPT's MFU and Kaplan et al. 2020 use)
+× images / seconds. Inference: `predict_on_batch` over test-sized batches, forward FLOPs
+only. MFU = achieved / peak.
+
+What stops a small model short of the peak shows in the batch-size sweep: per-step time at
+batch 8 to 512 separates the fixed cost of a step (the Python and tf.function dispatch, the
+optimizer's update of every variable) from the cost per image.
+
+    python -m bench.mfu          # (make bench runs it with the others)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import ROOT, project_params, row, run_measured
+from bench.project import dvc, new_pipeline_repo
+
+BACKWARD_FACTOR = 3  # forward + backward ≈ 3 × forward
+MATMUL_SIDE = 4096
+BATCHES = (8, 32, 128, 512)
+TARGET_MFU = 0.5
+
+
+def cpu_flags() -> set[str]:
+    info = Path("/proc/cpuinfo")
+    if not info.exists():
+        return set()
+    for line in info.read_text().splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def peak(dtype: str = "float32", device: str = "/CPU:0", repeats: int = 5) -> float:
+    """FLOP/s of the best of `repeats` n×n matrix multiplies (after one warm-up)."""
+    import tensorflow as tf
+
+    n = MATMUL_SIDE
+    with tf.device(device):
+        a = tf.random.stateless_normal((n, n), seed=(1, 2), dtype=tf.float32)
+        b = tf.random.stateless_normal((n, n), seed=(3, 4), dtype=tf.float32)
+        a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+        matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y), tf.float32)))
+        matmul(a, b).numpy()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matmul(a, b).numpy()
+            best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def train_and_infer(model_name: str) -> dict:
+    """(In the probe's process, cwd: a project after augment.) One timed epoch of the
+    default training and batched inference of `model_name`, with its FLOPs per image."""
+    import numpy as np
+
+    from bench.vs_tutorial import EpochTimer
+    from stages.shared.data.manifest import input_size, read_manifest
+    from stages.shared.models.cost import count_flops
+    from stages.shared.params.sections import load_params
+    from stages.shared.training import inputs, loop
+
+    if model_name == "classifier":
+        from stages.train_classifier import Classifier as Task
+    else:
+        from stages.train_detector import Detector as Task
+    task_name = "classification" if model_name == "classifier" else "detection"
+    cfg, base = load_params(f"train_{model_name}"), load_params("base")
+    manifest = f"data/augmented/{task_name}/manifest.csv"
+    frame = read_manifest(Path(manifest), task_name)
+    size = input_size(getattr(base.image_size, task_name), frame)
+    seed = loop.training_seed(base, cfg)
+    task = Task(cfg, frame)
+    train_rows, data = inputs.train_val_data(
+        frame, manifest, task.targets, size, cfg, seed, cfg.batch_size
+    )
+    model = task.build(size)
+    task.compile(model, cfg.learning_rate, False)
+    model.fit(data["train"](range(1)), steps_per_epoch=2, epochs=1, verbose=0)  # trace once
+    timer = EpochTimer()
+    model.fit(data["train"](range(1)), epochs=1, verbose=0, callbacks=[timer])
+    flops = count_flops(model, size)
+    result = {
+        "size": size,
+        "batch_size": cfg.batch_size,
+        "flops_per_image": flops,
+        "train_images": len(train_rows),
+        "epoch_s": timer.seconds[0],
+    }
+    import tensorflow as tf
+
+    sweep = {}
+    for batch in BATCHES:  # training steps on one batch of random pixels: the step's own cost
+        pixels = np.random.default_rng(0).uniform(0, 255, (batch, size, size, 3))
+        targets = task.targets(train_rows.sample(batch, replace=True, random_state=0))
+        step = model.make_train_function()
+        batch_data = tf.data.Dataset.from_tensors(
+            (tf.constant(pixels, tf.float32), tf.nest.map_structure(tf.constant, targets))
+        ).repeat()
+        iterator = iter(batch_data)
+        step(iterator)  # trace this batch size
+        start, steps = time.perf_counter(), 10
+        for _ in range(steps):
+            step(iterator)
+        seconds = (time.perf_counter() - start) / steps
+        infer_start = time.perf_counter()
+        for _ in range(steps):
+            model.predict_on_batch(pixels)
+        sweep[batch] = {
+            "train_step_s": seconds,
+            "infer_batch_s": (time.perf_counter() - infer_start) / steps,
+        }
+    result["sweep"] = sweep
+    return result
+
+
+def probe(project: Path, model_name: str) -> dict:
+    out = project / f"mfu-{model_name}.json"
+    command = [sys.executable, "-m", "bench.mfu", "--probe", str(project), model_name, str(out)]
+    run_measured(command, project)
+    return json.loads(out.read_text())
+
+
+def run() -> list[dict]:
+    flags = cpu_flags()
+    peaks = {"float32": peak("float32")}
+    if flags & {"avx512_bf16", "amx_bf16"}:
+        peaks["bfloat16"] = peak("bfloat16")
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        peaks["gpu float32"] = peak("float32", "/GPU:0")
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        project = new_pipeline_repo(Path(tmp) / "project", project_params())
+        dvc("repro", "-q", "augment@classification", "augment@detection", cwd=project)
+        for model_name in ("classifier", "detector"):
+            found[model_name] = probe(project, model_name)
+    print(json.dumps({"peaks": peaks, **found}, indent=1))
+    top = peaks["float32"]
+    rows = [
+        row(
+            f"peak: {MATMUL_SIDE}x{MATMUL_SIDE} matmul through TensorFlow, {kind}, GFLOP/s",
+            round(value / 1e9, 1),
+        )
+        for kind, value in peaks.items()
+    ]
+    if "bfloat16" not in peaks:
+        rows.append(row("bfloat16 peak", "not measured: no AVX512-BF16 or AMX on this CPU"))
+    for model_name, result in found.items():
+        flops = result["flops_per_image"]
+        images_s = result["train_images"] / result["epoch_s"]
+        achieved = BACKWARD_FACTOR * flops * images_s
+        mfu = achieved / top
+        rows.append(
+            row(
+                f"{model_name}: training MFU, default epoch ({images_s:.0f} images/s,"
+                f" {flops / 1e6:.1f} MFLOPs/image, batch {result['batch_size']},"
+                f" {result['size']} px)",
+                f"{100 * mfu:.2f} %",
+                f">= {100 * TARGET_MFU:.0f} %",
+                mfu >= TARGET_MFU,
+            )
+        )
+        sweep = result["sweep"]
+        best_batch = max(sweep, key=lambda b: int(b) / sweep[b]["infer_batch_s"])
+        infer = int(best_batch) / sweep[best_batch]["infer_batch_s"]
+        rows.append(
+            row(
+                f"{model_name}: inference MFU, predict_on_batch at batch {best_batch}"
+                f" ({infer:.0f} images/s)",
+                f"{100 * flops * infer / top:.2f} %",
+            )
+        )
+        small, large = sweep[str(BATCHES[0])], sweep[str(BATCHES[-1])]
+        per_image = (large["train_step_s"] - small["train_step_s"]) / (BATCHES[-1] - BATCHES[0])
+        fixed = small["train_step_s"] - per_image * BATCHES[0]
+        at_large = BACKWARD_FACTOR * flops * BATCHES[-1] / large["train_step_s"] / top
+        rows.append(
+            row(
+                f"{model_name}: a training step = {1000 * fixed:.1f} ms fixed +"
+                f" {1e6 * per_image:.0f} us per image (steps at batch {BATCHES[0]} and"
+                f" {BATCHES[-1]}); MFU at batch {BATCHES[-1]}",
+                f"{100 * at_large:.2f} %",
+            )
+        )
+    return rows
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--probe"]:
+        sys.path.insert(0, str(ROOT))
+        os.chdir(sys.argv[2])
+        Path(sys.argv[4]).write_text(json.dumps(train_and_infer(sys.argv[3])))
+    else:
+        from bench.common import table
+
+        print(table(run()))
