@@ -202,3 +202,29 @@ def test_the_grid_is_the_drawings_pasted_row_by_row_on_white(tmp_path, columns):
     grid = Image.open(tmp_path / "grid.png").convert("RGB")
     assert grid.size == size
     assert np.array_equal(np.asarray(grid), np.asarray(expected))
+
+
+def test_two_columns_unless_asked_otherwise(tmp_path):
+    specs = [square_spec(30, 20, "red"), square_spec(50, 40, "blue"), square_spec(20, 30, "green")]
+    dvcplots.to_png(specs, tmp_path / "default.png", dpi=100)
+    dvcplots.to_png(specs, tmp_path / "two.png", dpi=100, columns=2)
+    dvcplots.to_png(specs, tmp_path / "three.png", dpi=100, columns=3)
+    default = np.asarray(Image.open(tmp_path / "default.png"))
+    assert np.array_equal(default, np.asarray(Image.open(tmp_path / "two.png")))
+    assert default.shape != np.asarray(Image.open(tmp_path / "three.png")).shape
+
+
+def test_text_is_drawn_in_the_bundled_font_by_the_pinned_vega_lite(tmp_path):
+    """The same glyphs on every machine: the bundled font, not whatever the system offers."""
+    spec = square_spec(120, 20, "red", title="Accuracy 0.99 (val)")
+    dvcplots.to_png([spec], tmp_path / "titled.png", dpi=100)
+    drawn = np.asarray(Image.open(tmp_path / "titled.png").convert("RGB"))
+
+    def vl(**options) -> np.ndarray:
+        png = vl_convert.vegalite_to_png(spec, scale=1.0, **options)
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+
+    pinned = vl(vl_version=dvcplots.VEGA_LITE, config={"font": dvcplots.FONT})
+    assert drawn.shape == pinned.shape and np.array_equal(drawn, pinned)
+    other = vl(vl_version=dvcplots.VEGA_LITE, config={"font": "monospace"})
+    assert other.shape != drawn.shape or not np.array_equal(other, drawn)
