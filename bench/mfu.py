@@ -15,6 +15,8 @@ batch 8 to 512 separates the fixed cost of a step (the Python and tf.function di
 optimizer's update of every variable) from the cost per image.
 
     python -m bench.mfu          # (make bench runs it with the others)
+
+Writes bench/MFU.md (the table, dated, with the machine).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, project_params, row, run_measured
+from bench.common import ROOT, machine, project_params, row, run_measured, table
 from bench.project import dvc, new_pipeline_repo
 
 BACKWARD_FACTOR = 3  # forward + backward ≈ 3 × forward
@@ -114,16 +116,18 @@ def train_and_infer(model_name: str) -> dict:
         ).repeat()
         iterator = iter(batch_data)
         step(iterator)  # trace this batch size
-        start, steps = time.perf_counter(), 10
-        for _ in range(steps):
+        model.predict_on_batch(pixels)
+        train_times, infer_times = [], []
+        for _ in range(7):  # the median step: robust to a neighbour's burst
+            start = time.perf_counter()
             step(iterator)
-        seconds = (time.perf_counter() - start) / steps
-        infer_start = time.perf_counter()
-        for _ in range(steps):
+            train_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
             model.predict_on_batch(pixels)
+            infer_times.append(time.perf_counter() - start)
         sweep[batch] = {
-            "train_step_s": seconds,
-            "infer_batch_s": (time.perf_counter() - infer_start) / steps,
+            "train_step_s": float(np.median(train_times)),
+            "infer_batch_s": float(np.median(infer_times)),
         }
     result["sweep"] = sweep
     return result
@@ -199,6 +203,11 @@ def run() -> list[dict]:
                 f"{100 * at_large:.2f} %",
             )
         )
+    (ROOT / "bench/MFU.md").write_text(
+        "# Model FLOPs utilisation\n\n"
+        f"{time.strftime('%Y-%m-%d')}, {machine()}; written by `python -m bench.mfu` (nothing"
+        " else running).\n\n" + table(rows) + "\n"
+    )
     return rows
 
 
@@ -208,6 +217,4 @@ if __name__ == "__main__":
         os.chdir(sys.argv[2])
         Path(sys.argv[4]).write_text(json.dumps(train_and_infer(sys.argv[3])))
     else:
-        from bench.common import table
-
         print(table(run()))
