@@ -245,6 +245,13 @@ def test_a_model_is_released_fetched_and_served_by_version_and_stage(
         f"classifier v1.0.0 (prod), git revision {record['rev'][:10]}, from {project}.\n"
     )
 
+    # an export by name: the same classes, and its model's card beside it
+    tflite = predict(project, "classifier-tflite@prod", images).stdout
+    assert [line.split(",")[:2] for line in tflite.splitlines()] == [
+        line.split(",")[:2] for line in as_file.splitlines()
+    ]
+    assert next((tmp_path / "cache").rglob("classifier-tflite/*/model_card_classifier.md"))
+
     run_cli(
         [
             sys.executable,

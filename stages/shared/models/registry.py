@@ -175,7 +175,7 @@ def fetch(ref: Reference) -> Fetched:
                     kind: read_git_file(repo, other)
                     for kind, other in (
                         ("metadata", path.with_suffix(".json")),
-                        ("card", Path("reports") / f"model_card_{ref.name}.md"),
+                        ("card", Path("reports") / f"model_card_{model_of(ref.name)}.md"),
                         ("lock", LOCK_FILE),
                     )
                 }
@@ -235,7 +235,7 @@ def record(fetched: Fetched, beside: dict) -> None:
     (folder / "registry.json").write_text(json.dumps(entry, indent=2) + "\n")
     if beside["card"] is not None:
         line = f"\n## Registry\n\n{fetched.describe()}, from {fetched.repo}.\n"
-        (folder / f"model_card_{fetched.name}.md").write_text(beside["card"] + line)
+        (folder / f"model_card_{model_of(fetched.name)}.md").write_text(beside["card"] + line)
 
 
 def model_of(name: str) -> str:
