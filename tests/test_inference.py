@@ -126,3 +126,29 @@ def test_the_default_batch_is_64_files_and_reasons_are_the_decoders(tmp_path):
     with pytest.raises(ImageError) as error:
         decode(Path(paths[-1]))
     assert skipped == [{"path": paths[-1], "reason": str(error.value)}]
+
+
+class Recorder:
+    """A model stub: `predict_on_batch` answers (sum, max) per image and records batch sizes."""
+
+    def __init__(self):
+        self.sizes = []
+
+    def predict_on_batch(self, pixels):
+        self.sizes.append(len(pixels))
+        return pixels.sum(axis=(1, 2, 3)), pixels.max(axis=(1, 2, 3)).astype(np.float64)
+
+
+def test_predict_pixels_runs_fixed_batches_and_joins_each_output_in_order():
+    from stages.shared.models.inference import predict_pixels
+
+    pixels = np.arange(150 * 2 * 2 * 3, dtype=np.float32).reshape(150, 2, 2, 3)
+    model = Recorder()
+    sums, peaks = predict_pixels(model, pixels)
+    assert model.sizes == [64, 64, 22]  # batches of 64 unless told, the last the rest
+    assert np.array_equal(sums, pixels.sum(axis=(1, 2, 3)))
+    assert peaks.dtype == np.float32 and np.array_equal(peaks, pixels.max(axis=(1, 2, 3)))
+    calls = []
+    only = predict_pixels(model, pixels, batch_size=100, run=lambda x: calls.append(len(x)) or x)
+    assert calls == [100, 50] and model.sizes == [64, 64, 22]  # `run` replaces the model
+    assert len(only) == 1 and np.array_equal(only[0], pixels)
