@@ -139,7 +139,7 @@ def test_near_copies_keep_their_class_and_hash_within_a_bit_or_two_of_the_origin
         Image.fromarray(pixels).save(sample / digit / f"{digit}_000.png")
     assert near_copies(sample, tmp_path / "out", 5) == 10
     copies = sorted((tmp_path / "out/7").iterdir())
-    assert [p.name for p in copies][0] == "7_000_copy000.png" and len(copies) == 5
+    assert copies[0].name == "7_000_copy000.png" and len(copies) == 5
     original = np.asarray(Image.open(sample / "7/7_000.png"), dtype=int)
     for copy in copies:
         shift = np.asarray(Image.open(copy), dtype=int) - original

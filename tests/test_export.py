@@ -207,11 +207,22 @@ def test_export_stops_when_no_test_image_can_be_read(models):
 
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(export.main) == (
-        "[-h] {classifier,detector} Stage `export@<model>`: a model as SavedModel "
-        "(TF Serving) and TFLite, checked on test images. positional arguments: "
-        "{classifier,detector} options: -h, --help show this help message and exit"
+        "[-h] [--model SOURCE] [--out OUT] {classifier,detector} Stage `export@<model>`: a"
+        " model as SavedModel (TF Serving) and TFLite, checked on test images. positional"
+        " arguments: {classifier,detector} options: -h, --help show this help message and"
+        " exit --model SOURCE a registered model: [repo:]name@version --out OUT with --model:"
+        " the folder for its exports"
     )
     refuses_choice(export.main, "both", ("classifier", "detector"), capsys)
+
+
+def test_a_version_to_export_must_name_the_stages_model_and_a_folder(workdir):
+    with pytest.raises(UserError, match=r"--model detector@v1\.0\.0: not a registered classifier"):
+        export.main(["classifier", "--model", "detector@v1.0.0", "--out", "served"])
+    with pytest.raises(UserError, match=r"--model models/classifier\.keras: not a registered"):
+        export.main(["classifier", "--model", "models/classifier.keras", "--out", "served"])
+    with pytest.raises(UserError, match="--model needs --out: the folder for the exports"):
+        export.main(["classifier", "--model", "classifier@prod"])
 
 
 def test_the_largest_difference_over_every_output():

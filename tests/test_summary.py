@@ -175,15 +175,35 @@ def test_a_model_card_in_full():
         "| epochs | 3 |\n| learning_rate | 0.001 |\n| verbose | 0 |"
     )
     assert sections[6].startswith("Checks\n\nFirst-batch check: presence loss 0.69")
-    assert card.endswith("(1.15×, within 3×).\n")
+    assert sections[6].endswith("(1.15×, within 3×).")
+    assert sections[7] == (
+        "Provenance\n\nnot recorded: dvc.lock does not describe these weights (trained outside"
+        " `dvc repro`, or the lock is not this run's)\n"
+    )
+    assert len(sections) == 8
+    trained_from = {
+        "data": {"data/augmented/detection": "d" * 32 + ".dir", "pretrained": "p" * 32 + ".dir"},
+        "params_md5": "a" * 32,
+        "model_md5": "b" * 32,
+    }
+    traced = model_card("detector", {}, META, {}, trained_from).split("\n\n## ")[7]
+    assert traced.startswith("Provenance\n\nFrom the `train-detector` entry of dvc.lock")
+    assert (
+        "| input | md5 |\n| --- | --- |\n"
+        f"| `data/augmented/detection` | `{'d' * 32}.dir` |\n"
+        f"| `pretrained` | `{'p' * 32}.dir` |\n"
+        f"| params of `train-detector` | `{'a' * 32}` |\n"
+        f"| `models/detector.keras` (these weights) | `{'b' * 32}` |"
+    ) in traced
+    assert "`gto show detector`" in traced and "`--model detector@prod`" in traced
     debug = model_card("classifier", {}, {"debug": {"mode": "fast"}, "architecture": "x"}, {})
     assert debug.split("\n\n")[1] == "**Debug run (`debug: fast`): not a model to use.**"
     assert "Sorts an image into one of the classes" in debug
-    assert debug.endswith(
+    assert (
         "## Checks\n\n**Debug run (`debug: fast`), not a trained model**: one"
-        " epoch of None batches, to check the plumbing.\n"
-    )
-    assert model_card("classifier", {}, {}, {}).endswith("## Checks\n\nnone recorded\n")
+        " epoch of None batches, to check the plumbing.\n\n## Provenance"
+    ) in debug
+    assert "## Checks\n\nnone recorded\n\n## Provenance" in model_card("classifier", {}, {}, {})
 
 
 def test_classifier_slices_follow_negatives_and_carry_their_intervals():
