@@ -13,9 +13,7 @@ Out: reports/eval/<model>/metrics.json: the headline metrics alone (metrics.HEAD
                  confusion.csv (counts + row-normalised), roc.csv (per class), roc_average.csv;
      detector:   predictions.csv (path, presence, score and its logit, said present, true
                  and predicted boxes, IoU),
-                 pr_curve.csv (precision / recall per score threshold at IoU 0.5);
-     reports/eval/<model>/throughput.json: inference images per second over the test
-     images (after one traced batch), on the machine that ran it: not a metric.
+                 pr_curve.csv (precision / recall per score threshold at IoU 0.5).
 Params: base.seed (the bootstrap's), evaluate.<model>.
 """
 
@@ -23,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -210,22 +207,9 @@ def main(argv: list[str]) -> None:
     split = read_manifest(split_manifest(MODELS[name]), MODELS[name])
     train = split[split["split"] == "train"]
     run = detector_outputs(model) if name == "detector" else None
-    predict_pixels(model, pixels[: cfg.batch_size], cfg.batch_size, run)  # traced, not timed
-    started = time.perf_counter()
     outputs = predict_pixels(model, pixels, cfg.batch_size, run)
-    seconds = time.perf_counter() - started
     out = EVAL_DIR / name
     out.mkdir(parents=True, exist_ok=True)
-    # machine-dependent, like export latency: beside the metrics, not in them
-    write_json(
-        out / "throughput.json",
-        {
-            "images": len(pixels),
-            "batch_size": cfg.batch_size,
-            "seconds": round(seconds, 3),
-            "images_per_second": round(len(pixels) / max(seconds, 1e-9), 1),
-        },
-    )
     scores, statistics = EVALUATORS[name](rows, outputs, meta, cfg, out, train, seed)
     summary = {"test_images": len(rows), **rounded(scores)}
     summary["ci95"] = intervals.bootstrap(len(rows), statistics, cfg.bootstrap, seed)

@@ -48,14 +48,9 @@ def wait_for(predicate, timeout: float, what: str) -> None:
 
 
 def history(project, model: str) -> dict[str, list]:
-    """Every DVCLive series of a training run: step and value rows (timestamps and timings,
-    the throughput, left out)."""
-    from stages.shared.training.callbacks import THROUGHPUT_KEYS
-
+    """Every DVCLive series of a training run: step and value rows (timestamps left out)."""
     series = {}
     for path in sorted((project / HISTORY[model]).rglob("*.tsv")):
-        if path.stem in THROUGHPUT_KEYS:
-            continue
         frame = pd.read_csv(path, sep="\t").drop(columns="timestamp", errors="ignore")
         series[path.relative_to(project).as_posix()] = frame.to_numpy().tolist()
     return series

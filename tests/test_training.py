@@ -418,20 +418,3 @@ def test_a_run_killed_while_saving_resumes_from_the_last_whole_backup_and_best_m
     assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), after_two, strict=True))
     resumed.fit(epochs=3, callbacks=[restore, record], **fit)
     assert started == [2]  # 0-based: epoch 3 is run again, from epoch 2's weights
-
-
-def test_throughput_times_the_batches_of_an_epoch_not_its_validation(monkeypatch):
-    from stages.shared.training import callbacks
-
-    clock = iter([100.0, 100.5, 101.0, 102.0])  # epoch start, two batch ends, then...
-    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
-    meter = callbacks.Throughput(images_per_epoch=64, flops_per_image=1_000)
-    meter.on_epoch_begin(0)
-    meter.on_train_batch_end(0)
-    meter.on_train_batch_end(1)
-    meter.on_test_begin()  # ...validation, 30 s, and the epoch's end: not timed
-    logs = {"loss": 0.5}
-    meter.on_epoch_end(0, logs)
-    assert logs["images_per_second"] == 64 / 1.0
-    assert logs["model_flops_per_second"] == 3 * 1_000 * 64
-    assert logs["loss"] == 0.5

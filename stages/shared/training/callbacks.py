@@ -4,7 +4,6 @@ the run state and backup that make a killed run resume as the same run."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,38 +22,6 @@ class LearningRateLogger(keras.callbacks.Callback):
             logs["learning_rate"] = float(
                 keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
             )
-
-
-# A training step costs about three forward passes: the forward, then a gradient for the
-# activations and one for the weights, each about as costly (Kaplan et al. 2020, the 6N
-# FLOPs per token of nanoGPT's MFU for 2N forward).
-BACKWARD_FACTOR = 3
-THROUGHPUT_KEYS = ("images_per_second", "model_flops_per_second")
-
-
-class Throughput(keras.callbacks.Callback):
-    """Training images per second and achieved model FLOP/s of each epoch into its logs (so
-    DVCLive plots them): timed from the epoch's first batch to its last, without the
-    validation that follows or the callbacks at its end. Machine-dependent, like latency:
-    `dvc plots` shows them, the saved model does not depend on them."""
-
-    def __init__(self, images_per_epoch: int, flops_per_image: int):
-        super().__init__()
-        self.images, self.flops = images_per_epoch, flops_per_image
-        self.started = self.trained = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started, self.trained = time.perf_counter(), None
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.trained = time.perf_counter()  # the last batch's end, before validation
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None or self.started is None or self.trained is None:
-            return
-        rate = self.images / max(self.trained - self.started, 1e-9)
-        logs[THROUGHPUT_KEYS[0]] = rate
-        logs[THROUGHPUT_KEYS[1]] = BACKWARD_FACTOR * self.flops * rate
 
 
 class AlignLiveStep(keras.callbacks.Callback):
@@ -208,7 +175,6 @@ def make_callbacks(cfg, phase_dir: Path, live, paths: dict, first: int, carried:
     return [
         paths["guard"],
         *tracked.values(),
-        *([paths["throughput"]] if "throughput" in paths else []),
         LearningRateLogger(),
         AlignLiveStep(live),
         keras.callbacks.TensorBoard(str(paths["tensorboard"]), histogram_freq=0, write_graph=False),

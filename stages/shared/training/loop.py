@@ -32,7 +32,7 @@ from stages.shared.data.manifest import input_size, read_manifest
 from stages.shared.models import store
 from stages.shared.models.backbones import unfreeze_top
 from stages.shared.training import checks, distribute, inputs, optim
-from stages.shared.training.callbacks import THROUGHPUT_KEYS, Throughput, make_callbacks
+from stages.shared.training.callbacks import make_callbacks
 from stages.shared.training.state import (
     FINE_TUNE,
     PHASE1,
@@ -201,25 +201,10 @@ def finish_run(state: Path, data: dict, live, path: Path, metadata: dict, keys) 
             **found, best=float(scores[found["metric"]])
         )
     live.summary["best"] = summary  # the saved model, beside the last epoch's scores
-    log_throughput(live)
     store.save_model(best, path, {**metadata, **summary})
     log_cost(best, path, metadata["image_size"], live)
     shutil.rmtree(state, ignore_errors=True)
     return summary
-
-
-def log_throughput(live) -> None:
-    """The median over the run's epochs (a resumed run's too) of images per second and
-    model FLOP/s, in place of the last epoch's values, in the stage's metrics."""
-    train = live.summary.get("train", {})
-    medians = {}
-    for key in THROUGHPUT_KEYS:
-        train.pop(key, None)
-        series = Path(live.plots_dir) / "metrics" / "train" / f"{key}.tsv"
-        if series.exists():
-            medians[key] = round(float(pd.read_csv(series, sep="\t")[key].median()), 1)
-    if medians:
-        live.summary["throughput"] = medians
 
 
 def log_cost(model, path: Path, size: int, live) -> None:
@@ -259,9 +244,6 @@ def train(task_class: type[Task], cfg, base, paths: dict) -> dict:
         store.copy_pretrained(model, getattr(cfg, "weights", None))
     recompile(model, optim.make_schedule(cfg.schedule, rate, data["steps"], cfg.epochs,
                                          cfg.decay_rate))  # fmt: skip
-    from stages.shared.models.cost import count_flops
-
-    paths["throughput"] = Throughput(data["steps"] * batch, count_flops(model, size))
     images, targets = inputs.first_batch(data)
     report, arrays = task.first_batch(model, images, targets)
     checks.save_arrays(Path(paths["batch"]), **arrays)
