@@ -147,3 +147,23 @@ def test_near_copies_keep_their_class_and_hash_within_a_bit_or_two_of_the_origin
     first = int(perceptual_hash(Image.open(sample / "7/7_000.png")), 16)
     for copy in copies:
         assert bin(int(perceptual_hash(Image.open(copy)), 16) ^ first).count("1") <= 2
+
+
+def test_the_mutation_rows_count_current_modules_only(tmp_path, monkeypatch):
+    import json
+
+    from bench import mutation
+
+    current = list(mutation.TESTS)
+    modules = {m: {"date": "2026-12-02"} for m in current[:-1]}
+    modules["stages/shared/training.py"] = {"date": "2026-11-20"}  # a path before a move
+    results = tmp_path / "mutation.json"
+    totals = {"score": 91.0, "interval": [90.0, 92.0]}
+    results.write_text(json.dumps({"pure_logic": totals, "stages": totals, "modules": modules}))
+    monkeypatch.setattr(mutation, "RESULTS", results)
+    pure, every = mutation.rows()
+    assert f"{len(current) - 1} of {len(current)} modules" in every["figure"]
+    assert "2026-11-20" not in every["figure"] and every["holds"] == "no"  # one unmeasured
+    modules[current[-1]] = {"date": "2026-12-02"}
+    results.write_text(json.dumps({"pure_logic": totals, "stages": totals, "modules": modules}))
+    assert mutation.rows()[1]["holds"] == "yes" and pure["holds"] == "yes"
