@@ -351,6 +351,12 @@ def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_pa
     assert (stopping.monitor, stopping.patience) == ("val_accuracy", 6)
     assert (reduce.patience, reduce.factor, reduce.min_lr) == (3, 0.25, cfg.reduce_lr.min_lr)
     assert callbacks[-2].resume_epoch == 2 and callbacks[-2].carried == carried
+    live = callbacks[kinds.index("AlignLiveStep") + 1].live
+    assert live is callbacks[kinds.index("DVCLiveCallback") + 1].live  # the stage's own Live
+    assert isinstance(live, Live)
+    board = callbacks[kinds.index("TensorBoard") + 1]
+    assert board.log_dir == str(tmp_path / "tb")  # where the stage says, not ./logs
+    assert (board.histogram_freq, board.write_graph) == (0, False)
     assert callbacks[-1].backup_dir == str(phase / "backup")
     assert not callbacks[-1].delete_checkpoint
     off = cfg.model_copy(update={"reduce_lr": cfg.reduce_lr.model_copy(update={"patience": 0})})
