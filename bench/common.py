@@ -126,18 +126,23 @@ def vector_isa(flags: set[str]) -> str:
     return "no AVX"
 
 
-def machine() -> str:
-    """CPU model and vector ISA, cores, memory and OS of this machine, in one line."""
-    cpu = platform.processor() or platform.machine()
+def cpu_info() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (the others repeat them); {} elsewhere."""
     info = Path("/proc/cpuinfo")
+    first: dict[str, str] = {}
     if info.exists():
-        first = {}  # the first processor's fields; the others repeat them
         for line in info.read_text().splitlines():
             key, _, value = line.partition(":")
             first.setdefault(key.strip(), value.strip())
-        cpu = first.get("model name", cpu)
-        if "flags" in first:
-            cpu = f"{cpu} ({vector_isa(set(first['flags'].split()))})"
+    return first
+
+
+def machine() -> str:
+    """CPU model and vector ISA, cores, memory and OS of this machine, in one line."""
+    first = cpu_info()
+    cpu = first.get("model name") or platform.processor() or platform.machine()
+    if "flags" in first:
+        cpu = f"{cpu} ({vector_isa(set(first['flags'].split()))})"
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3
     return (
         f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, no GPU used, {platform.platform()}"

@@ -28,23 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, machine, project_params, row, run_measured, table
+from bench.common import ROOT, cpu_info, machine, project_params, row, run_measured, table
 from bench.project import dvc, new_pipeline_repo
 
 BACKWARD_FACTOR = 3  # forward + backward ≈ 3 × forward
 MATMUL_SIDE = 4096
 BATCHES = (8, 32, 128, 512)
 TARGET_MFU = 0.5
-
-
-def cpu_flags() -> set[str]:
-    info = Path("/proc/cpuinfo")
-    if not info.exists():
-        return set()
-    for line in info.read_text().splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
 
 
 def peak(dtype: str = "float32", device: str = "/CPU:0", repeats: int = 5) -> float:
@@ -141,7 +131,7 @@ def probe(project: Path, model_name: str) -> dict:
 
 
 def run() -> list[dict]:
-    flags = cpu_flags()
+    flags = set(cpu_info().get("flags", "").split())
     peaks = {"float32": peak("float32")}
     if flags & {"avx512_bf16", "amx_bf16"}:
         peaks["bfloat16"] = peak("bfloat16")

@@ -223,14 +223,20 @@ def changes(base: str) -> str:
 
     scm = Git(".")
     here = LOCK_FILE.read_text() if LOCK_FILE.exists() else None
+    locks = {base: lock_at(base)}  # each revision's dvc.lock read once, for every model
+
+    def weights(text: str | None, model: str) -> str | None:
+        return (provenance_from_lock(text, model) or {}).get("model_md5")
+
     rows = []
     for model in MODELS:
-        new = (provenance_from_lock(here, model) or {}).get("model_md5")
-        old = (provenance_from_lock(lock_at(base), model) or {}).get("model_md5")
+        new, old = weights(here, model), weights(locks[base], model)
         held = registered(scm, model)
         by_md5: dict[str, list[str]] = {}
         for version, commit in held.versions.items():
-            md5 = (provenance_from_lock(lock_at(commit), model) or {}).get("model_md5")
+            if commit not in locks:
+                locks[commit] = lock_at(commit)
+            md5 = weights(locks[commit], model)
             stages = held.stages_of(version)
             by_md5.setdefault(md5, []).append(
                 version + (f" ({', '.join(stages)})" if stages else "")

@@ -97,12 +97,11 @@ def registered(scm, name: str) -> Registered:
     from gto.tag import find, parse_name
 
     found = Registered()
-    for tag in find(name=name, scm=scm):  # oldest first
-        parsed = parse_name(tag.name)
+    tags = [(tag, parse_name(tag.name)) for tag in find(name=name, scm=scm)]  # oldest first
+    for tag, parsed in tags:
         if parsed.get("version") and not parsed.get("stage"):
             found.versions[parsed["version"]] = tag.target
-    for tag in find(name=name, scm=scm):
-        parsed = parse_name(tag.name)
+    for tag, parsed in tags:  # after every version: a stage names its version by commit
         if parsed.get("stage"):
             version = found.version_at(tag.target)
             if "!" in tag.name:  # an unassignment
