@@ -88,6 +88,8 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/training/optim.py": ["training", "detectors"],
     "stages/shared/training/inputs.py": ["training", "train_classifier", "train_detector"],
     "stages/shared/models/store.py": ["store", "training", "inference", "backbones"],
+    "stages/shared/models/registry.py": ["registry"],
+    "stages/release.py": ["registry"],
     "stages/shared/params/training.py": ["params"],
     "stages/shared/params/split.py": ["params"],
     "stages/shared/params/sample.py": ["params"],

@@ -344,3 +344,62 @@ def test_fetching_names_what_exists_when_a_version_stage_or_repository_does_not(
     nowhere = tmp_path / "nowhere"
     with pytest.raises(UserError, match=rf"check that {nowhere} is a git \+ DVC repository"):
         registry.fetch(Reference("classifier", repo=str(nowhere)))
+
+
+def commit_model(repo: Path, weights: bytes, message: str) -> str:
+    """A 'model' of `weights` with its metadata, card and lock, committed (git-tracked)."""
+    digest = hashlib.md5(weights).hexdigest()
+    (repo / "models").mkdir(exist_ok=True)
+    (repo / "models/classifier.keras").write_bytes(weights)
+    (repo / "models/classifier.json").write_text(json.dumps({"model_md5": digest}))
+    (repo / "reports").mkdir(exist_ok=True)
+    (repo / "reports/model_card_classifier.md").write_text(f"# Model card: {message}\n")
+    (repo / "dvc.lock").write_text(lock(digest))
+    git("add", "-A", cwd=repo)
+    git("commit", "-q", "-m", message, cwd=repo)
+    return git("rev-parse", "HEAD", cwd=repo).stdout.strip()
+
+
+def test_fetching_by_stage_caches_the_right_bytes_beside_what_they_are(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git("init", "-q", "-b", "main", cwd=repo)
+    dvc("init", "-q", cwd=repo)
+    (repo / "dvc.yaml").write_text(
+        "artifacts:\n  classifier:\n    path: models/classifier.keras\n    type: model\n"
+    )
+    first = commit_model(repo, b"weights one", "one")
+    gto("register", "classifier", first, "--version", "v1.0.0", cwd=repo)
+    second = commit_model(repo, b"weights two", "two")
+    gto("register", "classifier", second, "--version", "v1.1.0", cwd=repo)
+    gto("assign", "classifier", "--version", "v1.0.0", "--stage", "prod", cwd=repo)
+    monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # another folder: the repository by path
+    got = registry.fetch(Reference("classifier", stage="prod", repo=str(repo)))
+    assert got.path.read_bytes() == b"weights one" and got.path.name == "classifier.keras"
+    assert (got.version, got.stages, got.rev, got.repo) == ("v1.0.0", ["prod"], first, str(repo))
+    assert got.path.parent.name == first and got.path.parent.parent.name == "classifier"
+    beside = got.path.parent
+    assert json.loads(beside.joinpath("classifier.json").read_text())["model_md5"] == (
+        hashlib.md5(b"weights one").hexdigest()
+    )
+    record = json.loads((beside / "registry.json").read_text())
+    assert record == {
+        "name": "classifier",
+        "version": "v1.0.0",
+        "stages": ["prod"],
+        "rev": first,
+        "repo": str(repo),
+        "trained_from": provenance_from_lock(lock(hashlib.md5(b"weights one").hexdigest()),
+                                             "classifier"),
+    }  # fmt: skip
+    assert (beside / "model_card_classifier.md").read_text() == (
+        f"# Model card: one\n\n## Registry\n\nclassifier v1.0.0 (prod), git revision"
+        f" {first[:10]}, from {repo}.\n"
+    )
+    latest = registry.fetch(Reference("classifier", repo=str(repo)))
+    assert latest.path.read_bytes() == b"weights two" and latest.version == "v1.1.0"
+    assert latest.stages == [] and latest.path.parent.name == second
+    got.path.write_bytes(b"tampered")  # a copy that is not its version's: fetched again
+    again = registry.fetch(Reference("classifier", version="v1.0.0", repo=str(repo)))
+    assert again.path == got.path and again.path.read_bytes() == b"weights one"
