@@ -9,6 +9,7 @@ from bench import (
     augment_throughput,
     dvc_overhead,
     input_pipeline,
+    levers,
     mfu,
     mutation,
     photos,
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "photos": photos.run,
     "after_training": after_training.run,
     "mfu": mfu.run,
+    "levers": levers.run,
     # Not re-run here (`make mutation`, about an hour): the last scores, with the others.
     "mutation": mutation.rows,
 }

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from stages.shared.core.machine import cpu_info
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -124,17 +126,6 @@ def vector_isa(flags: set[str]) -> str:
         if flag in flags:
             return name
     return "no AVX"
-
-
-def cpu_info() -> dict[str, str]:
-    """The first processor's fields of /proc/cpuinfo (the others repeat them); {} elsewhere."""
-    info = Path("/proc/cpuinfo")
-    first: dict[str, str] = {}
-    if info.exists():
-        for line in info.read_text().splitlines():
-            key, _, value = line.partition(":")
-            first.setdefault(key.strip(), value.strip())
-    return first
 
 
 def machine() -> str:

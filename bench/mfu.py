@@ -5,8 +5,9 @@ Peak: the best of several large matrix multiplies through TensorFlow on all core
 when TensorFlow sees one, the same way. Achieved: each default model trained as its stage
 trains it (the stage's Task: data from the augmented shards, model, compile), one epoch
 after a warm-up, timed alone: FLOPs per image (cost.count_flops: forward, a multiply-add
-counts two) × 3 (the backward pass costs about twice the forward: a gradient for the
-activations and one for the weights, the estimate nanoGPT's MFU and Kaplan et al. 2020 use)
+counts two) × 3 (callbacks.BACKWARD_FACTOR, the one the training stages log with: the backward
+pass costs about twice the forward, a gradient for the activations and one for the weights,
+the estimate nanoGPT's MFU and Kaplan et al. 2020 use)
 × images / seconds. Inference: `predict_on_batch` over test-sized batches, forward FLOPs
 only. MFU = achieved / peak.
 
@@ -31,7 +32,6 @@ from pathlib import Path
 from bench.common import ROOT, cpu_info, machine, project_params, row, run_measured, table
 from bench.project import dvc, new_pipeline_repo
 
-BACKWARD_FACTOR = 3  # forward + backward ≈ 3 × forward
 MATMUL_SIDE = 4096
 BATCHES = (8, 32, 128, 512)
 TARGET_MFU = 0.5
@@ -131,6 +131,8 @@ def probe(project: Path, model_name: str) -> dict:
 
 
 def run() -> list[dict]:
+    from stages.shared.training.callbacks import BACKWARD_FACTOR  # the stages' own factor
+
     flags = set(cpu_info().get("flags", "").split())
     peaks = {"float32": peak("float32")}
     if flags & {"avx512_bf16", "amx_bf16"}:

@@ -201,6 +201,18 @@ if __name__ == "__main__":  # the split-against-its-floor part alone
     from bench.common import table
 
     if sys.argv[1:2] == ["--split-floor"]:
+        import time
+
+        from bench.common import ROOT, machine
+
         with tempfile.TemporaryDirectory() as tmp:
             make_photos(Path(tmp))
-            print(table(split_floor_rows(Path(tmp) / "big")))
+            found = table(split_floor_rows(Path(tmp) / "big"))
+        print(found)
+        (ROOT / "bench/SPLIT_FLOOR.md").write_text(
+            "# Split of 12 MP photos against its floor\n\n"
+            f"{time.strftime('%Y-%m-%d')}, {machine()}; written by `python -m bench.photos"
+            " --split-floor` (`make bench` measures it with the other photo figures).\n\n"
+            + found
+            + "\n"
+        )

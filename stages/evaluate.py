@@ -9,6 +9,10 @@ Out: reports/eval/<model>/metrics.json: the headline metrics alone (metrics.HEAD
      each headline metric over the test images; `baseline`: what predictors that ignore the
      image score, from the train split; slices, behaviour, the other scores), on request:
      `dvc metrics diff --targets reports/eval/<model>/detail.json`; and plot data:
+     reports/throughput/<model>-inference.json: images per second of the model on the test
+     batches (`predict_on_batch`; the first of each batch size apart: it traces) and the
+     device — apart
+     from the reports above, which are the same on every run;
      classifier: predictions.csv (path, actual, predicted, confidence), per_class.csv,
                  confusion.csv (counts + row-normalised), roc.csv (per class), roc_average.csv;
      detector:   predictions.csv (path, presence, score and its logit, said present, true
@@ -32,6 +36,7 @@ from stages.shared.core.paths import (
     EVAL_DIR,
     MODELS,
     augmented_manifest,
+    inference_throughput,
     model_file,
     split_manifest,
 )
@@ -138,11 +143,12 @@ def evaluate_detector(
     return found, statistics
 
 
-def detector_outputs(model):
-    """Presence, box and the presence logit of a batch (the logit ranks predictions)."""
+def detector_outputs(model, predict):
+    """Presence, box (`predict(pixels)`) and the presence logit of a batch (the logit ranks
+    predictions)."""
     from stages.shared.models.inference import as_list
 
-    return lambda pixels: [*as_list(model.predict_on_batch(pixels)), model.presence_logits(pixels)]
+    return lambda pixels: [*as_list(predict(pixels)), model.presence_logits(pixels)]
 
 
 EVALUATORS = {"classifier": evaluate_classifier, "detector": evaluate_detector}
@@ -199,15 +205,21 @@ def main(argv: list[str]) -> None:
     parser.add_argument("model", choices=list(MODELS))
     name = parser.parse_args(argv).model
     cfg, seed = getattr(load_params(EvaluateParams), name), load_params(BaseParams).seed
-    from stages.shared.models.inference import predict_pixels
+    from stages.shared.core.machine import device
+    from stages.shared.models.inference import Timed, predict_pixels
     from stages.shared.models.store import load_model
 
     model, meta = load_model(model_file(name))
     rows, pixels = test_images(name, meta)
     split = read_manifest(split_manifest(MODELS[name]), MODELS[name])
     train = split[split["split"] == "train"]
-    run = detector_outputs(model) if name == "detector" else None
+    timed = Timed(model.predict_on_batch)
+    run = detector_outputs(model, timed) if name == "detector" else timed
     outputs = predict_pixels(model, pixels, cfg.batch_size, run)
+    if not timed.steady():  # the test set is one batch (and a short one): time it again
+        timed(pixels[: cfg.batch_size])
+    speed = {**timed.report(), "batch_size": cfg.batch_size, "device": device()}
+    write_json(inference_throughput(name), speed)  # apart: it differs between machines
     out = EVAL_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     scores, statistics = EVALUATORS[name](rows, outputs, meta, cfg, out, train, seed)

@@ -174,6 +174,7 @@ def run_paths(task: str, name: str = "run") -> dict:
         "manifest": f"data/augmented/{task}/manifest.csv",
         "model": f"models/{name}.keras",
         "live_dir": f"reports/train/{name}",
+        "throughput_dir": f"reports/throughput/{name}",
         "batch": f"models/{name}_batch.npz",
         "tensorboard": f"reports/tensorboard/{name}",
     }

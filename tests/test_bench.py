@@ -167,3 +167,42 @@ def test_the_mutation_rows_count_current_modules_only(tmp_path, monkeypatch):
     modules[current[-1]] = {"date": "2026-12-02"}
     results.write_text(json.dumps({"pure_logic": totals, "stages": totals, "modules": modules}))
     assert mutation.rows()[1]["holds"] == "yes" and pure["holds"] == "yes"
+
+
+def lever(images_s: float, accuracy: float, low: float = 0.90, high: float = 0.96) -> dict:
+    return {
+        "train_s": 60.0,
+        "epochs_run": 10,
+        "images_per_second": images_s,
+        "gflops": images_s * 3 * 1e7 / 1e9,  # 10 MFLOPs per image
+        "metrics": {"accuracy": accuracy},
+        "ci95": {"accuracy": {"low": low, "high": high}},
+    }
+
+
+def test_a_lever_pays_when_faster_and_inside_the_defaults_interval_and_mfu_follows_it():
+    from bench.levers import levers, rows_of
+
+    params = {"train_classifier": {"batch_size": 32, "learning_rate": 0.001}}
+    names = list(levers(params, "classifier", bf16=False))
+    assert names[0] == "default" and "batch_size 128, learning_rate ×4" in names
+    assert not any("bfloat16" in name for name in names)
+    chosen = levers(params, "classifier", bf16=True)["batch_size 128, learning_rate ×4"]
+    assert chosen == {"train_classifier.batch_size": 128, "train_classifier.learning_rate": 0.004}
+    found = {
+        "classifier": {
+            "default": lever(1000, 0.93),
+            "faster, worse": lever(3000, 0.85),  # outside the default's interval
+            "faster, kept": lever(2000, 0.91),
+            "slower": lever(500, 0.94),
+        }
+    }
+    rows = rows_of(found, {"float32": 100e9})
+    by_name = {r["figure"].split(" — ")[0]: r for r in rows}
+    assert by_name["classifier: faster, worse"]["value"] == "3.00×"
+    assert by_name["classifier: faster, worse"]["holds"] == "no"
+    assert by_name["classifier: faster, kept"]["holds"] == "yes"
+    mfu = rows[-1]
+    # what pays (faster, metrics kept): 2000 images/s × 30 MFLOPs = 60 GFLOP/s of 100
+    assert mfu["figure"] == "classifier: training MFU with what pays (faster, kept)"
+    assert (mfu["value"], mfu["holds"]) == ("60.0 %", "yes")

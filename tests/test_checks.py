@@ -289,7 +289,7 @@ def test_the_guard_names_the_epoch_batch_rate_and_mixed_precision():
         guard.on_train_batch_end(6, {"loss": float("inf")})
     assert str(stop.value) == (
         "training loss became inf at epoch 5, batch 7 — lower train_detector.learning_rate"
-        " (now 0.0025) or set base.mixed_precision: false, then `dvc repro`; no model was"
+        " (now 0.0025) or set base.mixed_precision: float32, then `dvc repro`; no model was"
         " written"
     )
 

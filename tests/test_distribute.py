@@ -4,6 +4,7 @@ two local multi-worker processes."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -212,16 +213,38 @@ def test_two_local_workers_train_one_run_and_only_the_chief_writes(prepared):
     assert chief == pytest.approx(other, rel=1e-6)
 
 
-def test_mixed_precision_only_where_a_gpu_can_use_it():
+@pytest.mark.parametrize(
+    ("choice", "on_cpu", "on_gpu"),
+    [
+        ("auto", "float32", "mixed_float16"),
+        ("float32", "float32", "float32"),
+        ("mixed_bfloat16", "mixed_bfloat16", "mixed_bfloat16"),
+        ("mixed_float16", "mixed_float16", "mixed_float16"),
+    ],
+)
+def test_each_precision_choice_sets_its_policy_and_auto_picks_by_the_device(
+    choice, on_cpu, on_gpu, caplog
+):
     import keras
     import tensorflow as tf
 
+    gpu = bool(tf.config.list_physical_devices("GPU"))
     try:
-        policy = distribute.set_precision(True)
-        expected = "mixed_float16" if tf.config.list_physical_devices("GPU") else "float32"
-        assert policy == expected == keras.mixed_precision.global_policy().name
+        with caplog.at_level(logging.WARNING):
+            policy = distribute.set_precision(choice)
+        assert policy == (on_gpu if gpu else on_cpu) == keras.mixed_precision.global_policy().name
+        warned = "mixed_float16 on a CPU is slow" in caplog.text
+        assert warned == (policy == "mixed_float16" and not gpu)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_an_old_true_or_false_precision_names_the_choices(workdir):
+    from stages.shared.core.config import BaseParams, load_params
+
+    write_params(workdir, base={"mixed_precision": True})
+    with pytest.raises(UserError, match=r"base\.mixed_precision.*'auto'.*'mixed_bfloat16'"):
+        load_params(BaseParams)
 
 
 def test_detector_trains_under_mixed_float16_with_loss_scaling():
@@ -254,17 +277,15 @@ def test_detector_trains_under_mixed_float16_with_loss_scaling():
         keras.mixed_precision.set_global_policy("float32")
 
 
-def test_on_one_cpu_auto_is_the_default_strategy_and_others_are_named(monkeypatch, caplog):
+def test_on_one_cpu_auto_is_the_default_strategy_and_others_are_named():
     import keras
     import tensorflow as tf
 
     assert distribute.make_strategy("auto") is tf.distribute.get_strategy()
     with pytest.raises(UserError, match=r"^unknown strategy 'ring'; choices: auto, mirrored, "):
         distribute.make_strategy("ring")
-    assert distribute.set_precision(True) == "float32"  # no GPU here: float16 would be slow
+    assert distribute.set_precision("auto") == "float32"  # no GPU here: float16 would be slow
     assert keras.mixed_precision.global_policy().name == "float32"
-    assert "base.mixed_precision: no GPU, staying in float32" in caplog.text
-    assert distribute.set_precision(False) == "float32"
 
 
 def test_a_tf_config_that_is_not_an_object_is_ignored_and_objects_are_kept(monkeypatch):

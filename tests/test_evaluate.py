@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from keras import ops
 from PIL import Image
 
@@ -20,6 +21,7 @@ from stages.shared.models.inference import predict_files
 from stages.shared.models.store import save_model
 from stages.shared.params.sections import load_params
 from tests.conftest import (
+    ROOT,
     read_eval_report,
     refuses_choice,
     shard_split,
@@ -99,6 +101,9 @@ def test_evaluate_classifier_on_a_model_with_known_answers(workdir):
     assert confusion["count"].tolist() == [3, 0, 0, 3]
     assert set(pd.read_csv(out / "roc.csv")["class"]) == {"blue", "red"}
     assert pd.read_csv(out / "per_class.csv")["support"].tolist() == [3, 3]
+    # 6 test images, one batch: it is timed again, once traced
+    speed = json.loads((workdir / "reports/throughput/classifier-inference.json").read_text())
+    assert (speed["images_timed"], speed["batches_timed"]) == (6, 1)
 
 
 def test_evaluate_scores_the_shards_which_hold_what_predict_sees_in_the_files(workdir):
@@ -315,6 +320,9 @@ def test_metrics_json_holds_the_headline_alone_and_detail_json_the_rest(workdir,
     else:
         detection_split(workdir, train=2)
         save_model(brightness_detector(), workdir / "models/detector.keras", {"image_size": 32})
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["evaluate"]
+    section[model]["batch_size"] = 2  # several batches, so the first is set apart
+    write_params(workdir, evaluate=section)
     evaluate.main([model])
     out = workdir / "reports/eval" / model
     headline = json.loads((out / "metrics.json").read_text())
@@ -323,6 +331,12 @@ def test_metrics_json_holds_the_headline_alone_and_detail_json_the_rest(workdir,
     assert not set(headline) & set(detail)
     assert set(detail["ci95"]) >= set(HEADLINES[model])
     assert {"test_images", "baseline", "behaviour", "slices"} <= set(detail)
+    # Speed apart (it differs between runs): the full batches but the first, which traces.
+    speed = json.loads((workdir / f"reports/throughput/{model}-inference.json").read_text())
+    assert detail["test_images"] > 4
+    assert speed["images_timed"] == 2 * (detail["test_images"] // 2 - 1)
+    assert speed["batches_timed"] == detail["test_images"] // 2 - 1
+    assert speed["images_per_second"] > 0 and speed["device"] and speed["batch_size"] == 2
 
 
 def test_the_bootstrap_matches_the_binomial_interval_of_a_proportion():

@@ -152,3 +152,25 @@ def test_predict_pixels_runs_fixed_batches_and_joins_each_output_in_order():
     only = predict_pixels(model, pixels, batch_size=100, run=lambda x: calls.append(len(x)) or x)
     assert calls == [100, 50] and model.sizes == [64, 64, 22]  # `run` replaces the model
     assert len(only) == 1 and np.array_equal(only[0], pixels)
+
+
+def test_inference_speed_leaves_out_the_first_call_which_traces():
+    from stages.shared.models import inference
+
+    # batches of 8, 8, 8 and a short 4: the first 8 and the 4 trace, the other two are timed
+    times = iter([0.0, 5.0, 5.0, 6.0, 6.0, 6.5, 6.5, 9.5])
+    timed = inference.Timed(lambda pixels: pixels * 2, lambda: next(times))
+    out = inference.predict_pixels(None, np.ones((28, 1)), 8, timed)
+    assert out[0].shape == (28, 1) and float(out[0].sum()) == 56.0  # outputs passed through
+    assert timed.report() == {
+        "images_per_second": 10.7,  # 16 images in 1.5 s
+        "images_timed": 16,
+        "batches_timed": 2,
+        "first_batch_seconds": 5.0,
+    }
+    alone = inference.Timed(lambda pixels: pixels)
+    alone(np.ones((4, 1)))
+    with pytest.raises(ValueError, match="no batch size was called twice"):
+        alone.report()
+    alone(np.ones((4, 1)))
+    assert alone.report()["images_timed"] == 4

@@ -66,6 +66,20 @@ def test_two_identical_runs_give_identical_weights(classification_data):
         summary["cost"]["model_bytes"] == (classification_data / "models/one.keras").stat().st_size
     )
     assert summary["cost"]["flops_per_image"] > 2 * summary["cost"]["parameters"]
+    # Speed apart from the reports: one row per epoch, FLOP/s from the model's own count.
+    speed = classification_data / "reports/throughput/one"
+    rates = pd.read_csv(speed / "plots/metrics/train/images_per_second.tsv", sep="\t")
+    flops = pd.read_csv(speed / "plots/metrics/train/model_gflops_per_second.tsv", sep="\t")
+    assert rates["step"].tolist() == flops["step"].tolist() == [0, 1]
+    expected = rates["images_per_second"] * 3 * summary["cost"]["flops_per_image"] / 1e9
+    assert flops["model_gflops_per_second"].tolist() == pytest.approx(expected.tolist(), rel=1e-2)
+    speeds = json.loads((speed / "metrics.json").read_text())
+    median = rates["images_per_second"].median()
+    assert speeds["median"]["images_per_second"] == pytest.approx(median)
+    assert speeds["flops_per_image"] == summary["cost"]["flops_per_image"]
+    train_rows = pd.read_csv("data/augmented/classification/manifest.csv").query("split == 'train'")
+    assert speeds["images_per_epoch"] == len(train_rows) and speeds["device"]
+    assert not list((classification_data / "reports/train/one").rglob("*per_second*"))
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -144,6 +158,10 @@ def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classificat
     assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))
     live = classification_data / "reports/train"
     assert histories(live / "run") == histories(live / "straight")
+    speeds = classification_data / "reports/throughput"
+    for run_name in ("run", "straight"):  # one speed per epoch, none logged twice
+        tsv = speeds / run_name / "plots/metrics/train/images_per_second.tsv"
+        assert pd.read_csv(tsv, sep="\t")["step"].tolist() == [0, 1, 2], run_name
     rates = pd.read_csv(live / "run/plots/metrics/train/learning_rate.tsv", sep="\t")
     # Logged at each epoch's end, after ReduceLROnPlateau: epoch 3 trained at 0.005.
     assert rates["learning_rate"].tolist() == pytest.approx([0.01, 0.005, 0.0025])
@@ -352,10 +370,11 @@ def test_the_first_batch_check_compares_the_loss_with_the_priors_and_saves_the_b
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(train_classifier.main) == (
         "[-h] [--manifest MANIFEST] [--model MODEL] [--batch BATCH] [--live-dir "
-        "LIVE_DIR] [--tensorboard TENSORBOARD] Stage `train-classifier`: train a Keras "
+        "LIVE_DIR] [--throughput-dir THROUGHPUT_DIR] [--tensorboard TENSORBOARD] "
+        "Stage `train-classifier`: train a Keras "
         "3 classifier on the augmented classification data. options: -h, --help show "
         "this help message and exit --manifest MANIFEST --model MODEL --batch BATCH "
-        "--live-dir LIVE_DIR --tensorboard TENSORBOARD"
+        "--live-dir LIVE_DIR --throughput-dir THROUGHPUT_DIR --tensorboard TENSORBOARD"
     )
     assert refuses(train_classifier.main, ["--epochs", "3"], capsys).endswith(
         "unrecognized arguments: --epochs 3"

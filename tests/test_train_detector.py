@@ -172,10 +172,11 @@ def test_the_detector_first_batch_check_and_saved_batch(tmp_path):
 def test_the_command_line_says_what_the_stage_does_and_refuses_other_arguments(capsys):
     assert usage(train_detector.main) == (
         "[-h] [--manifest MANIFEST] [--model MODEL] [--batch BATCH] [--live-dir "
-        "LIVE_DIR] [--tensorboard TENSORBOARD] Stage `train-detector`: train the "
+        "LIVE_DIR] [--throughput-dir THROUGHPUT_DIR] [--tensorboard TENSORBOARD] "
+        "Stage `train-detector`: train the "
         "FaceTracker single-object detector on augmented data. options: -h, --help show "
         "this help message and exit --manifest MANIFEST --model MODEL --batch BATCH "
-        "--live-dir LIVE_DIR --tensorboard TENSORBOARD"
+        "--live-dir LIVE_DIR --throughput-dir THROUGHPUT_DIR --tensorboard TENSORBOARD"
     )
     assert refuses(train_detector.main, ["--epochs", "3"], capsys).endswith(
         "unrecognized arguments: --epochs 3"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 
 from stages.shared.core import seeding
@@ -327,7 +328,7 @@ def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_pa
     cfg = cfg.model_copy(
         update={"reduce_lr": cfg.reduce_lr.model_copy(update={"patience": 3, "factor": 0.25})}
     )
-    paths = {"guard": "guard", "tensorboard": tmp_path / "tb"}
+    paths = {"guard": "guard", "throughput": "speed", "tensorboard": tmp_path / "tb"}
 
     class Live:
         step = 0
@@ -338,8 +339,9 @@ def test_the_callbacks_watch_the_monitor_in_its_direction_with_the_params(tmp_pa
     assert callbacks[0] == "guard"
     kinds = [type(c).__name__ for c in callbacks[1:]]
     assert kinds == ["AtomicCheckpoint", "EarlyStopping", "ReduceLROnPlateau",
-                     "LearningRateLogger", "AlignLiveStep", "TensorBoard", "DVCLiveCallback",
-                     "RunState", "AtomicBackup"]  # fmt: skip
+                     "LearningRateLogger", "AlignLiveStep", "str", "TensorBoard",
+                     "DVCLiveCallback", "RunState", "AtomicBackup"]  # fmt: skip
+    assert callbacks[kinds.index("str") + 1] == "speed"  # the stage's throughput callback
     checkpoint, stopping, reduce = callbacks[1:4]
     assert checkpoint.filepath == str(tmp_path / "run" / "best.keras")  # one file, both phases
     assert (checkpoint.monitor, checkpoint.save_best_only, checkpoint.best) == (
@@ -424,3 +426,38 @@ def test_a_run_killed_while_saving_resumes_from_the_last_whole_backup_and_best_m
     assert all(np.array_equal(a, b) for a, b in zip(resumed.get_weights(), after_two, strict=True))
     resumed.fit(epochs=3, callbacks=[restore, record], **fit)
     assert started == [2]  # 0-based: epoch 3 is run again, from epoch 2's weights
+
+
+def test_an_epochs_speed_is_its_training_batches_time_and_the_median_spans_a_resume(tmp_path):
+    from dvclive import Live
+
+    # epoch 0 starts at 10 s, its last batch ends at 14 s (validation after it is not read):
+    # 80 images in 4 s; epoch 1: 2 s; epoch 2, after a resume: 1 s.
+    times = iter([10.0, 11.0, 12.0, 14.0, 20.0, 22.0, 30.0, 31.0])
+
+    def clock():
+        return next(times)
+
+    def epoch(callback, number: int, batches: int) -> None:
+        callback.on_epoch_begin(number)
+        for batch in range(batches):
+            callback.on_train_batch_end(batch)
+        callback.on_epoch_end(number)
+
+    folder = tmp_path / "speed"
+    first = Live(str(folder), dvcyaml=False, save_dvc_exp=False)
+    speed = fit_callbacks.Throughput(first, 80, 1_000_000, "a CPU, 2 cores", clock)
+    epoch(speed, 0, 3)
+    epoch(speed, 1, 1)
+    later = run_state.open_live(str(folder), 2)  # a resumed run keeps epochs 0 and 1
+    epoch(fit_callbacks.Throughput(later, 80, 1_000_000, "a CPU, 2 cores", clock), 2, 1)
+    rates = pd.read_csv(folder / "plots/metrics/train/images_per_second.tsv", sep="\t")
+    assert rates[["step", "images_per_second"]].values.tolist() == [[0, 20], [1, 40], [2, 80]]
+    summary = json.loads((folder / "metrics.json").read_text())
+    assert summary["train"] == {"images_per_second": 80.0, "model_gflops_per_second": 0.24}
+    assert summary["median"] == {"images_per_second": 40.0, "model_gflops_per_second": 0.12}
+    assert (summary["device"], summary["flops_per_image"], summary["backward_factor"]) == (
+        "a CPU, 2 cores",
+        1_000_000,
+        3,
+    )

@@ -81,7 +81,7 @@ class BaseParams(Section):
     seed: int = Field(ge=0)
     image_size: ImageSizes
     distribute: DistributeParams
-    mixed_precision: bool
+    mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
     jit_compile: bool
 
 

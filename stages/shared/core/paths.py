@@ -62,6 +62,17 @@ def augmented_manifest(task: str) -> Path:
     return AUGMENTED_DIR / task / "manifest.csv"
 
 
+def throughput_dir(model: str) -> Path:
+    """The training stage's speed per epoch (DVCLive), apart from its reports: speeds differ
+    between machines and runs, the model's reports do not."""
+    return WHERE["throughput"] / model
+
+
+def inference_throughput(model: str) -> Path:
+    """Evaluate's inference speed of `model` on the test images (machine-dependent)."""
+    return WHERE["throughput"] / f"{model}-inference.json"
+
+
 def training_paths(model: str) -> dict[str, str]:
     """What the training stage of `model` reads and writes (its command-line defaults)."""
     return {
@@ -69,5 +80,6 @@ def training_paths(model: str) -> dict[str, str]:
         "model": model_file(model).as_posix(),
         "batch": (MODELS_DIR / f"{model}_batch.npz").as_posix(),
         "live_dir": (TRAIN_REPORTS_DIR / model).as_posix(),
+        "throughput_dir": throughput_dir(model).as_posix(),
         "tensorboard": (REPORTS_DIR / "tensorboard" / model).as_posix(),
     }

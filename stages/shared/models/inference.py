@@ -7,7 +7,8 @@ prepared differently from the way it was trained.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -72,3 +73,42 @@ def predict_files(
     if chunks:
         result.outputs = [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
     return result
+
+
+class Timed:
+    """A batch function (`model.predict_on_batch`) that times each call: inference images per
+    second over the steady calls, those after the first of each batch size (a new size
+    traces the graph again; a short last batch is one)."""
+
+    def __init__(self, run: Callable, clock: Callable[[], float] = time.perf_counter):
+        self.run, self.clock = run, clock
+        self.calls: list[tuple[int, float]] = []  # (images, seconds) per call
+
+    def __call__(self, pixels):
+        start = self.clock()
+        outputs = self.run(pixels)  # numpy out: the work is done when it returns
+        self.calls.append((len(pixels), self.clock() - start))
+        return outputs
+
+    def steady(self) -> list[tuple[int, float]]:
+        """The calls that repeat a batch size already seen."""
+        seen: set[int] = set()
+        found = []
+        for images, seconds in self.calls:
+            if images in seen:
+                found.append((images, seconds))
+            seen.add(images)
+        return found
+
+    def report(self) -> dict:
+        """{images_per_second, images and batches timed, first call's seconds}."""
+        timed = self.steady()
+        if not timed:
+            raise ValueError("no batch size was called twice: nothing steady to time")
+        images, seconds = sum(n for n, _ in timed), sum(s for _, s in timed)
+        return {
+            "images_per_second": round(images / max(seconds, 1e-9), 1),
+            "images_timed": images,
+            "batches_timed": len(timed),
+            "first_batch_seconds": round(self.calls[0][1], 4),
+        }

@@ -4,6 +4,9 @@ the run state and backup that make a killed run resume as the same run."""
 from __future__ import annotations
 
 import json
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -37,6 +40,66 @@ class AlignLiveStep(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.live.step = epoch
+
+
+# A training step costs about 3 forward passes: the forward, then the backward's gradient for
+# the activations and one for the weights, each about a forward's FLOPs (the estimate of
+# Kaplan et al. 2020, which nanoGPT's MFU uses). cost.count_flops counts the forward.
+BACKWARD_FACTOR = 3
+THROUGHPUT = ("images_per_second", "model_gflops_per_second")
+
+
+class Throughput(keras.callbacks.Callback):
+    """Training images per second and achieved model FLOP/s of every epoch, into their own
+    DVCLive folder (speeds differ between machines and runs; the model's reports do not).
+
+    An epoch's time runs from its start to the end of its last training batch: validation
+    and the epoch-end callbacks (checkpoint, backup) are not training. Achieved FLOP/s =
+    forward FLOPs per image × BACKWARD_FACTOR × images / that time. The summary keeps each
+    series' median over the run's epochs (a resumed run's too) and the device's name.
+    """
+
+    def __init__(self, live, images_per_epoch: int, flops_per_image: int, device: str,
+                 clock: Callable[[], float] = time.perf_counter):  # fmt: skip
+        super().__init__()
+        self.live, self.images, self.flops, self.device = (
+            live, images_per_epoch, flops_per_image, device
+        )  # fmt: skip
+        self.clock = clock
+        self.started = self.ended = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = self.ended = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ended = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = max(self.ended - self.started, 1e-9)
+        rate = self.images / seconds
+        self.live.step = epoch
+        self.live.log_metric("train/images_per_second", round(rate, 2), plot=True)
+        gflops = self.flops * BACKWARD_FACTOR * rate / 1e9
+        self.live.log_metric("train/model_gflops_per_second", round(gflops, 3), plot=True)
+        self.live.summary["median"] = {
+            name: statistics.median(logged_series(self.live, f"train/{name}"))
+            for name in THROUGHPUT
+        }
+        self.live.summary.update(
+            device=self.device,
+            flops_per_image=self.flops,
+            images_per_epoch=self.images,
+            backward_factor=BACKWARD_FACTOR,
+        )
+        self.live.make_summary()
+
+
+def logged_series(live, name: str) -> list[float]:
+    """The values DVCLive logged for metric `name` in this run (a resumed run's included)."""
+    import pandas as pd
+
+    path = Path(live.plots_dir) / "metrics" / f"{name}.tsv"
+    return pd.read_csv(path, sep="\t")[name.rsplit("/", 1)[-1]].tolist()
 
 
 def monitor_mode(monitor: str) -> str:
@@ -146,8 +209,8 @@ class AtomicBackup(keras.callbacks.BackupAndRestore):
 
 def make_callbacks(cfg, phase_dir: Path, live, paths: dict, first: int, carried: dict):
     """The callbacks of one fit: the NaN guard, best checkpoint (one file across phases),
-    early stop, LR, TensorBoard, DVCLive, the run's state, and its backup last, so that it
-    saves what every other callback decided at the end of the epoch."""
+    early stop, LR, throughput, TensorBoard, DVCLive, the run's state, and its backup last,
+    so that it saves what every other callback decided at the end of the epoch."""
     from dvclive.keras import DVCLiveCallback
 
     mode = monitor_mode(cfg.monitor)
@@ -177,6 +240,7 @@ def make_callbacks(cfg, phase_dir: Path, live, paths: dict, first: int, carried:
         *tracked.values(),
         LearningRateLogger(),
         AlignLiveStep(live),
+        paths["throughput"],
         keras.callbacks.TensorBoard(str(paths["tensorboard"]), histogram_freq=0, write_graph=False),
         DVCLiveCallback(live=live),
         RunState(phase_dir, tracked, first, carried),

@@ -179,7 +179,7 @@ class NonFiniteGuard(keras.callbacks.Callback):
             return
         fix = f"lower {self.section}.learning_rate (now {self.rate:g})"
         if self.mixed:
-            fix += " or set base.mixed_precision: false"
+            fix += " or set base.mixed_precision: float32"
         raise UserError(
             f"training loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}"
             f" — {fix}, then `dvc repro`; no model was written"

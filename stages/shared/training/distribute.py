@@ -35,15 +35,21 @@ def split_cpu(count: int) -> None:
         raise RuntimeError(f"base.distribute.logical_cpus must be set up first: {err}") from None
 
 
-def set_precision(mixed: bool) -> str:
-    """`mixed_float16` where a GPU can use it, else float32; returns the policy name."""
+def set_precision(choice: str) -> str:
+    """Set Keras' dtype policy from `base.mixed_precision`; returns the policy's name.
+
+    `auto`: mixed_float16 on a GPU (Keras keeps float32 weights and scales the loss itself),
+    float32 on a CPU. On the CPU the choice was measured (bench/LEVERS.md): mixed_bfloat16
+    on an AVX512-BF16 CPU trained each model slower than float32, so `auto` does not pick it
+    there; it remains a choice to measure on CPUs with AMX. An explicit choice is honoured;
+    float16 on a CPU is emulated, so it is honoured with a warning.
+    """
     import keras
 
-    policy = "float32"
-    if mixed and tf.config.list_physical_devices("GPU"):
-        policy = "mixed_float16"  # Keras keeps float32 weights and scales the loss itself
-    elif mixed:
-        log.warning("base.mixed_precision: no GPU, staying in float32 (float16 is slow on CPUs)")
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    policy = ("mixed_float16" if gpu else "float32") if choice == "auto" else choice
+    if policy == "mixed_float16" and not gpu:
+        log.warning("base.mixed_precision: mixed_float16 on a CPU is slow (no float16 units)")
     keras.mixed_precision.set_global_policy(policy)
     return policy
 

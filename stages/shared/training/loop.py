@@ -32,7 +32,7 @@ from stages.shared.data.manifest import input_size, read_manifest
 from stages.shared.models import store
 from stages.shared.models.backbones import unfreeze_top
 from stages.shared.training import checks, distribute, inputs, optim
-from stages.shared.training.callbacks import make_callbacks
+from stages.shared.training.callbacks import Throughput, make_callbacks
 from stages.shared.training.state import (
     FINE_TUNE,
     PHASE1,
@@ -103,7 +103,8 @@ def prepare(base, cfg, paths: dict, section: str):
     batch, rate = distribute.scaled(
         cfg.batch_size, cfg.learning_rate, replicas, base.distribute.scale_learning_rate
     )
-    guard = checks.NonFiniteGuard(section, rate, base.mixed_precision)
+    mixed = keras.mixed_precision.global_policy().name != "float32"  # set by distribute.setup
+    guard = checks.NonFiniteGuard(section, rate, mixed)
     return strategy, batch, rate, {**distribute.worker_paths(paths), "guard": guard}
 
 
@@ -216,6 +217,14 @@ def log_cost(model, path: Path, size: int, live) -> None:
     live.make_summary()
 
 
+def throughput(model, size: int, images_per_epoch: int, live) -> Throughput:
+    """The callback that logs each epoch's images/s and model FLOP/s to `live`."""
+    from stages.shared.core.machine import device
+    from stages.shared.models.cost import count_flops
+
+    return Throughput(live, images_per_epoch, count_flops(model, size), device())
+
+
 def train(task_class: type[Task], cfg, base, paths: dict) -> dict:
     """Train (or resume) the task's model; save the best epoch with its metadata; return
     its val scores and epoch counts (or, with `debug: overfit`, the check's result)."""
@@ -228,7 +237,7 @@ def train(task_class: type[Task], cfg, base, paths: dict) -> dict:
     seed = training_seed(base, cfg)
     task = task_class(cfg, frame)
     root = dataset_root(kind)
-    _, data = inputs.train_val_data(
+    train_rows, data = inputs.train_val_data(
         frame, paths["manifest"], task.targets, size, cfg, seed, batch, root
     )
     data["class_weight"] = task.class_weight()
@@ -258,12 +267,15 @@ def train(task_class: type[Task], cfg, base, paths: dict) -> dict:
     }
     state = run_dir(section, cfg, base, metadata["manifest_md5"])
     live = open_live(paths["live_dir"], run_resume_point(state))
+    speed = open_live(paths["throughput_dir"], run_resume_point(state))  # a debug run's: empty
     live.summary["checks"] = metadata["checks"]
     path = Path(paths["model"])
     if cfg.debug == "overfit":
         return finish_debug(model, data, live, path, metadata, cfg)
     if cfg.debug == "fast":
         metadata["debug"] = {"mode": "fast", "batches_per_epoch": data["steps"]}
+    per_epoch = min(data["steps"] * batch, len(train_rows))
+    paths["throughput"] = throughput(model, size, per_epoch, speed)
     run_phases(task, model, data, state, live, paths, recompile)
     return finish_run(state, data, live, path, metadata, task.keys)
 
