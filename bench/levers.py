@@ -4,7 +4,8 @@ For each model, on the default pipeline's sample (split and augment once, then e
 full default training and its evaluation, one after the other):
 
 - `deterministic: false` (TensorFlow op determinism off),
-- `base.jit_compile: true` (XLA on the CPU),
+- `base.jit_compile: true` with `deterministic: false` (XLA on the CPU; Keras compiles nothing
+  while op determinism is on, so XLA alone would measure nothing),
 - `base.mixed_precision: mixed_bfloat16` (where the CPU has AVX512-BF16 or AMX),
 - the batch size ×4 with the learning rate ×4 (the linear rule),
 
@@ -15,7 +16,8 @@ float32 peak (bench.mfu.peak; the bfloat16 lever also against the bfloat16 peak)
 metrics come with their 95 % intervals; a lever "keeps the metrics" when each of its
 headline metrics falls in the default run's interval.
 
-    python -m bench.levers        # (make bench runs it with the others)
+    python -m bench.levers                      # (make bench runs it with the others)
+    python -m bench.levers --only jit_compile   # the default and the levers named so, again
 
 Writes bench/LEVERS.md (the table, dated, with the machine) and bench/levers.json.
 """
@@ -56,7 +58,10 @@ def levers(params: dict, model: str, bf16: bool) -> dict[str, dict[str, object]]
     found: dict[str, dict[str, object]] = {
         "default": {},
         "deterministic: false": {f"{section}.deterministic": False},
-        "jit_compile: true": {"base.jit_compile": True},
+        "jit_compile: true, deterministic: false": {
+            "base.jit_compile": True,
+            f"{section}.deterministic": False,
+        },
     }
     if bf16:
         found["mixed_precision: mixed_bfloat16"] = {"base.mixed_precision": "mixed_bfloat16"}
@@ -98,13 +103,19 @@ def train_and_score(project: Path, model: str, changes: dict, defaults: dict) ->
     }
 
 
-def within(result: dict, default: dict) -> bool:
-    """Every headline metric of `result` inside the default's 95 % interval."""
-    return all(
-        default["ci95"][key]["low"] <= value <= default["ci95"][key]["high"]
+def outside(result: dict, default: dict) -> list[str]:
+    """The headline metrics of `result` outside the default's 95 % interval."""
+    return [
+        key
         for key, value in result["metrics"].items()
         if value is not None
-    )
+        and not default["ci95"][key]["low"] <= value <= default["ci95"][key]["high"]
+    ]
+
+
+def within(result: dict, default: dict) -> bool:
+    """Every headline metric of `result` inside the default's 95 % interval."""
+    return not outside(result, default)
 
 
 def metrics_text(result: dict) -> str:
@@ -114,7 +125,9 @@ def metrics_text(result: dict) -> str:
     )
 
 
-def run() -> list[dict]:
+def run(only: str | None = None) -> list[dict]:
+    """Every lever (or the default and those whose name holds `only`, merged into the last
+    bench/levers.json), then bench/LEVERS.md."""
     from bench.mfu import peak
 
     flags = set(cpu_info().get("flags", "").split())
@@ -130,17 +143,39 @@ def run() -> list[dict]:
         for model in MODELS:
             found[model] = {}
             for name, changes in levers(defaults, model, bf16).items():
+                if only and name != "default" and only not in name:
+                    continue
                 result = train_and_score(project, model, changes, defaults)
+                # a ratio is to the default of the same run
+                result["default_images_per_second"] = found[model].get("default", result)[
+                    "images_per_second"
+                ]
                 found[model][name] = result
                 print(f"levers: {model} {name}: {json.dumps(result)}", flush=True)
+    if only:  # the other levers as last measured, each with its own run's default
+        last = json.loads((ROOT / "bench/levers.json").read_text())["found"]
+        found = {
+            model: {
+                name: found[model].get(name) or last[model][name]
+                for name in levers(defaults, model, bf16)
+                if name in found[model] or name in last[model]
+            }
+            for model in found
+        }
     record = {"date": time.strftime("%Y-%m-%d"), "peaks": peaks, "found": found}
     (ROOT / "bench/levers.json").write_text(json.dumps(record, indent=1) + "\n")
+    return write(found, peaks)
+
+
+def write(found: dict, peaks: dict) -> list[dict]:
+    """bench/LEVERS.md from the measurements; its rows."""
     rows = rows_of(found, peaks)
     (ROOT / "bench/LEVERS.md").write_text(
         "# Speed switches of training\n\n"
         f"{time.strftime('%Y-%m-%d')}, {machine()}; written by `python -m bench.levers` (each"
         " lever a full default training of the sample, one after the other; ratio = median"
-        " epoch images/s over the default's).\n\n" + table(rows) + "\n"
+        " epoch images/s over the default's of the same run: a lever re-measured alone with"
+        " `--only` carries its own run's default).\n\n" + table(rows) + "\n"
     )
     return rows
 
@@ -155,7 +190,7 @@ def rows_of(found: dict, peaks: dict) -> list[dict]:
         default = results["default"]
         best = ("default", default)
         for name, result in results.items():
-            ratio = result["images_per_second"] / default["images_per_second"]
+            ratio = result["images_per_second"] / result["default_images_per_second"]
             mfu = result["gflops"] * 1e9 / peaks["float32"]
             kept = within(result, default)
             if ratio >= PAYS and kept and result["gflops"] > best[1]["gflops"]:
@@ -163,11 +198,13 @@ def rows_of(found: dict, peaks: dict) -> list[dict]:
             bf16_mfu = ""
             if "bfloat16" in name and "bfloat16" in peaks:
                 bf16_mfu = f", {100 * result['gflops'] * 1e9 / peaks['bfloat16']:.1f} % of bf16"
+            off = outside(result, default)
+            note = f"; outside the default's interval: {', '.join(off)}" if off else ""
             rows.append(
                 row(
                     f"{model}: {name} — median epoch {result['images_per_second']:.0f} images/s,"
                     f" MFU {100 * mfu:.1f} %{bf16_mfu}; {result['epochs_run']} epochs in"
-                    f" {result['train_s']:.0f} s; test {metrics_text(result)}",
+                    f" {result['train_s']:.0f} s; test {metrics_text(result)}{note}",
                     f"{ratio:.2f}×",
                     "keeps the metrics" if name != "default" else "-",
                     kept if name != "default" else None,
@@ -182,9 +219,23 @@ def rows_of(found: dict, peaks: dict) -> list[dict]:
                 mfu >= TARGET_MFU,
             )
         )
+        if mfu < TARGET_MFU:  # what would reach it, and what it costs
+            name, top = max(results.items(), key=lambda item: item[1]["gflops"])
+            rows.append(
+                row(
+                    f"{model}: what stops it — the fastest lever ({name}) moves"
+                    f" {', '.join(outside(top, default)) or 'no metric'} out of the default's"
+                    " interval; bench/MFU.md splits a step into its fixed and per-image cost",
+                    f"{100 * top['gflops'] * 1e9 / peaks['float32']:.1f} %",
+                )
+            )
     return rows
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    print(table(run()))
+    if sys.argv[1:2] == ["--render"]:  # LEVERS.md again from bench/levers.json
+        saved = json.loads((ROOT / "bench/levers.json").read_text())
+        print(table(write(saved["found"], saved["peaks"])))
+    else:
+        print(table(run(sys.argv[2] if sys.argv[1:2] == ["--only"] else None)))

@@ -174,6 +174,7 @@ def lever(images_s: float, accuracy: float, low: float = 0.90, high: float = 0.9
         "train_s": 60.0,
         "epochs_run": 10,
         "images_per_second": images_s,
+        "default_images_per_second": 1000.0,  # the default of the same run
         "gflops": images_s * 3 * 1e7 / 1e9,  # 10 MFLOPs per image
         "metrics": {"accuracy": accuracy},
         "ci95": {"accuracy": {"low": low, "high": high}},
@@ -195,6 +196,7 @@ def test_a_lever_pays_when_faster_and_inside_the_defaults_interval_and_mfu_follo
             "faster, worse": lever(3000, 0.85),  # outside the default's interval
             "faster, kept": lever(2000, 0.91),
             "slower": lever(500, 0.94),
+            "another run": {**lever(1200, 0.93), "default_images_per_second": 1200.0},
         }
     }
     rows = rows_of(found, {"float32": 100e9})
@@ -202,6 +204,7 @@ def test_a_lever_pays_when_faster_and_inside_the_defaults_interval_and_mfu_follo
     assert by_name["classifier: faster, worse"]["value"] == "3.00×"
     assert by_name["classifier: faster, worse"]["holds"] == "no"
     assert by_name["classifier: faster, kept"]["holds"] == "yes"
+    assert by_name["classifier: another run"]["value"] == "1.00×"  # to its own run's default
     mfu = rows[-1]
     # what pays (faster, metrics kept): 2000 images/s × 30 MFLOPs = 60 GFLOP/s of 100
     assert mfu["figure"] == "classifier: training MFU with what pays (faster, kept)"

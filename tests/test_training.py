@@ -461,3 +461,24 @@ def test_an_epochs_speed_is_its_training_batches_time_and_the_median_spans_a_res
         1_000_000,
         3,
     )
+
+
+def test_xla_is_named_off_exactly_when_keras_turns_it_off_under_op_determinism():
+    from tensorflow.python.framework.config import is_op_determinism_enabled
+
+    base = load_params("base", PARAMS)
+    cfg = load_params("train_detector", PARAMS)
+    on = base.model_copy(update={"jit_compile": True})
+    note = loop.xla_note(on, cfg.model_copy(update={"deterministic": True}), "train_detector")
+    assert note == (
+        "base.jit_compile is off while train_detector.deterministic is true (Keras runs no XLA"
+        " under op determinism): set train_detector.deterministic: false to compile"
+    )
+    assert loop.xla_note(on, cfg.model_copy(update={"deterministic": False}), "x") is None
+    assert loop.xla_note(base.model_copy(update={"jit_compile": False}), cfg, "x") is None
+    # the premise, in this Keras: under op determinism a jit_compile=True model runs no XLA
+    seeding.seed_everything(0, deterministic_ops=True)
+    assert is_op_determinism_enabled()
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    assert model.jit_compile is False

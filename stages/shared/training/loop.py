@@ -17,6 +17,7 @@ would.
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 from pathlib import Path
@@ -44,6 +45,9 @@ from stages.shared.training.state import (
     run_resume_point,
     work_dir,
 )
+
+
+log = logging.getLogger(__name__)
 
 
 class Task:
@@ -91,6 +95,17 @@ def training_seed(base, cfg) -> int:
     return base.seed if cfg.seed is None else cfg.seed
 
 
+def xla_note(base, cfg, section: str) -> str | None:
+    """Why `base.jit_compile` will not compile, if it will not: Keras runs no XLA while
+    TensorFlow's op determinism is on (`model_supports_jit`), and says nothing."""
+    if base.jit_compile and cfg.deterministic:
+        return (
+            f"base.jit_compile is off while {section}.deterministic is true (Keras runs no XLA"
+            f" under op determinism): set {section}.deterministic: false to compile"
+        )
+    return None
+
+
 def prepare(base, cfg, paths: dict, section: str):
     """Set up a training stage: devices, strategy and precision first (before TensorFlow
     initialises), then seeds; (strategy, global batch, learning rate, this worker's paths,
@@ -99,6 +114,8 @@ def prepare(base, cfg, paths: dict, section: str):
 
     strategy = distribute.setup(base)
     seed_everything(training_seed(base, cfg), cfg.deterministic)
+    if note := xla_note(base, cfg, section):
+        log.warning(note)
     replicas = strategy.num_replicas_in_sync
     batch, rate = distribute.scaled(
         cfg.batch_size, cfg.learning_rate, replicas, base.distribute.scale_learning_rate
