@@ -448,3 +448,19 @@ def test_auto_size_augments_and_trains_at_the_median_short_side_of_the_users_ima
     meta = json.loads((workdir / "models/classifier.json").read_text())
     model = keras.models.load_model(workdir / "models/classifier.keras")
     assert meta["image_size"] == 40 and model.input_shape == (None, 40, 40, 3)
+
+
+def test_shards_written_at_another_size_name_the_folder_and_the_fix(classification_data):
+    from stages.shared.core.cli import UserError
+    from stages.shared.data.manifest import read_manifest
+    from stages.shared.training import inputs
+
+    manifest = "data/augmented/classification/manifest.csv"
+    frame = read_manifest(classification_data / manifest, "classification")
+    cfg = load_params("train_classifier")
+    message = (
+        r"^data/augmented/classification: shards hold 16 px images, training expects 24 — re-run"
+        r" `dvc repro` so augment writes them at the current size$"
+    )
+    with pytest.raises(UserError, match=message):
+        inputs.train_val_data(frame, manifest, lambda rows: None, 24, cfg, 1, 8)

@@ -46,7 +46,6 @@ from stages.shared.training.state import (
     work_dir,
 )
 
-
 log = logging.getLogger(__name__)
 
 
