@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.project import dvc, git, run_cli
+from bench.project import ROOT, dvc, git, run_cli
 from stages import release
 from stages.shared.core.cli import UserError
 from stages.shared.models import registry
@@ -403,3 +403,59 @@ def test_fetching_by_stage_caches_the_right_bytes_beside_what_they_are(tmp_path,
     got.path.write_bytes(b"tampered")  # a copy that is not its version's: fetched again
     again = registry.fetch(Reference("classifier", version="v1.0.0", repo=str(repo)))
     assert again.path == got.path and again.path.read_bytes() == b"weights one"
+
+
+def released_project(root: Path) -> Path:
+    """A git + DVC repository whose one stage is up to date, with the reports `release` reads
+    (stand-ins: no training)."""
+    shutil.copy(ROOT / "paths.yaml", root / "paths.yaml")
+    (root / "dvc.yaml").write_text(
+        "vars:\n  - paths.yaml\nstages:\n  note:\n    cmd: echo one > note.txt\n"
+        "    deps:\n      - input.txt\n    outs:\n      - note.txt:\n          cache: false\n"
+    )
+    (root / "input.txt").write_text("input\n")
+    reports(root, "classifier", "classification", "a" * 32, 0.75)
+    reports(root, "detector", "detection", "b" * 32, 0.6)
+    git("init", "-q", "-b", "main", cwd=root)
+    dvc("init", "-q", cwd=root)
+    dvc("repro", "-q", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "pipeline", cwd=root)
+    return root
+
+
+def tags(root: Path) -> set[str]:
+    return set(git("tag", cwd=root).stdout.split())
+
+
+def test_a_release_commits_its_meta_then_tags_the_model_and_its_exports(workdir, capsys):
+    from scmrepo.git import Git
+
+    root = released_project(workdir)
+    release.release("classifier", "v1.0.0", "prod")
+    said = capsys.readouterr().out
+    head = git("rev-parse", "--short", "HEAD", cwd=root).stdout.strip()
+    assert said == (
+        f"release: classifier@v1.0.0 is commit {head}, stage prod — publish with"
+        " `git push origin --tags` and `dvc push`\n"
+    )
+    subject = git("log", "-1", "--format=%s", cwd=root).stdout.strip()
+    assert subject == "classifier v1.0.0: its metadata in dvc.yaml's artifacts"
+    meta = yaml.safe_load((root / "dvc.yaml").read_text())["artifacts"]["classifier"]["meta"]
+    assert meta["model_md5"] == "a" * 32  # the weights this version names
+    names = ("classifier", "classifier-savedmodel", "classifier-tflite")
+    assert {f"{name}@v1.0.0" for name in names} <= tags(root)
+    assert {f"{name}#prod#1" for name in names} <= tags(root)
+    scm = Git(str(root))
+    # the same version again, with another stage: assigned, no commit, no new version
+    release.release("classifier", "v1.0.0", "staging")
+    assert "release: classifier@v1.0.0 assigned to staging" in capsys.readouterr().out
+    for name in names:
+        assert registry.registered(scm, name).stages == {"prod": "v1.0.0", "staging": "v1.0.0"}
+    assert git("rev-parse", "--short", "HEAD", cwd=root).stdout.strip() == head
+    # a version on a pipeline DVC calls stale: one line naming the stage and the fix
+    (root / "input.txt").write_text("changed\n")
+    git("commit", "-qam", "input changed", cwd=root)
+    with pytest.raises(UserError, match=r"^the pipeline is not up to date \(note\) — run `dvc"):
+        release.release("classifier", "v1.1.0", None)
+    assert "classifier@v1.1.0" not in tags(root)
