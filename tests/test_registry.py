@@ -19,6 +19,7 @@ from stages.shared.core.cli import UserError
 from stages.shared.models import registry
 from stages.shared.models.registry import Reference, parse_reference, provenance_from_lock
 from stages.shared.review.summary import provenance_text
+from tests.conftest import refuses
 
 
 @pytest.mark.parametrize(
@@ -459,3 +460,20 @@ def test_a_release_commits_its_meta_then_tags_the_model_and_its_exports(workdir,
     with pytest.raises(UserError, match=r"^the pipeline is not up to date \(note\) — run `dvc"):
         release.release("classifier", "v1.1.0", None)
     assert "classifier@v1.1.0" not in tags(root)
+
+
+def test_the_command_line_refreshes_meta_prints_the_table_or_says_what_it_needs(workdir, capsys):
+    root = released_project(workdir)
+    release.main(["--meta"])
+    assert capsys.readouterr().out == "release: dvc.yaml artifacts refreshed\n"
+    release.main(["--meta"])
+    assert capsys.readouterr().out == "release: dvc.yaml artifacts already current\n"
+    git("commit", "-qam", "meta", cwd=root)
+    release.main(["--changes", "main"])
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| model | weights on main |") and len(table) == 4
+    release.main(["classifier", "v1.0.0", "--stage", "prod"])
+    assert "release: classifier@v1.0.0 is commit" in capsys.readouterr().out
+    assert "give MODEL VERSION, --meta or --changes REV" in refuses(release.main, [], capsys)
+    assert "give MODEL" in refuses(release.main, ["classifier"], capsys)
+    assert "invalid choice: 'resnet'" in refuses(release.main, ["resnet", "v1.0.0"], capsys)
