@@ -19,7 +19,7 @@ from stages.shared.core.cli import UserError
 from stages.shared.models import registry
 from stages.shared.models.registry import Reference, parse_reference, provenance_from_lock
 from stages.shared.review.summary import provenance_text
-from tests.conftest import refuses
+from tests.conftest import help_text, refuses
 
 
 @pytest.mark.parametrize(
@@ -321,6 +321,8 @@ def test_a_release_rewrites_only_its_models_artifacts(workdir):
     for name in ("classifier", "classifier-tflite"):
         meta = found[name]["meta"]
         assert meta["model_md5"] == "c" * 32 and meta["classes"] == ["cat", "dog"]
+        assert meta["input"] == "24x24 RGB, float32 pixels in [0, 255]"
+        assert meta["architecture"] == "plain_cnn"
         assert meta["test_metrics"] == {"accuracy": {"value": 0.8, "ci95": [0.5, 0.9]}}
     assert found["detector"]["meta"]["model_md5"] == "b" * 32  # not released: as it was
     assert found["detector-savedmodel"]["path"] == "${paths.exports}/detector"
@@ -473,7 +475,8 @@ def test_the_command_line_refreshes_meta_prints_the_table_or_says_what_it_needs(
     table = capsys.readouterr().out.splitlines()
     assert table[0].startswith("| model | weights on main |") and len(table) == 4
     release.main(["classifier", "v1.0.0", "--stage", "prod"])
-    assert "release: classifier@v1.0.0 is commit" in capsys.readouterr().out
+    assert ", stage prod — publish" in capsys.readouterr().out
+    assert "--changes REV Markdown: registered versions vs REV" in help_text(release.main)
     assert "give MODEL VERSION, --meta or --changes REV" in refuses(release.main, [], capsys)
     assert "give MODEL" in refuses(release.main, ["classifier"], capsys)
     assert "invalid choice: 'resnet'" in refuses(release.main, ["resnet", "v1.0.0"], capsys)
