@@ -87,12 +87,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/training/callbacks.py": ["training"],
     "stages/shared/training/state.py": ["training"],
     "stages/shared/training/optim.py": ["training", "detectors"],
-    "stages/shared/training/inputs.py": [
-        "training",
-        "train_classifier",
-        "train_detector",
-        "checks",
-    ],
+    "stages/shared/training/inputs.py": ["inputs"],
     "stages/shared/models/store.py": ["store", "training", "inference", "backbones"],
     "stages/shared/models/registry.py": ["registry"],
     "stages/release.py": ["registry"],

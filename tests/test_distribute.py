@@ -297,3 +297,132 @@ def test_a_tf_config_that_is_not_an_object_is_ignored_and_objects_are_kept(monke
     guard = object()
     moved = distribute.worker_paths({"model": "m.keras", "guard": guard})
     assert moved == {"model": ".work/worker-1/m.keras", "guard": guard}  # objects stay
+
+
+# --- the multi-worker patches and the device set-up, in this process ---
+
+
+class Multi:
+    """A stand-in for MultiWorkerMirroredStrategy: records its reductions, and gives the
+    first local value of a per-replica batch."""
+
+    def __init__(self):
+        self.reduced = []
+
+    def reduce(self, op, value, axis):
+        self.reduced.append((op, value, axis))
+        return f"mean of {value}"
+
+    def experimental_local_results(self, value):
+        return (f"local {value}", f"remote {value}")
+
+
+@pytest.fixture
+def patched(monkeypatch):
+    """Keras' trainer with recording stand-ins for the two functions the patch wraps, and
+    the patch applied; everything is put back after the test."""
+    from keras.src.backend.tensorflow import trainer
+
+    calls = []
+    monkeypatch.setattr(
+        trainer, "reduce_per_replica", lambda v, s, r: calls.append(("reduce", v, r)) or "orig"
+    )
+    monkeypatch.setattr(
+        trainer.TensorFlowTrainer,
+        "_maybe_symbolic_build",
+        lambda self, iterator=None, data_batch=None: calls.append(("build", iterator, data_batch)),
+    )
+    monkeypatch.setattr(
+        trainer, "_collective_all_reduce_multi_worker", lambda s: isinstance(s, Multi)
+    )
+    monkeypatch.setattr(trainer, "_multi_worker_patched", False, raising=False)
+    distribute.patch_keras_for_multi_worker()
+    return trainer, calls
+
+
+def test_under_multi_worker_scalar_logs_are_averaged_without_an_axis(patched):
+    trainer, calls = patched
+    strategy = Multi()
+    logs = {"loss": 1.5, "accuracy": 0.5}
+    for reduction in ("auto", "mean"):
+        assert trainer.reduce_per_replica(logs, strategy, reduction) == {
+            "loss": "mean of 1.5",
+            "accuracy": "mean of 0.5",
+        }
+    assert sorted(strategy.reduced) == [("MEAN", 0.5, None)] * 2 + [("MEAN", 1.5, None)] * 2
+    assert calls == []
+    # any other reduction, or another strategy: Keras' own
+    assert trainer.reduce_per_replica(logs, strategy, "concat") == "orig"
+    assert trainer.reduce_per_replica(logs, object(), "mean") == "orig"
+    assert calls == [("reduce", logs, "concat"), ("reduce", logs, "mean")]
+
+
+def test_under_multi_worker_the_model_is_built_from_a_local_batch(patched):
+    trainer, calls = patched
+    model = type("Model", (), {"distribute_strategy": Multi()})()
+    iterator = [(0, 0, iter([{"image": "batch0"}, {"image": "batch1"}]))]
+    trainer.TensorFlowTrainer._maybe_symbolic_build(model, iterator)
+    assert calls == [("build", None, {"image": "local batch0"})]
+    # without an iterator, or under another strategy: Keras' own, with what it was given
+    calls.clear()
+    trainer.TensorFlowTrainer._maybe_symbolic_build(model, None, "given")
+    model.distribute_strategy = object()
+    trainer.TensorFlowTrainer._maybe_symbolic_build(model, iterator, "given")
+    assert calls == [("build", None, "given"), ("build", iterator, "given")]
+
+
+def test_the_patches_apply_once(patched):
+    trainer, calls = patched
+    reduce, build = trainer.reduce_per_replica, trainer.TensorFlowTrainer._maybe_symbolic_build
+    distribute.patch_keras_for_multi_worker()  # a second strategy in the same process
+    assert trainer.reduce_per_replica is reduce
+    assert trainer.TensorFlowTrainer._maybe_symbolic_build is build
+    assert trainer.reduce_per_replica({"x": 1}, object(), "mean") == "orig"
+    assert calls == [("reduce", {"x": 1}, "mean")]  # wrapped once, not twice
+
+
+def test_multi_worker_patches_keras_then_builds_the_strategy(monkeypatch):
+    import tensorflow as tf
+
+    order = []
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1"]}}))
+    monkeypatch.setattr(distribute, "patch_keras_for_multi_worker", lambda: order.append("patch"))
+    monkeypatch.setattr(
+        tf.distribute, "MultiWorkerMirroredStrategy", lambda: order.append("strategy") or "mwms"
+    )
+    assert distribute.make_strategy("multi_worker") == "mwms" and order == ["patch", "strategy"]
+
+
+def test_mirrored_on_a_cpu_runs_a_replica_per_logical_cpu():
+    import tensorflow as tf
+
+    strategy = distribute.make_strategy("mirrored")
+    cpus = [device.name for device in tf.config.list_logical_devices("CPU")]
+    assert strategy.num_replicas_in_sync == len(cpus)
+    assert [tf.DeviceSpec.from_string(d).device_type for d in strategy.extended.worker_devices] == [
+        "CPU"
+    ] * len(cpus)
+
+
+def test_setup_sets_precision_and_strategy_and_splits_the_cpu_only_when_asked(caplog):
+    import keras
+    import tensorflow as tf
+
+    from stages.shared.core.config import BaseParams
+
+    tf.config.list_logical_devices("CPU")  # TensorFlow has started: devices are fixed
+    base = BaseParams.model_validate(yaml.safe_load((ROOT / "params.yaml").read_text())["base"])
+    one = base.model_copy(update={"mixed_precision": "mixed_bfloat16"})
+    try:
+        with caplog.at_level(logging.INFO, logger=distribute.__name__):
+            strategy = distribute.setup(one)
+        assert strategy is tf.distribute.get_strategy()
+        assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+        assert "training on 1 replica(s): auto (_DefaultDistributionStrategy)" in caplog.text
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    split = base.model_copy(
+        update={"distribute": base.distribute.model_copy(update={"logical_cpus": 2})}
+    )
+    with pytest.raises(RuntimeError, match=r"^base\.distribute\.logical_cpus must be set up first"):
+        distribute.setup(split)
