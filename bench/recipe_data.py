@@ -15,6 +15,14 @@
   0-2 distractor objects (cut-outs of other photos, not labelled), 15 % negatives; labelme
   JSON beside each image (rectangles, some circles and polygons, as annotators draw); the
   coin is the group (`_coin<id>`), so test coins are coins training never saw.
+- `small-faces`: small objects among look-alikes. 600 frames of 320×240 or 400×300 on ten
+  photographs; at most one face from scikit-image's `lfw_subset` (100 grey 25×25 faces), at
+  8-20 % of the short side (0.5-3.5 % of the frame's area), blended with a feathered edge and
+  tinted to the background around it; 0-3 distractors cut the same way from the subset's 100
+  non-face patches and from grey photographs without people, each matched to a face's grey
+  mean and contrast; backgrounds without people; blur on a third of the frames, sensor
+  noise, JPEG quality 45-90, 20 % negatives.
+  The face is the group (`_face<id>`), so test faces are people training never saw.
 
 The same seed gives the same files. Nothing here is committed: `make recipe-check` builds
 them under `.work/recipe-check/data/`.
@@ -34,10 +42,12 @@ GROUP_PATTERNS = {  # split.group_pattern for each dataset: capture group 1 = th
     "textures": r"(\w+_r\d+)_",
     "scenes": r"(\w+_shot\d+)_",
     "coins": r"_coin(\d+)",
+    "small-faces": r"_face(\d+)",
 }
 PATCHES_PER_CLASS = 120
 SHOTS, PER_SHOT = 24, 5
 FRAMES = 360
+SMALL_FRAMES = 600
 
 
 def photo(name: str) -> Image.Image:
@@ -269,5 +279,130 @@ def make_coins(root: Path, seed: int = 0) -> Path:
     return root
 
 
-MAKERS = {"textures": make_textures, "scenes": make_scenes, "coins": make_coins}
-TASKS = {"textures": "classification", "scenes": "classification", "coins": "detection"}
+def lfw_patches() -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """scikit-image's `lfw_subset`: (100 faces, 100 non-face patches), grey 25×25 in [0, 1]."""
+    import skimage.data
+
+    patches = skimage.data.lfw_subset()
+    return list(patches[:100]), list(patches[100:])
+
+
+def feathered(width: int, height: int) -> Image.Image:
+    """An elliptical mask with a soft edge: a pasted patch fades into the background."""
+    mask = Image.new("L", (width * 4, height * 4), 0)
+    ImageDraw.Draw(mask).ellipse((0, 0, width * 4 - 1, height * 4 - 1), fill=255)
+    soft = max(1.0, min(width, height) * 0.5)
+    return mask.resize((width, height), Image.LANCZOS).filter(ImageFilter.GaussianBlur(soft / 4))
+
+
+def blend(frame: Image.Image, grey: np.ndarray, box: tuple[int, int, int, int], rng) -> None:
+    """Paste a grey patch (values in [0, 1]) into `box` of the frame, tinted to the mean colour
+    of the frame around it, with a feathered edge."""
+    x, y, w, h = box
+    patch = Image.fromarray((grey * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+    around = np.asarray(frame.crop((max(0, x - w), max(0, y - h), x + 2 * w, y + 2 * h)))
+    tint = around.reshape(-1, 3).mean(axis=0) / max(1.0, around.mean())
+    tint = np.clip(tint * rng.uniform(0.9, 1.1, 3), 0.5, 1.5)
+    coloured = np.asarray(patch, dtype=np.float32)[..., None] * tint
+    frame.paste(
+        Image.fromarray(np.clip(coloured, 0, 255).astype(np.uint8)), (x, y), feathered(w, h)
+    )
+
+
+def like_a_face(grey: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """A patch given a face's grey mean and contrast (what a quick look goes by)."""
+    spread = grey.std() or 1.0
+    return np.clip((grey - grey.mean()) / spread * face.std() + face.mean(), 0, 1)
+
+
+def degrade(frame: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """What cheap cameras do: blur on a third of the frames, and sensor noise on all."""
+    if rng.random() < 1 / 3:
+        frame = frame.filter(ImageFilter.GaussianBlur(rng.uniform(0.6, 1.6)))
+    pixels = np.asarray(frame, dtype=np.float32)
+    pixels = pixels + rng.normal(0, rng.uniform(2, 8), pixels.shape)
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def place(size: tuple[int, int], side: int, rng) -> tuple[int, int, int, int]:
+    """(x, y, width, height) of a patch `side` wide and a little taller (as a face) in the frame."""
+    height = int(side * rng.uniform(1.0, 1.2))
+    x = int(rng.integers(0, size[0] - side + 1))
+    y = int(rng.integers(0, size[1] - height + 1))
+    return x, y, side, height
+
+
+def make_small_faces(root: Path, seed: int = 0) -> Path:
+    """`root/frame_<i>[_face<id>].jpg` + labelme JSON beside it (see the module docstring)."""
+    import skimage.data
+
+    rng = np.random.default_rng([seed, 4])
+    faces, non_faces = lfw_patches()
+    greys = [
+        np.asarray(photo(name).convert("L"), dtype=np.float32) / 255
+        for name in ("coffee", "chelsea", "rocket", "moon", "brick")
+    ]
+    # ten backgrounds without a person in them (an unlabelled face would be a wrong label)
+    names = ("chelsea", "coffee", "rocket", "china", "flower", "brick", "grass", "gravel")
+    scenes = [photo(name).convert("RGB") for name in names]
+    for extra in (skimage.data.immunohistochemistry(), skimage.data.hubble_deep_field()):
+        scenes.append(Image.fromarray(extra).convert("RGB"))
+    root.mkdir(parents=True, exist_ok=True)
+    for index in range(SMALL_FRAMES):
+        size = (320, 240) if rng.random() < 0.5 else (400, 300)
+        background = scenes[int(rng.integers(len(scenes)))]
+        scale = max(size[0] / background.width, size[1] / background.height) * rng.uniform(1, 1.6)
+        background = background.resize(
+            (int(background.width * scale) + 1, int(background.height * scale) + 1)
+        )
+        left = int(rng.integers(0, background.width - size[0] + 1))
+        top = int(rng.integers(0, background.height - size[1] + 1))
+        frame = jitter(background.crop((left, top, left + size[0], top + size[1])), rng)
+
+        for _ in range(int(rng.integers(0, 4))):
+            face = faces[int(rng.integers(len(faces)))]
+            if rng.random() < 0.5:
+                grey = non_faces[int(rng.integers(len(non_faces)))]
+            else:
+                source = greys[int(rng.integers(len(greys)))]
+                y0 = int(rng.integers(0, source.shape[0] - 50))
+                x0 = int(rng.integers(0, source.shape[1] - 50))
+                grey = source[y0 : y0 + 50, x0 : x0 + 50]
+            side = int(min(size) * rng.uniform(0.08, 0.2))
+            blend(frame, like_a_face(grey, face), place(size, side, rng), rng)
+        stem = f"frame_{index:04d}"
+        doc = None
+        if rng.random() >= 0.2:
+            face_id = int(rng.integers(len(faces)))
+            x, y, w, h = place(size, int(min(size) * rng.uniform(0.08, 0.2)), rng)
+            blend(frame, faces[face_id], (x, y, w, h), rng)
+            stem += f"_face{face_id:03d}"
+            doc = {
+                "version": "5.2.1",
+                "flags": {},
+                "shapes": [labelme_shape((x, y, x + w, y + h), "rectangle")],
+                "imagePath": f"{stem}.jpg",
+                "imageData": None,
+                "imageHeight": size[1],
+                "imageWidth": size[0],
+            }
+            doc["shapes"][0]["label"] = "face"
+        frame = degrade(frame, rng)
+        frame.save(root / f"{stem}.jpg", quality=int(rng.integers(45, 91)))
+        if doc is not None:
+            (root / f"{stem}.json").write_text(json.dumps(doc, indent=1))
+    return root
+
+
+MAKERS = {
+    "textures": make_textures,
+    "scenes": make_scenes,
+    "coins": make_coins,
+    "small-faces": make_small_faces,
+}
+TASKS = {
+    "textures": "classification",
+    "scenes": "classification",
+    "coins": "detection",
+    "small-faces": "detection",
+}
