@@ -42,6 +42,25 @@ TARGETS = {  # metric: lowest accepted value (classification also: >= the baseli
     "classification": {"accuracy": 0.95},
     "detection": {"ap50": 0.90, "mean_iou": 0.72},
 }
+# Small objects among look-alikes: boxes held tighter, and presence must beat saying
+# "present" every time (20 % of its frames are negatives) by 0.10.
+DATASET_TARGETS = {
+    "small-faces": {"ap50": 0.90, "mean_iou": 0.75, "presence_over_baseline": 0.10},
+}
+
+
+def targets_of(name: str, task: str) -> dict[str, float]:
+    return DATASET_TARGETS.get(name, TARGETS[task])
+
+
+def scored(report: dict, keys: list[str]) -> dict:
+    """The target metrics of an evaluation report; `presence_over_baseline` is the presence
+    accuracy minus the constant answer's (the report's mean-box baseline)."""
+    values = dict(report)
+    if "presence_over_baseline" in keys:
+        constant = report["baseline"]["mean_box"]["presence_accuracy"]
+        values["presence_over_baseline"] = round(report["presence_accuracy"] - constant, 4)
+    return {key: values[key] for key in keys}
 
 
 def command(args: list[str], cwd: Path) -> str:
@@ -94,12 +113,12 @@ def check(name: str, task: str, data: Path | None, seeds: int = 1) -> dict:
     project = new_project(WORK / "runs" / name, task, data, GROUP_PATTERNS.get(name))
     scores, seconds = evaluate_run(project, model)
     report = json.loads((project / f"reports/data/{task}.json").read_text())
-    keys = list(TARGETS[task])
-    runs = [{"seed": "base", **{key: scores[key] for key in keys}, "seconds": round(seconds, 1)}]
+    keys = list(targets_of(name, task))
+    runs = [{"seed": "base", **scored(scores, keys), "seconds": round(seconds, 1)}]
     for seed in range(1, seeds if task == "detection" else 1):
         edit_params(project, lambda params, seed=seed: params[f"train_{model}"].update(seed=seed))
         again, took = evaluate_run(project, model)
-        runs.append({"seed": seed, **{key: again[key] for key in keys}, "seconds": round(took, 1)})
+        runs.append({"seed": seed, **scored(again, keys), "seconds": round(took, 1)})
     found = {
         "dataset": name,
         "task": task,
@@ -107,7 +126,7 @@ def check(name: str, task: str, data: Path | None, seeds: int = 1) -> dict:
         "skipped": report["skipped"]["count"],
         "test_images": scores["test_images"],
         "seconds": round(seconds, 1),
-        **{key: scores[key] for key in keys},
+        **scored(scores, keys),
         "ci95": {key: scores["ci95"].get(key) for key in keys},
     }
     if len(runs) > 1:
@@ -130,8 +149,9 @@ def holds(found: dict) -> bool:
     """Every target of the dataset's task met, by the mean over the training seeds when there
     are several (classification: and the baseline matched)."""
     seeds = found.get("seeds")
-    value = {key: seeds[key]["mean"] if seeds else found[key] for key in TARGETS[found["task"]]}
-    ok = all(value[key] >= low for key, low in TARGETS[found["task"]].items())
+    wanted = targets_of(found["dataset"], found["task"])
+    value = {key: seeds[key]["mean"] if seeds else found[key] for key in wanted}
+    ok = all(value[key] >= low for key, low in wanted.items())
     if "baseline" in found:
         ok = ok and found["accuracy"] >= found["baseline"]["accuracy"]
     return ok
@@ -150,7 +170,7 @@ def across(found: dict) -> str:
     return (
         ", ".join(
             f"{key} {seeds[key]['mean']:.3f} ({seeds[key]['low']:.3f}–{seeds[key]['high']:.3f})"
-            for key in TARGETS[found["task"]]
+            for key in targets_of(found["dataset"], found["task"])
         )
         + f" over {len(seeds['runs'])}"
     )
@@ -173,8 +193,9 @@ def table(results: list[dict]) -> str:
     ]
     for found in results:
         task = found["task"]
-        metrics = ", ".join(f"{key} {interval(found, key)}" for key in TARGETS[task])
-        target = ", ".join(f"{key} ≥ {low}" for key, low in TARGETS[task].items())
+        wanted = targets_of(found["dataset"], task)
+        metrics = ", ".join(f"{key} {interval(found, key)}" for key in wanted)
+        target = ", ".join(f"{key} ≥ {low}" for key, low in wanted.items())
         baseline = found["baseline"]["accuracy"] if "baseline" in found else "-"
         if "baseline" in found:
             target += ", ≥ baseline"

@@ -332,7 +332,7 @@ def place(size: tuple[int, int], side: int, rng) -> tuple[int, int, int, int]:
     return x, y, side, height
 
 
-def make_small_faces(root: Path, seed: int = 0) -> Path:
+def make_small_faces(root: Path, seed: int = 0, frames: int = SMALL_FRAMES) -> Path:
     """`root/frame_<i>[_face<id>].jpg` + labelme JSON beside it (see the module docstring)."""
     import skimage.data
 
@@ -348,7 +348,7 @@ def make_small_faces(root: Path, seed: int = 0) -> Path:
     for extra in (skimage.data.immunohistochemistry(), skimage.data.hubble_deep_field()):
         scenes.append(Image.fromarray(extra).convert("RGB"))
     root.mkdir(parents=True, exist_ok=True)
-    for index in range(SMALL_FRAMES):
+    for index in range(frames):
         size = (320, 240) if rng.random() < 0.5 else (400, 300)
         background = scenes[int(rng.integers(len(scenes)))]
         scale = max(size[0] / background.width, size[1] / background.height) * rng.uniform(1, 1.6)

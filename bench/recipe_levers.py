@@ -1,0 +1,154 @@
+"""What moves the detector on small objects among look-alikes: one lever at a time, over seeds.
+
+On the recipe check's `small-faces` (bench/recipe_data.py), in one git + DVC project: the
+committed params (`default`), then each lever — a few params over them — trained with the base
+seed and `train_detector.seed` 1, 2, ... (the split stays; augment re-runs only for a lever
+that changes what it writes), each run `dvc repro evaluate@detector`, the real pipeline. Per
+lever: each test metric's mean and range over the seeds, the base seed's 95 % interval, the
+presence accuracy over its constant baseline (always "present"), the minutes of a run.
+
+    python -m bench.recipe_levers [--seeds 3] [--only NAME[,NAME]] [--render]
+
+Writes bench/recipe_levers.json (every run, merged over invocations: `--only` re-measures the
+named levers) and bench/RECIPE_LEVERS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from bench.common import ROOT, eval_report, machine, project_params
+from bench.levers import set_dotted
+from bench.recipe_check import WORK, command, new_project
+from bench.recipe_data import GROUP_PATTERNS, MAKERS
+
+DATASET = "small-faces"
+KEYS = ("ap50", "mean_iou", "ap50_95", "presence_accuracy")
+RECORD = ROOT / "bench/recipe_levers.json"
+REPORT = ROOT / "bench/RECIPE_LEVERS.md"
+
+# name → (params set over the committed ones, why it is tried)
+LEVERS: dict[str, tuple[dict[str, object], str]] = {
+    "default": ({}, "the committed params.yaml"),
+    "input 176 px": (
+        {"base.image_size.detection": 176},
+        "what `auto` asks for these boxes (12 px at their 10 % quantile) without its 128 px cap",
+    ),
+    "80 epochs": (
+        {"train_detector.epochs": 80, "train_detector.early_stopping_patience": 20},
+        "validation IoU still rising at epoch 40",
+    ),
+}
+
+
+def run_lever(project, changes: dict, seed: int | None) -> dict:
+    """One training of the detector with `changes` over the committed params and `seed`,
+    then its evaluation: test metrics, intervals, baseline, minutes."""
+    params = project_params()
+    params["data"]["detection"] = str(WORK / "data" / DATASET)
+    params["split"]["group_pattern"]["detection"] = GROUP_PATTERNS[DATASET]
+    set_dotted(params, {**changes, "train_detector.seed": seed})
+    import yaml
+
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    started = time.perf_counter()
+    command(["dvc", "repro", "-q", "evaluate@detector"], project)
+    minutes = (time.perf_counter() - started) / 60
+    report = eval_report(project, "detector")
+    meta = json.loads((project / "models/detector.json").read_text())
+    return {
+        "seed": seed,
+        **{key: report[key] for key in KEYS},
+        "ci95": {key: report["ci95"][key] for key in KEYS},
+        "baseline_presence_accuracy": report["baseline"]["mean_box"]["presence_accuracy"],
+        "image_size": meta["image_size"],
+        "epochs_run": meta["epochs_run"],
+        "minutes": round(minutes, 1),
+    }
+
+
+def summary(runs: list[dict]) -> dict:
+    return {
+        key: {
+            "mean": round(sum(run[key] for run in runs) / len(runs), 4),
+            "low": min(run[key] for run in runs),
+            "high": max(run[key] for run in runs),
+        }
+        for key in KEYS
+    }
+
+
+def render(record: dict) -> str:
+    lines = [
+        "# The detector on small objects: levers over seeds\n",
+        f"`python -m bench.recipe_levers` on the recipe check's `{DATASET}`"
+        " (bench/recipe_data.py): each lever over the committed params, trained with the base"
+        " seed and `train_detector.seed` 1, 2, ...; mean (lowest–highest) over the seeds, and"
+        " the base seed's 95 % interval. Presence: accuracy minus the constant baseline's.",
+        f"Measured {record['date']} on {record['machine']}.\n",
+        "| lever | params | seeds | AP50 | mean IoU | AP50-95 | presence over baseline"
+        " | input | epochs run | minutes a run |",
+        "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    for name, found in record["levers"].items():
+        runs = found["runs"]
+        if not runs:
+            continue
+        stats, base = summary(runs), runs[0]
+
+        def cell(key: str, stats=stats, base=base) -> str:
+            ci = base["ci95"][key]
+            return (
+                f"{stats[key]['mean']:.3f} ({stats[key]['low']:.3f}–{stats[key]['high']:.3f});"
+                f" seed 0: {ci['low']:.3f}–{ci['high']:.3f}"
+            )
+
+        over = [run["presence_accuracy"] - run["baseline_presence_accuracy"] for run in runs]
+        changes = ", ".join(f"`{k}: {v}`" for k, v in found["changes"].items()) or "-"
+        lines.append(
+            f"| {name} | {changes} | {len(runs)} | {cell('ap50')} | {cell('mean_iou')}"
+            f" | {cell('ap50_95')} | {sum(over) / len(over):+.3f} ({min(over):+.3f}–"
+            f"{max(over):+.3f}) | {base['image_size']} | "
+            f"{'/'.join(str(run['epochs_run']) for run in runs)} |"
+            f" {sum(run['minutes'] for run in runs) / len(runs):.1f} |"
+        )
+    lines.append("")
+    lines += [f"- **{name}**: {why}" for name, (_, why) in LEVERS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--only", default="", help="levers to (re-)measure, comma-separated")
+    parser.add_argument("--render", action="store_true", help="rewrite the table, run nothing")
+    args = parser.parse_args(argv)
+    record = json.loads(RECORD.read_text()) if RECORD.exists() else {"levers": {}}
+    if not args.render:
+        only = [name for name in args.only.split(",") if name]
+        unknown = sorted(set(only) - set(LEVERS))
+        if unknown:
+            raise SystemExit(f"--only: unknown lever {', '.join(unknown)}; choices: {list(LEVERS)}")
+        data = WORK / "data" / DATASET
+        if not data.exists():
+            MAKERS[DATASET](data)
+        project = new_project(WORK / "levers", "detection", data, GROUP_PATTERNS[DATASET])
+        for name, (changes, _) in LEVERS.items():
+            if only and name not in only:
+                continue
+            runs = []
+            for seed in [None, *range(1, args.seeds)]:
+                runs.append(run_lever(project, changes, seed))
+                print(f"{name} seed {seed}: {json.dumps(runs[-1])}", flush=True)
+                record["levers"][name] = {"changes": changes, "runs": runs}
+                record.update(date=time.strftime("%Y-%m-%d"), machine=machine())
+                RECORD.write_text(json.dumps(record, indent=1) + "\n")
+    record["levers"] = {name: record["levers"][name] for name in LEVERS if name in record["levers"]}
+    REPORT.write_text(render(record))
+    print(REPORT.read_text())
+
+
+if __name__ == "__main__":
+    main()
