@@ -80,6 +80,14 @@ def test_two_identical_runs_give_identical_weights(classification_data):
     train_rows = pd.read_csv("data/augmented/classification/manifest.csv").query("split == 'train'")
     assert speeds["images_per_epoch"] == len(train_rows) and speeds["device"]
     assert not list((classification_data / "reports/train/one").rglob("*per_second*"))
+    # Every epoch ran, each on a seeded shuffle: the saved first batch is not the first
+    # records in their written order.
+    assert meta["epochs_run"] == 2
+    from stages.shared.data.tfdata import read_pixels
+
+    saved = np.load(classification_data / "models/one_batch.npz")["images"]
+    in_order = read_pixels(classification_data / "data/augmented/classification", "train")
+    assert saved.shape == (8, 16, 16, 3) and not np.array_equal(saved, in_order[:8])
 
 
 class Interrupt(keras.callbacks.Callback):
