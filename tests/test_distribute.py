@@ -62,7 +62,8 @@ def test_the_multi_worker_patches_refuse_another_keras(monkeypatch):
     monkeypatch.setattr(keras, "__version__", "3.16.0")
     with pytest.raises(
         UserError,
-        match=r"multi_worker patches internals of Keras 3\.15\.x .* this is Keras 3\.16\.0",
+        match=r"multi_worker patches internals of Keras 3\.15\.x .* this is Keras 3\.16\.0"
+        r" — install the Keras of requirements\.txt, or use strategy: mirrored on one machine$",
     ):
         distribute.patch_keras_for_multi_worker()
 
@@ -335,7 +336,9 @@ def patched(monkeypatch):
     monkeypatch.setattr(
         trainer, "_collective_all_reduce_multi_worker", lambda s: isinstance(s, Multi)
     )
+    # as in a process that never patched: no mark at all (put back as it was afterwards)
     monkeypatch.setattr(trainer, "_multi_worker_patched", False, raising=False)
+    monkeypatch.delattr(trainer, "_multi_worker_patched")
     distribute.patch_keras_for_multi_worker()
     return trainer, calls
 
@@ -421,8 +424,41 @@ def test_setup_sets_precision_and_strategy_and_splits_the_cpu_only_when_asked(ca
         assert "training on 1 replica(s): auto (_DefaultDistributionStrategy)" in caplog.text
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    split = base.model_copy(
-        update={"distribute": base.distribute.model_copy(update={"logical_cpus": 2})}
-    )
+
+    def cpus(count: int):
+        return base.model_copy(
+            update={"distribute": base.distribute.model_copy(update={"logical_cpus": count})}
+        )
+
+    assert distribute.setup(cpus(1)) is tf.distribute.get_strategy()  # one device: no split
     with pytest.raises(RuntimeError, match=r"^base\.distribute\.logical_cpus must be set up first"):
-        distribute.setup(split)
+        distribute.setup(cpus(2))
+
+
+def test_with_gpus_auto_mirrors_them_in_mixed_float16(monkeypatch, caplog):
+    import keras
+    import tensorflow as tf
+
+    real = tf.config.list_physical_devices
+    gpus = ["gpu0", "gpu1"]
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else real(kind)
+    )
+    mirrored = []
+    monkeypatch.setattr(
+        tf.distribute, "MirroredStrategy", lambda devices=None: mirrored.append(devices) or "m"
+    )
+    try:
+        with caplog.at_level(logging.WARNING):
+            assert distribute.set_precision("auto") == "mixed_float16"
+            assert distribute.set_precision("mixed_float16") == "mixed_float16"
+        assert "slow" not in caplog.text  # float16 units: no warning
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert distribute.make_strategy("auto") == "m" and mirrored == [None]
+    assert distribute.make_strategy("mirrored") == "m" and mirrored == [None, None]  # the GPUs
+    gpus.pop()
+    assert distribute.make_strategy("auto") is tf.distribute.get_strategy()  # one GPU
+    gpus.clear()
+    distribute.make_strategy("mirrored")  # no GPU: the logical CPUs, by name
+    assert mirrored[-1] == [d.name for d in tf.config.list_logical_devices("CPU")]

@@ -16,6 +16,8 @@ def test_the_machine_is_named_by_the_first_processors_model_and_the_core_count(t
     )
     assert machine.cpu_info(info) == {"processor": "0", "model name": "Chip A: rev 2"}
     assert machine.cpu_info(tmp_path / "absent") == {}
+    if os.path.exists("/proc/cpuinfo"):  # Linux: read by default
+        assert machine.cpu_info() == machine.cpu_info("/proc/cpuinfo") != {}
     assert machine.device().endswith(f", {os.cpu_count()} cores")  # no GPU on the test machine
 
 
