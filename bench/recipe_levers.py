@@ -36,6 +36,14 @@ LEVERS: dict[str, tuple[dict[str, object], str]] = {
         {"base.image_size.detection": 176},
         "what `auto` asks for these boxes (12 px at their 10 % quantile) without its 128 px cap",
     ),
+    "6 copies": (
+        {"augment.detection.copies": 6},
+        "twice the augmented views: training IoU 0.80 against 0.62 on validation at epoch 40",
+    ),
+    "adamw": (
+        {"train_detector.optimizer": "adamw"},
+        "weight decay (Keras' 0.004) against the same over-fitting",
+    ),
     "80 epochs": (
         {"train_detector.epochs": 80, "train_detector.early_stopping_patience": 20},
         "validation IoU still rising at epoch 40",
