@@ -10,7 +10,8 @@ presence accuracy over its constant baseline (always "present"), the minutes of 
     python -m bench.recipe_levers [--seeds 3] [--only NAME[,NAME]] [--render]
 
 Writes bench/recipe_levers.json (every run, merged over invocations: `--only` re-measures the
-named levers) and bench/RECIPE_LEVERS.md.
+named levers; a lever's seeds already recorded with the same params are kept, so `--seeds 3`
+after `--seeds 1` runs seeds 1 and 2 only) and bench/RECIPE_LEVERS.md.
 """
 
 from __future__ import annotations
@@ -31,10 +32,14 @@ REPORT = ROOT / "bench/RECIPE_LEVERS.md"
 
 # name → (params set over the committed ones, why it is tried)
 LEVERS: dict[str, tuple[dict[str, object], str]] = {
-    "default": ({}, "the committed params.yaml"),
-    "input 176 px": (
-        {"base.image_size.detection": 176},
-        "what `auto` asks for these boxes (12 px at their 10 % quantile) without its 128 px cap",
+    "default": (
+        {},
+        "the committed params.yaml: `auto` gives these boxes 176 px (12 px at their 10 %"
+        " quantile, within 64-192)",
+    ),
+    "input 128 px": (
+        {"base.image_size.detection": 128},
+        "the input `auto` gave before its top was raised from 128 to 192 px",
     ),
     "6 copies": (
         {"augment.detection.copies": 6},
@@ -75,6 +80,15 @@ def run_lever(project, changes: dict, seed: int | None) -> dict:
         "epochs_run": meta["epochs_run"],
         "minutes": round(minutes, 1),
     }
+
+
+def kept_runs(record: dict, name: str, changes: dict, seeds: int) -> tuple[list, list]:
+    """(the lever's recorded runs that stay, the seeds still to run): runs recorded with other
+    params are dropped; seeds are None (the base seed), then 1 .. seeds - 1."""
+    last = record["levers"].get(name, {})
+    runs = [run for run in last.get("runs", []) if last.get("changes") == changes]
+    done = {run["seed"] for run in runs}
+    return runs, [seed for seed in [None, *range(1, seeds)] if seed not in done]
 
 
 def summary(runs: list[dict]) -> dict:
@@ -146,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, (changes, _) in LEVERS.items():
             if only and name not in only:
                 continue
-            runs = []
-            for seed in [None, *range(1, args.seeds)]:
+            runs, missing = kept_runs(record, name, changes, args.seeds)
+            for seed in missing:
                 runs.append(run_lever(project, changes, seed))
                 print(f"{name} seed {seed}: {json.dumps(runs[-1])}", flush=True)
                 record["levers"][name] = {"changes": changes, "runs": runs}

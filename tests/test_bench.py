@@ -262,3 +262,35 @@ def test_small_faces_are_small_inside_their_frames_and_named_by_their_face(tmp_p
             assert (x2 - x1) * (y2 - y1) / (width * height) < 0.05  # under 5 % of the frame
             assert re.search(GROUP_PATTERNS["small-faces"], image.stem)
     assert 24 <= labelled <= 38  # 20 % negatives, give or take
+
+
+def lever_run(seed, ap50, iou, presence, constant=0.8) -> dict:
+    keys = {"ap50": ap50, "mean_iou": iou, "ap50_95": ap50 / 2, "presence_accuracy": presence}
+    ci = {key: {"low": value - 0.1, "high": value + 0.1} for key, value in keys.items()}
+    return {"seed": seed, **keys, "ci95": ci, "baseline_presence_accuracy": constant,
+            "image_size": 176, "epochs_run": 40, "minutes": 30.0}  # fmt: skip
+
+
+def test_recipe_levers_keep_recorded_seeds_of_the_same_params_and_average_them():
+    from bench.recipe_levers import kept_runs, render
+
+    runs = [lever_run(None, 0.7, 0.6, 0.9), lever_run(1, 0.8, 0.7, 0.86)]
+    record = {"date": "2026-12-02", "machine": "here", "levers": {
+        "default": {"changes": {}, "runs": runs},
+        "input 128 px": {"changes": {"base.image_size.detection": 96}, "runs": runs},
+    }}  # fmt: skip
+    assert kept_runs(record, "default", {}, 3) == (runs, [2])
+    assert kept_runs(record, "default", {}, 1) == (runs, [])
+    # recorded with other params: run again, every seed
+    assert kept_runs(record, "input 128 px", {"base.image_size.detection": 128}, 2) == (
+        [],
+        [None, 1],
+    )
+    assert kept_runs(record, "80 epochs", {"x": 1}, 2) == ([], [None, 1])
+    row = next(line for line in render(record).splitlines() if line.startswith("| default"))
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[2] == "2"
+    assert cells[3] == "0.750 (0.700–0.800); seed 0: 0.600–0.800"  # AP50 mean, base seed's CI
+    assert cells[4] == "0.650 (0.600–0.700); seed 0: 0.500–0.700"
+    assert cells[6] == "+0.080 (+0.060–+0.100)"  # presence over the constant answer
+    assert cells[7:] == ["176", "40/40", "30.0"]

@@ -183,7 +183,8 @@ def test_auto_detection_size_gives_the_small_objects_12_pixels_in_multiples_of_8
     sides = [0.01, 0.01] + [0.15] * 18  # quantile at index 1.9: 0.01 + 0.9 · 0.14 = 0.136
     assert input_size("auto", boxed(sides)) == 96  # 12 / 0.136 = 88.2 -> 96
     assert input_size("auto", boxed([0.01] + [0.15] * 19)) == 80  # one in 20: under 10 %
-    assert input_size("auto", boxed([0.05] * 10)) == 128  # 240 wanted: capped at 128
+    assert input_size("auto", boxed([0.07] * 10)) == 176  # 171.4 wanted: small faces
+    assert input_size("auto", boxed([0.05] * 10)) == 192  # 240 wanted: capped at 192
     assert input_size("auto", boxed([0.5] * 10)) == 64  # 24 wanted: never below 64
     assert input_size(72, boxed([0.05] * 10)) == 72  # a number is the size
     wide = boxed([0.16] * 10)  # boxes turned: 0.5 wide, 0.16 high (12 / 0.16 = 75 -> 80)
@@ -204,5 +205,5 @@ def test_auto_detection_size_reads_the_training_objects_only():
     tiny_test = boxed([0.02] * 10, split="test")  # held out: must not steer the model
     negatives = boxed([0.0] * 10, present=0)  # no object, no size
     assert input_size("auto", pd.concat([train, tiny_test, negatives])) == 80
-    assert input_size("auto", tiny_test) == 128  # no training rows (keep_original: false)
+    assert input_size("auto", tiny_test) == 192  # no training rows (keep_original: false)
     assert input_size("auto", negatives) == 64  # no boxes: the low end

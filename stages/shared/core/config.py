@@ -63,7 +63,7 @@ Copies = Annotated[Any, AfterValidator(functools.partial(whole_or_auto, 0, 1000,
 
 class ImageSizes(Section):
     """Pixels, or `auto` (manifest.input_size): classification, the median short side of the
-    data within 32-64; detection, the side giving the small objects 12 px, within 64-128."""
+    data within 32-64; detection, the side giving the small objects 12 px, within 64-192."""
 
     classification: ClassificationSide
     detection: DetectionSide
