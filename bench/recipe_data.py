@@ -202,6 +202,19 @@ def distractor(source: Image.Image, rng: np.random.Generator, side: int):
     return piece, mask
 
 
+def background_crop(scenes: list[Image.Image], size: tuple[int, int], rng) -> Image.Image:
+    """A frame of `size` cut from one of the photographs, zoomed 1-1.6x past covering it, with
+    its light and colour jittered."""
+    background = scenes[int(rng.integers(len(scenes)))]
+    scale = max(size[0] / background.width, size[1] / background.height) * rng.uniform(1, 1.6)
+    background = background.resize(
+        (int(background.width * scale) + 1, int(background.height * scale) + 1)
+    )
+    left = int(rng.integers(0, background.width - size[0] + 1))
+    top = int(rng.integers(0, background.height - size[1] + 1))
+    return jitter(background.crop((left, top, left + size[0], top + size[1])), rng)
+
+
 def labelme_shape(box: tuple[float, float, float, float], kind: str) -> dict:
     """The coin as a labelme annotator draws it: a rectangle, a circle or a polygon."""
     x1, y1, x2, y2 = box
@@ -228,14 +241,7 @@ def make_coins(root: Path, seed: int = 0) -> Path:
     for index in range(FRAMES):
         width = int(rng.integers(192, 321))
         size = (width, width * 3 // 4)
-        background = scenes[int(rng.integers(len(scenes)))]
-        scale = max(size[0] / background.width, size[1] / background.height) * rng.uniform(1, 1.6)
-        background = background.resize(
-            (int(background.width * scale) + 1, int(background.height * scale) + 1)
-        )
-        left = int(rng.integers(0, background.width - size[0] + 1))
-        top = int(rng.integers(0, background.height - size[1] + 1))
-        frame = jitter(background.crop((left, top, left + size[0], top + size[1])), rng)
+        frame = background_crop(scenes, size, rng)
         for _ in range(int(rng.integers(0, 3))):
             side = int(min(size) * rng.uniform(0.12, 0.4))
             piece, mask = distractor(objects[int(rng.integers(len(objects)))], rng, side)
@@ -350,14 +356,7 @@ def make_small_faces(root: Path, seed: int = 0, frames: int = SMALL_FRAMES) -> P
     root.mkdir(parents=True, exist_ok=True)
     for index in range(frames):
         size = (320, 240) if rng.random() < 0.5 else (400, 300)
-        background = scenes[int(rng.integers(len(scenes)))]
-        scale = max(size[0] / background.width, size[1] / background.height) * rng.uniform(1, 1.6)
-        background = background.resize(
-            (int(background.width * scale) + 1, int(background.height * scale) + 1)
-        )
-        left = int(rng.integers(0, background.width - size[0] + 1))
-        top = int(rng.integers(0, background.height - size[1] + 1))
-        frame = jitter(background.crop((left, top, left + size[0], top + size[1])), rng)
+        frame = background_crop(scenes, size, rng)
 
         for _ in range(int(rng.integers(0, 4))):
             face = faces[int(rng.integers(len(faces)))]

@@ -19,6 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
+
+import yaml
 
 from bench.common import ROOT, eval_report, machine, project_params
 from bench.levers import set_dotted
@@ -56,15 +59,13 @@ LEVERS: dict[str, tuple[dict[str, object], str]] = {
 }
 
 
-def run_lever(project, changes: dict, seed: int | None) -> dict:
+def run_lever(project: Path, changes: dict, seed: int | None) -> dict:
     """One training of the detector with `changes` over the committed params and `seed`,
     then its evaluation: test metrics, intervals, baseline, minutes."""
     params = project_params()
     params["data"]["detection"] = str(WORK / "data" / DATASET)
     params["split"]["group_pattern"]["detection"] = GROUP_PATTERNS[DATASET]
     set_dotted(params, {**changes, "train_detector.seed": seed})
-    import yaml
-
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     started = time.perf_counter()
     command(["dvc", "repro", "-q", "evaluate@detector"], project)
