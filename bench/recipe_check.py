@@ -207,6 +207,18 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_report(results: dict[str, dict]) -> None:
+    """bench/RECIPE_CHECK.md: the latest result of every dataset, with when and where."""
+    measured = sorted({f"{r['date']} on {r['machine']}" for r in results.values()})
+    header = (
+        "# Recipe check\n\n`make recipe-check` with the committed params.yaml on each dataset"
+        " (`bench/recipe_data.py` describes them; a detection target holds when the mean over"
+        " the training seeds reaches it); the latest run of each, measured"
+        f" {'; '.join(measured)}.\n\n"
+    )
+    (ROOT / "bench/RECIPE_CHECK.md").write_text(header + table(list(results.values())) + "\n")
+
+
 def main() -> None:
     """Check the datasets named in ONLY (default: all); the committed table keeps the latest
     result of every dataset, each with the date it was measured."""
@@ -237,14 +249,7 @@ def main() -> None:
     print(table(ran))
     results = {name: results[name] for name in order if name in results}
     record.write_text(json.dumps({"results": results}, indent=2) + "\n")
-    measured = sorted({f"{r['date']} on {r['machine']}" for r in results.values()})
-    header = (
-        "# Recipe check\n\n`make recipe-check` with the committed params.yaml on each dataset"
-        " (`bench/recipe_data.py` describes them; a detection target holds when the mean over"
-        " the training seeds reaches it); the latest run of each, measured"
-        f" {'; '.join(measured)}.\n\n"
-    )
-    (ROOT / "bench/RECIPE_CHECK.md").write_text(header + table(list(results.values())) + "\n")
+    write_report(results)
     if not all(found["holds"] for found in ran):
         raise SystemExit("recipe check: a target does not hold (table above)")
 

@@ -138,7 +138,11 @@ def render(record: dict) -> str:
             f" {sum(run['minutes'] for run in runs) / len(runs):.1f} |"
         )
     lines.append("")
-    lines += [f"- **{name}**: {why}" for name, (_, why) in LEVERS.items()]
+    lines += [
+        f"- **{name}**: {why}"
+        for name, (_, why) in LEVERS.items()
+        if record["levers"].get(name, {}).get("runs")
+    ]
     return "\n".join(lines) + "\n"
 
 
