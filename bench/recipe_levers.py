@@ -23,9 +23,9 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import ROOT, eval_report, machine, project_params
+from bench.common import ROOT, machine, project_params
 from bench.levers import set_dotted
-from bench.recipe_check import WORK, command, new_project
+from bench.recipe_check import WORK, evaluate_run, new_project, over_seeds
 from bench.recipe_data import GROUP_PATTERNS, MAKERS
 
 DATASET = "small-faces"
@@ -67,10 +67,7 @@ def run_lever(project: Path, changes: dict, seed: int | None) -> dict:
     params["split"]["group_pattern"]["detection"] = GROUP_PATTERNS[DATASET]
     set_dotted(params, {**changes, "train_detector.seed": seed})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    started = time.perf_counter()
-    command(["dvc", "repro", "-q", "evaluate@detector"], project)
-    minutes = (time.perf_counter() - started) / 60
-    report = eval_report(project, "detector")
+    report, seconds = evaluate_run(project, "detector")
     meta = json.loads((project / "models/detector.json").read_text())
     return {
         "seed": seed,
@@ -79,7 +76,7 @@ def run_lever(project: Path, changes: dict, seed: int | None) -> dict:
         "baseline_presence_accuracy": report["baseline"]["mean_box"]["presence_accuracy"],
         "image_size": meta["image_size"],
         "epochs_run": meta["epochs_run"],
-        "minutes": round(minutes, 1),
+        "minutes": round(seconds / 60, 1),
     }
 
 
@@ -90,17 +87,6 @@ def kept_runs(record: dict, name: str, changes: dict, seeds: int) -> tuple[list,
     runs = [run for run in last.get("runs", []) if last.get("changes") == changes]
     done = {run["seed"] for run in runs}
     return runs, [seed for seed in [None, *range(1, seeds)] if seed not in done]
-
-
-def summary(runs: list[dict]) -> dict:
-    return {
-        key: {
-            "mean": round(sum(run[key] for run in runs) / len(runs), 4),
-            "low": min(run[key] for run in runs),
-            "high": max(run[key] for run in runs),
-        }
-        for key in KEYS
-    }
 
 
 def render(record: dict) -> str:
@@ -119,7 +105,7 @@ def render(record: dict) -> str:
         runs = found["runs"]
         if not runs:
             continue
-        stats, base = summary(runs), runs[0]
+        stats, base = over_seeds(runs, KEYS), runs[0]
 
         def cell(key: str, stats=stats, base=base) -> str:
             ci = base["ci95"][key]
