@@ -129,6 +129,22 @@ def write_params(directory: Path, **sections) -> Path:
 
 
 @pytest.fixture
+def gpus(monkeypatch):
+    """TensorFlow made to see the GPUs a test lists, each with the details it gives."""
+    import tensorflow as tf
+
+    seen = {}
+    real = tf.config.list_physical_devices
+    monkeypatch.setattr(
+        tf.config,
+        "list_physical_devices",
+        lambda kind=None: list(seen) if kind == "GPU" else real(kind),
+    )
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: seen[gpu])
+    return seen
+
+
+@pytest.fixture
 def workdir(tmp_path, monkeypatch) -> Path:
     """An empty project directory as the current directory, with the default params."""
     monkeypatch.chdir(tmp_path)

@@ -435,15 +435,11 @@ def test_setup_sets_precision_and_strategy_and_splits_the_cpu_only_when_asked(ca
         distribute.setup(cpus(2))
 
 
-def test_with_gpus_auto_mirrors_them_in_mixed_float16(monkeypatch, caplog):
+def test_with_gpus_auto_mirrors_them_in_mixed_float16(gpus, monkeypatch, caplog):
     import keras
     import tensorflow as tf
 
-    real = tf.config.list_physical_devices
-    gpus = ["gpu0", "gpu1"]
-    monkeypatch.setattr(
-        tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else real(kind)
-    )
+    gpus.update({"gpu0": {}, "gpu1": {}})
     mirrored = []
     monkeypatch.setattr(
         tf.distribute, "MirroredStrategy", lambda devices=None: mirrored.append(devices) or "m"
@@ -457,7 +453,7 @@ def test_with_gpus_auto_mirrors_them_in_mixed_float16(monkeypatch, caplog):
         keras.mixed_precision.set_global_policy("float32")
     assert distribute.make_strategy("auto") == "m" and mirrored == [None]
     assert distribute.make_strategy("mirrored") == "m" and mirrored == [None, None]  # the GPUs
-    gpus.pop()
+    del gpus["gpu1"]
     assert distribute.make_strategy("auto") is tf.distribute.get_strategy()  # one GPU
     gpus.clear()
     distribute.make_strategy("mirrored")  # no GPU: the logical CPUs, by name

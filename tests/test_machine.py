@@ -21,22 +21,6 @@ def test_the_machine_is_named_by_the_first_processors_model_and_the_core_count(t
     assert machine.device().endswith(f", {os.cpu_count()} cores")  # no GPU on the test machine
 
 
-@pytest.fixture
-def gpus(monkeypatch):
-    """TensorFlow made to see the GPUs a test lists, each with the details it gives."""
-    import tensorflow as tf
-
-    seen = {}
-    real = tf.config.list_physical_devices
-    monkeypatch.setattr(
-        tf.config,
-        "list_physical_devices",
-        lambda kind=None: list(seen) if kind == "GPU" else real(kind),
-    )
-    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda gpu: seen[gpu])
-    return seen
-
-
 def test_gpus_are_named_by_the_first_ones_name_and_their_count(gpus):
     gpus.update({"gpu0": {"device_name": "NVIDIA A100"}, "gpu1": {"device_name": "NVIDIA T4"}})
     assert machine.device() == "NVIDIA A100 × 2"
