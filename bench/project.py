@@ -37,6 +37,7 @@ TINY_PARAMS = {
             "keep_original": True,
             "format": "raw",
             "min_visibility": 0.5,
+            "paste": 0.0,
             "transforms": [{"name": "HorizontalFlip", "p": 0.5}],
         },
     },

@@ -38,7 +38,13 @@ from stages.shared.core.paths import (
 from stages.shared.core.seeding import make_rng
 from stages.shared.data import shards
 from stages.shared.data.augmentation import augment_rows, build_pipeline, decode_side
-from stages.shared.data.manifest import input_size, read_manifest, write_json, write_manifest
+from stages.shared.data.manifest import (
+    BOX,
+    input_size,
+    read_manifest,
+    write_json,
+    write_manifest,
+)
 from stages.shared.params.augment import AugmentParams
 
 # `copies: auto` (detection): FEW_COPIES augmented copies of each training frame, MANY_COPIES
@@ -58,6 +64,13 @@ def auto_copies(setting: int | str, train: pd.DataFrame) -> int:
         return int(setting)
     sources = train.loc[train["present"] == 1, "group"].nunique()
     return MANY_COPIES if sources < FEW_SOURCES else FEW_COPIES
+
+
+def paste_bank(train: pd.DataFrame) -> list[tuple[str, tuple[float, ...]]]:
+    """(path, box) of each training frame holding an object, in md5 order: what copy-paste
+    (`augment.detection.paste`) puts into the copies of frames without one."""
+    held = train[train["present"] == 1].sort_values("md5", kind="stable")
+    return [(row["path"], tuple(row[k] for k in BOX)) for row in held.to_dict("records")]
 
 
 def frame_order(train: pd.DataFrame, seed: int) -> pd.DataFrame:
@@ -144,6 +157,10 @@ def main(argv: list[str]) -> None:
         "root": dataset_root(task).as_posix(),  # where the manifest's paths start
         # A large JPEG decodes at reduced scale when the transforms allow (see decode_side).
         "decode_side": decode_side(cfg.transforms, size),
+        # Copy-paste (detection): the training objects a negative frame's copy may receive,
+        # in md5 order (independent of file order).
+        "paste": getattr(cfg, "paste", 0.0),
+        "bank": paste_bank(train) if getattr(cfg, "paste", 0.0) > 0 else [],
     }
     started = time.perf_counter()
     jobs = split_jobs(frame, keep_train, copies_each, base.seed)
@@ -176,6 +193,11 @@ def main(argv: list[str]) -> None:
         "image_size": size,
         "shards": sum(map(len, files.values())),
     }
+    if with_boxes:  # copies of frames without an object that hold one now (or lost it)
+        empty = copies["source"].map(frame.set_index("path")["present"]) == 0
+        report["objects_pasted"] = int(
+            (empty & ((copies["present"] == 1) | (copies["lost"] == 1))).sum()
+        )
     write_json(DATA_REPORTS_DIR / f"augment-{task}.json", report)
     # Speed goes to the log, not the report: the report must be the same bytes on every run.
     print(

@@ -460,3 +460,104 @@ def test_auto_copies_writes_six_copies_of_each_frame_when_objects_are_few(detect
     assert train > 0 and len(copies) == 6 * train == report["copies_written"]
     assert report["copies_per_image"] == 6
     assert copies.groupby("source").size().eq(6).all()
+
+
+def squares_on_noise(root, positives: int = 20, negatives: int = 10):
+    """PNG frames of dark noise (0-40): `positives` of 40×30 with a white 10×10 square at a
+    place of their own, labelled, then `negatives` of 60×36 (another shape) without."""
+    from PIL import Image
+
+    from tests.conftest import labelme
+
+    rng = np.random.default_rng(7)
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    for i in range(positives + negatives):
+        shape = (30, 40, 3) if i < positives else (36, 60, 3)
+        pixels = rng.integers(0, 41, shape, dtype=np.uint8)
+        if i < positives:
+            x, y = 2 + (i * 7) % 27, 2 + (i * 5) % 17
+            pixels[y : y + 10, x : x + 10] = 255
+            doc = labelme([[x, y], [x + 10, y + 10]])
+            (root / "labels" / f"f_{i:02d}.json").write_text(json.dumps(doc))
+        Image.fromarray(pixels).save(root / "images" / f"f_{i:02d}.png")
+
+
+@pytest.fixture
+def squares(workdir):
+    squares_on_noise(workdir / "squares")
+    write_params(
+        workdir,
+        data={"detection": "squares"},
+        split={"near_duplicates": {"max_distance": 0}},
+    )
+    split.main(["detection"])
+    set_augment(workdir, "detection", copies=3, size=40, transforms=[])
+    return workdir
+
+
+def train_copies(workdir) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """The train records (manifest rows, pixels in record order) and the augment report."""
+    out = pd.read_csv(workdir / "data/augmented/detection/manifest.csv")
+    train = out[out["split"] == "train"].reset_index(drop=True)
+    pixels = read_pixels(workdir / "data/augmented/detection", "train")
+    report = json.loads((workdir / "reports/data/augment-detection.json").read_text())
+    return train, pixels, report
+
+
+def test_copy_paste_puts_a_training_object_into_copies_of_empty_frames(squares):
+    set_augment(squares, "detection", paste=1.0)
+    augment.main(["detection"])
+    train, pixels, report = train_copies(squares)
+    present = pd.read_csv(squares / "data/split/detection.csv").set_index("path")["present"]
+    is_copy = train["path"] != train["source"]
+    empty = is_copy & (train["source"].map(present) == 0)
+    assert empty.sum() >= 6 and report["objects_pasted"] == empty.sum()
+    # Originals stay as they were: negatives among them.
+    assert (train.loc[~is_copy, "present"] == train.loc[~is_copy, "source"].map(present)).all()
+    for index in np.flatnonzero(empty):
+        row, image = train.loc[index], pixels[index]
+        assert row["present"] == 1
+        # The same share of the frame as the square in its source: 10/40 by 10/30.
+        assert row["x2"] - row["x1"] == pytest.approx(10 / 40, abs=1e-4)
+        assert row["y2"] - row["y1"] == pytest.approx(10 / 30, abs=1e-4)
+        x1, y1, x2, y2 = (row[k] * 40 for k in ("x1", "y1", "x2", "y2"))
+        inside = image[round(y1) + 1 : round(y2) - 1, round(x1) + 1 : round(x2) - 1]
+        assert inside.min() > 200, "the box holds the white square"
+        outside = np.ones((40, 40), bool)  # beyond the box and its fading margin (quarter)
+        outside[max(int(y1 - 4), 0) : int(y2 + 5), max(int(x1 - 4), 0) : int(x2 + 5)] = False
+        assert image[outside].max() <= 40, "nothing else of the source frame came along"
+
+
+def test_copy_paste_reaches_its_share_of_copies_and_follows_the_seed(squares):
+    counts = {}
+    for share in (0.0, 0.5):
+        set_augment(squares, "detection", paste=share)
+        augment.main(["detection"])
+        train, _, report = train_copies(squares)
+        present = pd.read_csv(squares / "data/split/detection.csv").set_index("path")["present"]
+        empty = (train["path"] != train["source"]) & (train["source"].map(present) == 0)
+        counts[share] = (int(train.loc[empty, "present"].sum()), int(empty.sum()))
+        assert report["objects_pasted"] == counts[share][0]
+    assert counts[0.0][0] == 0
+    pasted, empty = counts[0.5]
+    assert 0.2 * empty <= pasted <= 0.8 * empty
+    first = tree_digest(squares / "data/augmented/detection")
+    set_augment(squares, "detection", workers=2)
+    augment.main(["detection"])
+    assert tree_digest(squares / "data/augmented/detection") == first
+
+
+def test_a_pasted_object_cropped_away_is_counted_lost(squares):
+    crop = {"name": "RandomCrop", "height": 12, "width": 12, "p": 1.0}
+    set_augment(squares, "detection", paste=1.0, transforms=[crop])
+    augment.main(["detection"])
+    train, _, report = train_copies(squares)
+    present = pd.read_csv(squares / "data/split/detection.csv").set_index("path")["present"]
+    empty = (train["path"] != train["source"]) & (train["source"].map(present) == 0)
+    # Every copy of an empty frame got an object (paste: 1.0); those now empty lost it.
+    copies = train["path"] != train["source"]
+    lost = copies & (train["present"] == 0)
+    assert 0 < (lost & empty).sum() < empty.sum()
+    assert report["objects_pasted"] == empty.sum()
+    assert report["boxes_lost"] == lost.sum()

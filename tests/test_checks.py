@@ -184,6 +184,7 @@ def flipped_frames(workdir, count: int = 12):
                 "keep_original": False,
                 "format": "png",
                 "min_visibility": 0.5,
+                "paste": 0.0,
                 "transforms": [{"name": "HorizontalFlip", "p": 1.0}],
             }
         },

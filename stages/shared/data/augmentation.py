@@ -173,6 +173,58 @@ def augment(
     return out["image"], new_box
 
 
+def paste_object(
+    frame: np.ndarray, source: np.ndarray, box: tuple[float, ...], rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Copy-paste: `frame` with the object at the normalised `box` of `source` pasted in at
+    a random place, at the same share of the frame's sides as in its source, and that new box.
+
+    The cut takes a margin of a quarter of the box's sides around it, which fades linearly
+    from the box's edge to the cut's, so the pasted object carries no hard rectangular seam.
+    """
+    from PIL import Image
+
+    src_h, src_w = source.shape[:2]
+    height, width = frame.shape[:2]
+    x1, y1, x2, y2 = box[0] * src_w, box[1] * src_h, box[2] * src_w, box[3] * src_h
+    margin_x, margin_y = (x2 - x1) / 4, (y2 - y1) / 4
+    cx1, cy1 = max(int(x1 - margin_x), 0), max(int(y1 - margin_y), 0)
+    cx2, cy2 = min(math.ceil(x2 + margin_x), src_w), min(math.ceil(y2 + margin_y), src_h)
+    scale_x, scale_y = width / src_w, height / src_h
+    cut_w = min(max(round((cx2 - cx1) * scale_x), 1), width)
+    cut_h = min(max(round((cy2 - cy1) * scale_y), 1), height)
+    cut = np.asarray(
+        Image.fromarray(source[cy1:cy2, cx1:cx2]).resize((cut_w, cut_h), Image.BILINEAR),
+        dtype=np.float32,
+    )
+    # The box inside the cut, in the cut's pixels.
+    bx1, by1 = (x1 - cx1) * scale_x, (y1 - cy1) * scale_y
+    bx2, by2 = (x2 - cx1) * scale_x, (y2 - cy1) * scale_y
+
+    def ramp(count: int, low: float, high: float) -> np.ndarray:
+        """1 between low and high, falling linearly to 0 at the cut's edges."""
+        at = np.arange(count, dtype=np.float32) + 0.5
+        rise = np.clip(at / low, 0, 1) if low > 0.5 else np.ones(count, np.float32)
+        fall = np.clip((count - at) / (count - high), 0, 1) if count - high > 0.5 else 1.0
+        return np.minimum(rise, fall)
+
+    alpha = (ramp(cut_h, by1, by2)[:, None] * ramp(cut_w, bx1, bx2)[None, :])[..., None]
+    left = int(rng.integers(0, width - cut_w + 1))
+    top = int(rng.integers(0, height - cut_h + 1))
+    out = frame.copy()
+    region = out[top : top + cut_h, left : left + cut_w].astype(np.float32)
+    out[top : top + cut_h, left : left + cut_w] = np.rint(
+        alpha * cut + (1 - alpha) * region
+    ).astype(np.uint8)
+    pasted = (
+        (left + bx1) / width,
+        (top + by1) / height,
+        min((left + bx2) / width, 1.0),
+        min((top + by2) / height, 1.0),
+    )
+    return out, tuple(round(float(v), 6) for v in pasted)
+
+
 # --- running a pipeline over manifest rows, in worker processes ---
 
 _worker: dict[str, Any] = {}
@@ -244,15 +296,37 @@ def _copies(row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
     for copy in range(1, cfg["copies"] + 1):
         seed = derive_seed(cfg["seed"], row["md5"], copy)
         file = (Path(cfg.get("root", "")) / row["path"]).as_posix()
-        pixels, new_box = _augment_copy(cfg, image, box, seed, file)
+        frame, frame_box = image, box
+        if box is None and cfg.get("paste", 0.0) > 0 and cfg.get("bank"):
+            rng = np.random.default_rng(derive_seed(seed, "paste"))
+            if rng.random() < cfg["paste"]:
+                source, source_box = _bank_object(cfg, int(rng.integers(len(cfg["bank"]))))
+                frame, frame_box = paste_object(image, source, source_box, rng)
+        pixels, new_box = _augment_copy(cfg, frame, frame_box, seed, file)
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         new = {**row, "path": None, "md5": hashlib.md5(pixels.tobytes()).hexdigest()}
         new.update(width=pixels.shape[1], height=pixels.shape[0])
         if cfg["with_boxes"]:
-            new.update(present=int(new_box is not None), lost=int(box is not None and not new_box))
+            lost = int(frame_box is not None and not new_box)
+            new.update(present=int(new_box is not None), lost=lost)
             new.update(zip(BOX, new_box or (0.0, 0.0, 0.0, 0.0), strict=True))
         out.append((pixels, new))
     return out
+
+
+def _bank_object(cfg: dict[str, Any], index: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The frame and box of the copy-paste bank's object `index`, decoded once a process."""
+    from stages.shared.data.images import ImageError, read_rgb
+
+    cached = cfg.setdefault("bank_images", {})
+    if index not in cached:
+        path = cfg["bank"][index][0]
+        file = (Path(cfg.get("root", "")) / path).as_posix()
+        try:
+            cached[index] = read_rgb(file, cfg["decode_side"])
+        except (ImageError, OSError) as err:
+            raise _changed(file, err) from None
+    return cached[index], tuple(cfg["bank"][index][1])
 
 
 def augment_rows(

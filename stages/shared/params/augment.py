@@ -21,6 +21,9 @@ class AugmentClassification(Section):
 class AugmentDetection(AugmentClassification):
     copies: Copies
     min_visibility: float = Field(ge=0.0, le=1.0, description="box share that must survive")
+    paste: float = Field(
+        ge=0.0, le=1.0, description="share of a negative frame's copies given a pasted object"
+    )
 
 
 class AugmentParams(Section):
