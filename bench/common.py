@@ -138,3 +138,35 @@ def machine() -> str:
     return (
         f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB RAM, no GPU used, {platform.platform()}"
     )
+
+
+def stage_epoch(model_name: str, **overrides) -> tuple:
+    """(In a probe's process, cwd: a project after augment.) The training stage's own data
+    and model for `model_name`, with `overrides` over its params section, and one timed
+    epoch of it after a traced warm-up: (model, task, cfg, size, training rows, seconds)."""
+    from bench.vs_tutorial import EpochTimer
+    from stages.shared.data.manifest import input_size, read_manifest
+    from stages.shared.params.sections import load_params
+    from stages.shared.training import inputs, loop
+
+    if model_name == "classifier":
+        from stages.train_classifier import Classifier as Task
+    else:
+        from stages.train_detector import Detector as Task
+    task_name = "classification" if model_name == "classifier" else "detection"
+    cfg, base = load_params(f"train_{model_name}"), load_params("base")
+    cfg = cfg.model_copy(update=overrides)
+    manifest = f"data/augmented/{task_name}/manifest.csv"
+    frame = read_manifest(Path(manifest), task_name)
+    size = input_size(getattr(base.image_size, task_name), frame)
+    seed = loop.training_seed(base, cfg)
+    task = Task(cfg, frame)
+    rows, data = inputs.train_val_data(
+        frame, manifest, task.targets, size, cfg, seed, cfg.batch_size
+    )
+    model = task.build(size)
+    task.compile(model, cfg.learning_rate, False)
+    model.fit(data["train"](range(1)), steps_per_epoch=2, epochs=1, verbose=0)  # trace once
+    timer = EpochTimer()  # the epoch alone, without fit's own set-up
+    model.fit(data["train"](range(1)), epochs=1, verbose=0, callbacks=[timer])
+    return model, task, cfg, size, rows, timer.seconds[0]

@@ -61,38 +61,17 @@ def train_and_infer(model_name: str) -> dict:
     default training and batched inference of `model_name`, with its FLOPs per image."""
     import numpy as np
 
-    from bench.vs_tutorial import EpochTimer
-    from stages.shared.data.manifest import input_size, read_manifest
+    from bench.common import stage_epoch
     from stages.shared.models.cost import count_flops
-    from stages.shared.params.sections import load_params
-    from stages.shared.training import inputs, loop
 
-    if model_name == "classifier":
-        from stages.train_classifier import Classifier as Task
-    else:
-        from stages.train_detector import Detector as Task
-    task_name = "classification" if model_name == "classifier" else "detection"
-    cfg, base = load_params(f"train_{model_name}"), load_params("base")
-    manifest = f"data/augmented/{task_name}/manifest.csv"
-    frame = read_manifest(Path(manifest), task_name)
-    size = input_size(getattr(base.image_size, task_name), frame)
-    seed = loop.training_seed(base, cfg)
-    task = Task(cfg, frame)
-    train_rows, data = inputs.train_val_data(
-        frame, manifest, task.targets, size, cfg, seed, cfg.batch_size
-    )
-    model = task.build(size)
-    task.compile(model, cfg.learning_rate, False)
-    model.fit(data["train"](range(1)), steps_per_epoch=2, epochs=1, verbose=0)  # trace once
-    timer = EpochTimer()
-    model.fit(data["train"](range(1)), epochs=1, verbose=0, callbacks=[timer])
+    model, task, cfg, size, train_rows, epoch_s = stage_epoch(model_name)
     flops = count_flops(model, size)
     result = {
         "size": size,
         "batch_size": cfg.batch_size,
         "flops_per_image": flops,
         "train_images": len(train_rows),
-        "epoch_s": timer.seconds[0],
+        "epoch_s": epoch_s,
     }
     import tensorflow as tf
 

@@ -40,7 +40,6 @@ import numpy as np
 from bench.common import ROOT, project_params, row, run_measured, stage_command, timed
 from bench.project import dvc as run_dvc
 from bench.project import git, new_pipeline_repo
-from bench.vs_tutorial import EpochTimer
 
 PATTERN = r"_face(\d+)"  # the sample's face id: copies of a face stay in one split
 TARGET_PER_IMAGE = 1.15
@@ -181,29 +180,10 @@ def epoch_probe(project: Path) -> dict:
 def one_epoch(project: Path, out: Path) -> None:
     """(In the probe's process.) One epoch of the stage's own data and model, `cache: none`."""
     os.chdir(project)
-    import keras
+    from bench.common import stage_epoch
 
-    from stages.shared.data.manifest import input_size, read_manifest
-    from stages.shared.params.sections import load_params
-    from stages.shared.training import inputs, loop
-    from stages.train_detector import Detector
-
-    cfg, base = load_params("train_detector"), load_params("base")
-    cfg = cfg.model_copy(update={"cache": "none"})
-    manifest = "data/augmented/detection/manifest.csv"
-    frame = read_manifest(Path(manifest), "detection")
-    size = input_size(base.image_size.detection, frame)
-    seed = loop.training_seed(base, cfg)
-    task = Detector(cfg, frame)
-    train_rows, data = inputs.train_val_data(
-        frame, manifest, task.targets, size, cfg, seed, cfg.batch_size
-    )
-    model = task.build(size)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), localization=cfg.localization_loss)
-    model.fit(data["train"](range(1)), steps_per_epoch=2, epochs=1, verbose=0)  # trace once
-    timer = EpochTimer()  # the epoch alone, without fit's own set-up (see input_pipeline)
-    model.fit(data["train"](range(1)), epochs=1, verbose=0, callbacks=[timer])
-    out.write_text(json.dumps({"epoch_s": timer.seconds[0], "images": len(train_rows)}))
+    *_, train_rows, epoch_s = stage_epoch("detector", cache="none")
+    out.write_text(json.dumps({"epoch_s": epoch_s, "images": len(train_rows)}))
 
 
 def measure(scale: int, work: Path, sample: Path) -> dict:
