@@ -78,8 +78,12 @@ def run_lever(project: Path, changes: dict, seed: int | None) -> dict:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     report, seconds = evaluate_run(project, "detector")
     meta = json.loads((project / "models/detector.json").read_text())
+    data = json.loads((project / "reports/data/detection.json").read_text())
     return {
         "seed": seed,
+        "images": data["images"],
+        "skipped": data["skipped"]["count"],
+        "test_images": report["test_images"],
         **{key: report[key] for key in KEYS},
         "ci95": {key: report["ci95"][key] for key in KEYS},
         "baseline_presence_accuracy": report["baseline"]["mean_box"]["presence_accuracy"],
