@@ -8,10 +8,13 @@ lever: each test metric's mean and range over the seeds, the base seed's 95 % in
 presence accuracy over its constant baseline (always "present"), the minutes of a run.
 
     python -m bench.recipe_levers [--seeds 3] [--only NAME[,NAME]] [--render]
+    python -m bench.recipe_levers --to-recipe-check
 
 Writes bench/recipe_levers.json (every run, merged over invocations: `--only` re-measures the
 named levers; a lever's seeds already recorded with the same params are kept, so `--seeds 3`
-after `--seeds 1` runs seeds 1 and 2 only) and bench/RECIPE_LEVERS.md.
+after `--seeds 1` runs seeds 1 and 2 only) and bench/RECIPE_LEVERS.md. `--to-recipe-check`
+writes the default lever's runs (the committed params, seeds base, 1, 2) as `make
+recipe-check`'s result for the dataset: the runs it would make.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ import yaml
 
 from bench.common import ROOT, machine, project_params
 from bench.levers import set_dotted
-from bench.recipe_check import WORK, evaluate_run, new_project, over_seeds
+from bench.recipe_check import (
+    WORK,
+    evaluate_run,
+    holds,
+    new_project,
+    over_seeds,
+    targets_of,
+    write_report,
+)
 from bench.recipe_data import GROUP_PATTERNS, MAKERS
 
 DATASET = "small-faces"
@@ -145,13 +156,61 @@ def render(record: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def recipe_check_entry(record: dict) -> dict:
+    """The default lever's runs as `make recipe-check`'s result for the dataset: the same
+    pipeline, committed params and training seeds (base, 1, 2, ...) that
+    `make recipe-check ONLY=small-faces` trains, so the same numbers."""
+    runs = record["levers"]["default"]["runs"]
+    keys = list(targets_of(DATASET, "detection"))
+    data = next((run for run in runs if "images" in run), None)
+    if data is None:
+        raise SystemExit("--to-recipe-check: no default run records its dataset; run one")
+
+    def scores(run: dict) -> dict:
+        over = round(run["presence_accuracy"] - run["baseline_presence_accuracy"], 4)
+        return {**{key: run[key] for key in keys if key in run}, "presence_over_baseline": over}
+
+    rows = [
+        {"seed": "base" if run["seed"] is None else run["seed"], **scores(run),
+         "seconds": round(run["minutes"] * 60, 1)}
+        for run in runs
+    ]  # fmt: skip
+    base = runs[0]
+    found = {
+        "dataset": DATASET,
+        "task": "detection",
+        **{key: data[key] for key in ("images", "skipped", "test_images")},
+        "seconds": rows[0]["seconds"],
+        **scores(base),
+        "ci95": {key: base["ci95"].get(key) for key in keys},
+        "seeds": {"runs": rows, **over_seeds(rows, keys)},
+        "measured_by": "python -m bench.recipe_levers (its default lever: the committed params)",
+        "date": record["date"],
+        "machine": record["machine"],
+    }
+    found["holds"] = holds(found)
+    return found
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", default="", help="levers to (re-)measure, comma-separated")
     parser.add_argument("--render", action="store_true", help="rewrite the table, run nothing")
+    parser.add_argument(
+        "--to-recipe-check",
+        action="store_true",
+        help=f"write the default lever's runs as the recipe check's {DATASET} result, run nothing",
+    )
     args = parser.parse_args(argv)
     record = json.loads(RECORD.read_text()) if RECORD.exists() else {"levers": {}}
+    if args.to_recipe_check:
+        checked = ROOT / "bench/recipe_check.json"
+        results = json.loads(checked.read_text())["results"]
+        results[DATASET] = recipe_check_entry(record)
+        checked.write_text(json.dumps({"results": results}, indent=2) + "\n")
+        write_report(results)
+        return
     if not args.render:
         only = [name for name in args.only.split(",") if name]
         unknown = sorted(set(only) - set(LEVERS))

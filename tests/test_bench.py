@@ -294,3 +294,34 @@ def test_recipe_levers_keep_recorded_seeds_of_the_same_params_and_average_them()
     assert cells[4] == "0.650 (0.600–0.700); seed 0: 0.500–0.700"
     assert cells[6] == "+0.080 (+0.060–+0.100)"  # presence over the constant answer
     assert cells[7:] == ["176", "40/40", "30.0"]
+
+
+def test_the_default_levers_runs_become_the_recipe_checks_result_judged_by_its_targets():
+    from bench.recipe_levers import recipe_check_entry
+
+    data = {"images": 600, "skipped": 2, "test_images": 90}
+    runs = [
+        lever_run(None, 0.95, 0.80, 0.93, constant=0.8),  # dataset counts not recorded
+        {**lever_run(1, 0.91, 0.76, 0.92, constant=0.8), **data},
+        {**lever_run(2, 0.87, 0.74, 0.90, constant=0.8), **data},
+    ]
+    record = {"date": "2026-12-03", "machine": "here", "levers": {
+        "default": {"changes": {}, "runs": runs},
+        "3 copies": {"changes": {"augment.detection.copies": 3}, "runs": runs[:1]},
+    }}  # fmt: skip
+    found = recipe_check_entry(record)
+    assert {k: found[k] for k in data} == data
+    assert [run["seed"] for run in found["seeds"]["runs"]] == ["base", 1, 2]
+    assert found["ap50"] == 0.95 and found["ci95"]["ap50"] == {"low": 0.85, "high": 1.05}
+    assert found["seeds"]["ap50"]["mean"] == pytest.approx(0.91)
+    assert found["seeds"]["mean_iou"] == {"mean": pytest.approx(0.7667, abs=1e-4), "low": 0.74,
+                                          "high": 0.8}  # fmt: skip
+    # presence over the constant answer: +0.13, +0.12, +0.10 — mean 0.1167 ≥ 0.10
+    assert found["seeds"]["presence_over_baseline"]["low"] == pytest.approx(0.10)
+    assert found["holds"] and found["seeds"]["runs"][0]["seconds"] == 1800.0
+    runs[2]["presence_accuracy"] = 0.83  # +0.03: mean over seeds 0.0933 < 0.10
+    assert not recipe_check_entry(record)["holds"]
+    for run in runs[1:]:
+        del run["images"]
+    with pytest.raises(SystemExit, match="no default run records its dataset"):
+        recipe_check_entry(record)
