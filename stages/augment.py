@@ -49,21 +49,27 @@ from stages.shared.params.augment import AugmentParams
 
 # `copies: auto` (detection): FEW_COPIES augmented copies of each training frame, MANY_COPIES
 # when the frames with an object show fewer than FEW_SOURCES distinct objects (sources, as
-# split.group_by names them). With few objects the augmented views are most of the variety
-# the model sees: on the recipe check's `coins` (16 coins in training) 6 copies raised test
-# AP50 by 0.07 over 3 (mean of four seeds), on the sample (67 faces) by 0.02 (one seed), for
-# 1.75x the training time. The threshold sits between the two (bench/HISTORY.md).
-FEW_COPIES, MANY_COPIES, FEW_SOURCES = 3, 6, 32
+# split.group_by names them), or when the objects are small: the median training box under
+# SMALL_AREA of its frame (the bound of evaluate's "small" slice). The augmented views are
+# most of the variety the model sees when objects are few, or when each covers a few pixels
+# of its frame. On the recipe check's `coins` (16 coins in training) 6 copies raised test AP50
+# by 0.07 over 3 (mean of four seeds); on the sample (67 faces, median box 13.5 % of the
+# frame) by 0.02 (one seed), for 1.75x the training time; on `small-faces` (65 faces, median
+# box 1.5 %) by SMALL_FACES_GAIN (bench/RECIPE_LEVERS.md).
+FEW_COPIES, MANY_COPIES, FEW_SOURCES, SMALL_AREA = 3, 6, 32, 0.05
 
 
 def auto_copies(setting: int | str, train: pd.DataFrame) -> int:
-    """Augmented copies per training image: `setting`, or for `auto` from the number of
-    distinct sources among the training frames that hold an object (`group` of the split
-    manifest; with `group_by: none` every frame is its own source)."""
+    """Augmented copies per training image: `setting`, or for `auto` from the training frames
+    that hold an object: the number of distinct sources among them (`group` of the split
+    manifest; with `group_by: none` every frame is its own source) and their boxes' median
+    share of the frame's area."""
     if setting != "auto":
         return int(setting)
-    sources = train.loc[train["present"] == 1, "group"].nunique()
-    return MANY_COPIES if sources < FEW_SOURCES else FEW_COPIES
+    held = train[train["present"] == 1]
+    sources = held["group"].nunique()
+    area = ((held["x2"] - held["x1"]) * (held["y2"] - held["y1"])).median()
+    return MANY_COPIES if sources < FEW_SOURCES or area < SMALL_AREA else FEW_COPIES
 
 
 def paste_bank(train: pd.DataFrame) -> list[tuple[str, tuple[float, ...]]]:

@@ -422,12 +422,17 @@ def test_augment_shows_a_progress_bar_of_train_images(workdir, monkeypatch, caps
     assert f"| {train}/{train} [" in first and first.endswith("image/s]")
 
 
-def frames(sources: list[str], negatives: int) -> pd.DataFrame:
+def frames(sources: list[str], negatives: int, areas=(0.16,)) -> pd.DataFrame:
     """Training rows of a split manifest: one frame with an object per entry of `sources`
-    (its group), and `negatives` frames without one, each its own group as split makes it."""
+    (its group), its box a square of the next share of the frame's area in `areas` (cycled),
+    and `negatives` frames without one, each its own group as split makes it."""
     present = [1] * len(sources) + [0] * negatives
     groups = [*sources, *(f"md5-{i}" for i in range(negatives))]
-    return pd.DataFrame({"present": present, "group": groups, "split": "train"})
+    sides = [areas[i % len(areas)] ** 0.5 for i in range(len(sources))] + [0.0] * negatives
+    frame = pd.DataFrame({"present": present, "group": groups, "split": "train"})
+    frame["x1"], frame["y1"] = 0.1, 0.2
+    frame["x2"], frame["y2"] = 0.1 + np.array(sides), 0.2 + np.array(sides)
+    return frame
 
 
 @pytest.mark.parametrize(
@@ -442,9 +447,19 @@ def frames(sources: list[str], negatives: int) -> pd.DataFrame:
         (frames([f"face{i % 8}" for i in range(40)], 200), 6),
         # 67 faces (the sample): 3.
         (frames([f"face{i % 67}" for i in range(290)], 46), 3),
+        # Small objects: the median box under 5 % of the frame (`small-faces`: 1.5 %), however
+        # many there are; at 5 % they are not small. Negatives do not count.
+        (frames([f"face{i % 65}" for i in range(336)], 84, areas=(0.015,)), 6),
+        (frames([f"face{i}" for i in range(40)], 400, areas=(0.0499,)), 6),
+        (frames([f"face{i}" for i in range(40)], 0, areas=(0.05,)), 3),
+        (frames([f"face{i}" for i in range(40)], 400, areas=(0.1,)), 3),
+        # The median, not the mean: three small boxes and two large ones are small ...
+        (frames([f"face{i}" for i in range(40)], 0, areas=(0.01, 0.02, 0.5, 0.03, 0.6)), 6),
+        # ... and two small ones among three large ones are not.
+        (frames([f"face{i}" for i in range(40)], 0, areas=(0.01, 0.06, 0.07, 0.02, 0.08)), 3),
     ],
 )
-def test_auto_copies_come_from_the_number_of_distinct_objects(train, expected):
+def test_auto_copies_come_from_the_number_of_distinct_objects_and_their_size(train, expected):
     assert augment.auto_copies("auto", train) == expected
     assert augment.auto_copies(4, train) == 4
 
