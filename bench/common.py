@@ -144,7 +144,6 @@ def stage_epoch(model_name: str, **overrides) -> tuple:
     """(In a probe's process, cwd: a project after augment.) The training stage's own data
     and model for `model_name`, with `overrides` over its params section, and one timed
     epoch of it after a traced warm-up: (model, task, cfg, size, training rows, seconds)."""
-    from bench.vs_tutorial import EpochTimer
     from stages.shared.data.manifest import input_size, read_manifest
     from stages.shared.params.sections import load_params
     from stages.shared.training import inputs, loop
@@ -170,3 +169,22 @@ def stage_epoch(model_name: str, **overrides) -> tuple:
     timer = EpochTimer()  # the epoch alone, without fit's own set-up
     model.fit(data["train"](range(1)), epochs=1, verbose=0, callbacks=[timer])
     return model, task, cfg, size, rows, timer.seconds[0]
+
+
+class EpochTimer:
+    """Wall time of each epoch (a Keras callback, built lazily so TF loads only when used)."""
+
+    def __new__(cls):
+        import keras
+
+        class Timer(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.seconds = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self.started)
+
+        return Timer()

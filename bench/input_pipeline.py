@@ -8,8 +8,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from bench.common import project_params, row, temp_project, timed
-from bench.vs_tutorial import EpochTimer
+from bench.common import EpochTimer, project_params, row, temp_project, timed
 from stages import augment, sample, split
 
 TARGET_EPOCH = 1.10  # streamed or cached epoch / in-memory epoch

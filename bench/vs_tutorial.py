@@ -10,32 +10,12 @@ random augmentation layers inside the model, recomputed every epoch. Both train 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from bench.common import project_params, row, temp_project
+from bench.common import EpochTimer, project_params, row, temp_project
 from stages import augment, sample, split
 
 EPOCHS = 6
-
-
-class EpochTimer:
-    """Wall time of each epoch (a Keras callback, built lazily so TF loads only when used)."""
-
-    def __new__(cls):
-        import keras
-
-        class Timer(keras.callbacks.Callback):
-            def on_train_begin(self, logs=None):
-                self.seconds = []
-
-            def on_epoch_begin(self, epoch, logs=None):
-                self.started = time.perf_counter()
-
-            def on_epoch_end(self, epoch, logs=None):
-                self.seconds.append(time.perf_counter() - self.started)
-
-        return Timer()
 
 
 def tutorial_folder(rows, root: Path) -> Path:
