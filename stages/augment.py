@@ -55,7 +55,8 @@ from stages.shared.params.augment import AugmentParams
 # of its frame. On the recipe check's `coins` (16 coins in training) 6 copies raised test AP50
 # by 0.07 over 3 (mean of four seeds); on the sample (67 faces, median box 13.5 % of the
 # frame) by 0.02 (one seed), for 1.75x the training time; on `small-faces` (65 faces, median
-# box 1.5 %) by SMALL_FACES_GAIN (bench/RECIPE_LEVERS.md).
+# box 1.5 %) AP50 by 0.07 and mean IoU by 0.04, every seed of three above the best with 3
+# copies, for about 1.5x the training time (bench/RECIPE_LEVERS.md).
 FEW_COPIES, MANY_COPIES, FEW_SOURCES, SMALL_AREA = 3, 6, 32, 0.05
 
 
