@@ -173,33 +173,41 @@ def augment(
     return out["image"], new_box
 
 
-def paste_object(
-    frame: np.ndarray, source: np.ndarray, box: tuple[float, ...], rng: np.random.Generator
-) -> tuple[np.ndarray, tuple[float, ...]]:
-    """Copy-paste: `frame` with the object at the normalised `box` of `source` pasted in at
-    a random place, at the same share of the frame's sides as in its source, and that new box.
-
-    The cut takes a margin of a quarter of the box's sides around it, which fades linearly
-    from the box's edge to the cut's, so the pasted object carries no hard rectangular seam.
-    """
-    from PIL import Image
-
+def object_cut(source: np.ndarray, box: tuple[float, ...]) -> tuple[np.ndarray, tuple]:
+    """What copy-paste takes of a frame: its pixels around the normalised `box` with a margin
+    of a quarter of the box's sides (within the frame), and (the cut's left, top, right, bottom
+    as shares of the frame, the box as shares of the frame), for `paste_cut`."""
     src_h, src_w = source.shape[:2]
-    height, width = frame.shape[:2]
     x1, y1, x2, y2 = box[0] * src_w, box[1] * src_h, box[2] * src_w, box[3] * src_h
     margin_x, margin_y = (x2 - x1) / 4, (y2 - y1) / 4
     cx1, cy1 = max(int(x1 - margin_x), 0), max(int(y1 - margin_y), 0)
     cx2, cy2 = min(math.ceil(x2 + margin_x), src_w), min(math.ceil(y2 + margin_y), src_h)
-    scale_x, scale_y = width / src_w, height / src_h
-    cut_w = min(max(round((cx2 - cx1) * scale_x), 1), width)
-    cut_h = min(max(round((cy2 - cy1) * scale_y), 1), height)
+    where = (cx1 / src_w, cy1 / src_h, cx2 / src_w, cy2 / src_h)
+    return source[cy1:cy2, cx1:cx2].copy(), (where, tuple(box))
+
+
+def paste_cut(
+    frame: np.ndarray, cut_of: tuple[np.ndarray, tuple], rng: np.random.Generator
+) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Copy-paste: `frame` with what `object_cut` took of another frame pasted in at a random
+    place, at the same share of the frame's sides as in its source, and the object's new box.
+
+    The cut's margin fades linearly from the box's edge to the cut's, so the pasted object
+    carries no hard rectangular seam.
+    """
+    from PIL import Image
+
+    pixels, ((cx1, cy1, cx2, cy2), (x1, y1, x2, y2)) = cut_of
+    height, width = frame.shape[:2]
+    # The same share of this frame's sides as of the source's.
+    cut_w = min(max(round((cx2 - cx1) * width), 1), width)
+    cut_h = min(max(round((cy2 - cy1) * height), 1), height)
     cut = np.asarray(
-        Image.fromarray(source[cy1:cy2, cx1:cx2]).resize((cut_w, cut_h), Image.BILINEAR),
-        dtype=np.float32,
+        Image.fromarray(pixels).resize((cut_w, cut_h), Image.BILINEAR), dtype=np.float32
     )
     # The box inside the cut, in the cut's pixels.
-    bx1, by1 = (x1 - cx1) * scale_x, (y1 - cy1) * scale_y
-    bx2, by2 = (x2 - cx1) * scale_x, (y2 - cy1) * scale_y
+    bx1, by1 = (x1 - cx1) * width, (y1 - cy1) * height
+    bx2, by2 = (x2 - cx1) * width, (y2 - cy1) * height
 
     def ramp(count: int, low: float, high: float) -> np.ndarray:
         """1 between low and high, falling linearly to 0 at the cut's edges."""
@@ -300,8 +308,8 @@ def _copies(row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
         if box is None and cfg.get("paste", 0.0) > 0 and cfg.get("bank"):
             rng = np.random.default_rng(derive_seed(seed, "paste"))
             if rng.random() < cfg["paste"]:
-                source, source_box = _bank_object(cfg, int(rng.integers(len(cfg["bank"]))))
-                frame, frame_box = paste_object(image, source, source_box, rng)
+                cut = _bank_object(cfg, int(rng.integers(len(cfg["bank"]))))
+                frame, frame_box = paste_cut(image, cut, rng)
         pixels, new_box = _augment_copy(cfg, frame, frame_box, seed, file)
         pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
         new = {**row, "path": None, "md5": hashlib.md5(pixels.tobytes()).hexdigest()}
@@ -314,19 +322,20 @@ def _copies(row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
     return out
 
 
-def _bank_object(cfg: dict[str, Any], index: int) -> tuple[np.ndarray, tuple[float, ...]]:
-    """The frame and box of the copy-paste bank's object `index`, decoded once a process."""
+def _bank_object(cfg: dict[str, Any], index: int) -> tuple[np.ndarray, tuple]:
+    """The copy-paste bank's object `index` as `object_cut` gives it, decoded once a process
+    (only the cut is kept: a few kB, not the frame)."""
     from stages.shared.data.images import ImageError, read_rgb
 
     cached = cfg.setdefault("bank_images", {})
     if index not in cached:
-        path = cfg["bank"][index][0]
+        path, box = cfg["bank"][index]
         file = (Path(cfg.get("root", "")) / path).as_posix()
         try:
-            cached[index] = read_rgb(file, cfg["decode_side"])
+            cached[index] = object_cut(read_rgb(file, cfg["decode_side"]), tuple(box))
         except (ImageError, OSError) as err:
             raise _changed(file, err) from None
-    return cached[index], tuple(cfg["bank"][index][1])
+    return cached[index]
 
 
 def augment_rows(
