@@ -138,6 +138,7 @@ def main(argv: list[str]) -> None:
     where = f"augment.{task}.transforms"
     with_boxes = task == "detection"
     min_visibility = getattr(cfg, "min_visibility", 0.0)
+    paste = getattr(cfg, "paste", 0.0)
     frame = read_manifest(split_manifest(task), task)
     frame["source"] = frame["path"]
     train = frame[frame["split"] == "train"]
@@ -166,8 +167,8 @@ def main(argv: list[str]) -> None:
         "decode_side": decode_side(cfg.transforms, size),
         # Copy-paste (detection): the training objects a negative frame's copy may receive,
         # in md5 order (independent of file order).
-        "paste": getattr(cfg, "paste", 0.0),
-        "bank": paste_bank(train) if getattr(cfg, "paste", 0.0) > 0 else [],
+        "paste": paste,
+        "bank": paste_bank(train) if paste > 0 else [],
     }
     started = time.perf_counter()
     jobs = split_jobs(frame, keep_train, copies_each, base.seed)

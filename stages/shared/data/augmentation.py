@@ -305,7 +305,7 @@ def _copies(row: dict[str, Any], image: np.ndarray, cfg: dict[str, Any]):
         seed = derive_seed(cfg["seed"], row["md5"], copy)
         file = (Path(cfg.get("root", "")) / row["path"]).as_posix()
         frame, frame_box = image, box
-        if box is None and cfg.get("paste", 0.0) > 0 and cfg.get("bank"):
+        if box is None and cfg.get("bank"):  # a bank only when paste > 0
             rng = np.random.default_rng(derive_seed(seed, "paste"))
             if rng.random() < cfg["paste"]:
                 cut = _bank_object(cfg, int(rng.integers(len(cfg["bank"]))))
