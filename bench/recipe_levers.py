@@ -102,6 +102,7 @@ def run_lever(project: Path, changes: dict, seed: int | None) -> dict:
         "image_size": meta["image_size"],
         "epochs_run": meta["epochs_run"],
         "minutes": round(seconds / 60, 1),
+        "date": time.strftime("%Y-%m-%d"),
     }
 
 
@@ -186,7 +187,7 @@ def recipe_check_entry(record: dict) -> dict:
         "ci95": {key: base["ci95"].get(key) for key in keys},
         "seeds": {"runs": rows, **over_seeds(rows, keys)},
         "measured_by": "python -m bench.recipe_levers (its default lever: the committed params)",
-        "date": record["date"],
+        "date": max(run.get("date", record["date"]) for run in runs),  # its runs', not the file's
         "machine": record["machine"],
     }
     found["holds"] = holds(found)

@@ -356,6 +356,11 @@ def test_the_default_levers_runs_become_the_recipe_checks_result_judged_by_its_t
         "3 copies": {"changes": {"augment.detection.copies": 3}, "runs": runs[:1]},
     }}  # fmt: skip
     found = recipe_check_entry(record)
+    assert found["date"] == "2026-12-03"  # no run dated: the record's
+    runs[0]["date"], runs[1]["date"] = "2026-12-01", "2026-12-02"
+    assert recipe_check_entry(record)["date"] == "2026-12-03"  # an undated run: the record's
+    runs[2]["date"] = "2026-12-02"
+    assert recipe_check_entry(record)["date"] == "2026-12-02"  # the latest run, not the file
     assert {k: found[k] for k in data} == data
     assert [run["seed"] for run in found["seeds"]["runs"]] == ["base", 1, 2]
     assert found["ap50"] == 0.95 and found["ci95"]["ap50"] == {"low": 0.85, "high": 1.05}
