@@ -40,24 +40,26 @@ from stages.shared.data import shards
 from stages.shared.data.augmentation import augment_rows, build_pipeline, decode_side
 from stages.shared.data.manifest import (
     BOX,
+    SMALL_AREA,
     input_size,
+    median_box_area,
     read_manifest,
     write_json,
     write_manifest,
 )
 from stages.shared.params.augment import AugmentParams
 
-# `copies: auto` (detection): FEW_COPIES augmented copies of each training frame, MANY_COPIES
-# when the frames with an object show fewer than FEW_SOURCES distinct objects (sources, as
+# `copies: auto` (detection): FEW_COPIES augmented copies of each training frame, MANY_COPIES when
+# the frames with an object show fewer than FEW_SOURCES distinct objects (sources, as
 # split.group_by names them), or when the objects are small: the median training box under
-# SMALL_AREA of its frame (the bound of evaluate's "small" slice). The augmented views are
-# most of the variety the model sees when objects are few, or when each covers a few pixels
-# of its frame. On the recipe check's `coins` (16 coins in training) 6 copies raised test AP50
-# by 0.07 over 3 (mean of four seeds); on the sample (67 faces, median box 13.5 % of the
-# frame) by 0.02 (one seed), for 1.75x the training time; on `small-faces` (65 faces, median
-# box 1.5 %) AP50 by 0.07 and mean IoU by 0.04, every seed of three above the best with 3
-# copies, for about 1.5x the training time (bench/RECIPE_LEVERS.md).
-FEW_COPIES, MANY_COPIES, FEW_SOURCES, SMALL_AREA = 3, 6, 32, 0.05
+# SMALL_AREA of its frame (manifest.py; the bound of evaluate's "small" slice). The augmented
+# views are most of the variety the model sees when objects are few, or when each covers a few
+# pixels of its frame. On the recipe check's `coins` (16 coins in training) 6 copies raised test
+# AP50 by 0.07 over 3 (mean of four seeds); on the sample (67 faces, median box 13.5 % of the
+# frame) by 0.02 (one seed), for 1.75x the training time; on `small-faces` (65 faces, median box
+# 1.5 %) AP50 by 0.07 and mean IoU by 0.04, every seed of three above the best with 3 copies, for
+# about 1.5x the training time (bench/RECIPE_LEVERS.md).
+FEW_COPIES, MANY_COPIES, FEW_SOURCES = 3, 6, 32
 
 
 def auto_copies(setting: int | str, train: pd.DataFrame) -> int:
@@ -69,8 +71,8 @@ def auto_copies(setting: int | str, train: pd.DataFrame) -> int:
         return int(setting)
     held = train[train["present"] == 1]
     sources = held["group"].nunique()
-    area = ((held["x2"] - held["x1"]) * (held["y2"] - held["y1"])).median()
-    return MANY_COPIES if sources < FEW_SOURCES or area < SMALL_AREA else FEW_COPIES
+    small = median_box_area(held) < SMALL_AREA
+    return MANY_COPIES if sources < FEW_SOURCES or small else FEW_COPIES
 
 
 def paste_bank(train: pd.DataFrame) -> list[tuple[str, tuple[float, ...]]]:

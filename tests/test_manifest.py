@@ -200,6 +200,29 @@ def test_auto_detection_size_gives_the_small_objects_12_pixels_in_multiples_of_8
     assert input_size("auto", wide) == 88
 
 
+def test_auto_detection_size_gives_small_boxes_256_px_or_their_frames_longer_side():
+    def frames(sides: list[float], size: tuple[int, int], height: float = 0.5) -> pd.DataFrame:
+        frame = boxed(sides)
+        frame["width"], frame["height"] = size
+        frame["y2"] = frame["y1"] + height
+        return frame
+
+    # shorter side 0.15 (80 px by the quantile), area 0.15 · 0.3 = 4.5 % of the frame: small
+    assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.3)) == 256
+    assert input_size("auto", frames([0.15] * 10, (400, 300), height=0.3)) == 256
+    assert input_size("auto", frames([0.15] * 10, (200, 150), height=0.3)) == 200  # its side
+    assert input_size("auto", frames([0.15] * 10, (196, 150), height=0.3)) == 200  # up to 8
+    assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.34)) == 80  # 5.1 %
+    # the median decides: two of five boxes of 45 % do not make the others large
+    mixed = frames([0.15] * 3 + [0.9] * 2, (320, 240), height=0.3)
+    assert input_size("auto", mixed) == 256
+    # nor does one small box in five make them small
+    mixed = frames([0.15] + [0.9] * 4, (320, 240), height=0.3)
+    assert input_size("auto", mixed) == 64
+    # the quantile's side stays when it asks more than the frames' own side
+    assert input_size("auto", frames([0.05] * 10, (100, 80), height=0.3)) == 192
+
+
 def test_auto_detection_size_reads_the_training_objects_only():
     train = boxed([0.15] * 10)
     tiny_test = boxed([0.02] * 10, split="test")  # held out: must not steer the model
