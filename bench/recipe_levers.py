@@ -34,6 +34,7 @@ from bench.recipe_check import (
     holds,
     new_project,
     over_seeds,
+    presence_over_constant,
     targets_of,
     write_report,
 )
@@ -140,7 +141,7 @@ def render(record: dict) -> str:
                 f" seed 0: {ci['low']:.3f}–{ci['high']:.3f}"
             )
 
-        over = [run["presence_accuracy"] - run["baseline_presence_accuracy"] for run in runs]
+        over = [presence_over_constant(run) for run in runs]
         changes = ", ".join(f"`{k}: {v}`" for k, v in found["changes"].items()) or "-"
         lines.append(
             f"| {name} | {changes} | {len(runs)} | {cell('ap50')} | {cell('mean_iou')}"
@@ -169,7 +170,7 @@ def recipe_check_entry(record: dict) -> dict:
         raise SystemExit("--to-recipe-check: no default run records its dataset; run one")
 
     def scores(run: dict) -> dict:
-        over = round(run["presence_accuracy"] - run["baseline_presence_accuracy"], 4)
+        over = round(presence_over_constant(run), 4)
         return {**{key: run[key] for key in keys if key in run}, "presence_over_baseline": over}
 
     rows = [
