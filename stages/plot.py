@@ -20,7 +20,6 @@ galleries, histogram and slices have no `dvc.yaml` twin and are drawn with matpl
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from stages.shared.core.paths import (
     model_file,
     section_file,
 )
-from stages.shared.data.manifest import atomic_write_text, write_json
+from stages.shared.data.manifest import atomic_write_text, read_json, write_json
 from stages.shared.evaluation import baselines
 from stages.shared.params.plot import PlotParams
 from stages.shared.review import dvcplots, plotting, summary
@@ -76,14 +75,6 @@ def dvc_figures(cfg, out: Path, model: str, skip: set[str]) -> None:
     specs = dvcplots.specs([plot for plots, _ in mine.values() for plot in plots])
     for name, (plots, columns) in mine.items():
         dvcplots.to_png([specs[plot] for plot in plots], out / name, cfg.dpi, columns)
-
-
-def read_json(path: Path) -> dict:
-    """A report written by an earlier stage, or one line saying which stage to run."""
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found — run `dvc repro` to produce it") from None
 
 
 def evaluation(name: str) -> dict:

@@ -32,6 +32,7 @@ import yaml
 
 from stages.shared.core.cli import UserError, run_stage
 from stages.shared.core.paths import EVAL_DIR, MODELS, WHERE, model_file
+from stages.shared.data.manifest import read_json
 from stages.shared.evaluation.metrics import HEADLINES
 from stages.shared.models.registry import (
     LOCK_FILE,
@@ -63,12 +64,6 @@ def git(*args: str, check: bool = True) -> str:
     if check and done.returncode != 0:
         raise UserError(f"git {' '.join(args)}: {(done.stderr or done.stdout).strip()}")
     return done.stdout
-
-
-def read_json(path: Path) -> dict:
-    if not path.exists():
-        raise UserError(f"{path}: not found — run the pipeline first (`dvc repro`)")
-    return json.loads(path.read_text())
 
 
 def model_meta(model: str) -> dict:

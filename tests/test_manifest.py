@@ -13,6 +13,7 @@ from stages.shared.core.cli import UserError
 from stages.shared.data.manifest import (
     atomic_write_text,
     input_size,
+    read_json,
     read_manifest,
     write_json,
     write_manifest,
@@ -105,6 +106,14 @@ def test_json_keeps_the_key_order_and_ends_with_a_newline(tmp_path):
     text = path.read_text()
     assert text == '{\n  "zeta": 1,\n  "alpha": [\n    1,\n    2\n  ]\n}\n'
     assert json.loads(text) == {"zeta": 1, "alpha": [1, 2]}
+    assert read_json(path) == {"zeta": 1, "alpha": [1, 2]}
+
+
+def test_a_missing_report_says_to_run_the_pipeline_in_one_line(tmp_path):
+    path = tmp_path / "reports" / "eval" / "detector" / "metrics.json"
+    wanted = r"metrics\.json: not found — run `dvc repro` to produce it$"
+    with pytest.raises(UserError, match=wanted):
+        read_json(path)
 
 
 def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):

@@ -66,6 +66,14 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: Path) -> dict:
+    """A JSON report an earlier stage wrote, or one line saying to run the pipeline for it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found — run `dvc repro` to produce it") from None
+
+
 def write_manifest(path: Path, frame: pd.DataFrame, task: str, extra: tuple[str, ...] = ()) -> None:
     """Write a manifest with the task's columns (+ `extra`), in a byte-stable format."""
     frame = frame[COLUMNS[task] + list(extra)]
