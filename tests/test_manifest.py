@@ -216,20 +216,22 @@ def test_auto_detection_size_gives_small_boxes_256_px_or_their_frames_longer_sid
         frame["y2"] = frame["y1"] + height
         return frame
 
-    # shorter side 0.15 (80 px by the quantile), area 0.15 · 0.3 = 4.5 % of the frame: small
-    assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.3)) == 256
-    assert input_size("auto", frames([0.15] * 10, (400, 300), height=0.3)) == 256
-    assert input_size("auto", frames([0.15] * 10, (200, 150), height=0.3)) == 200  # its side
-    assert input_size("auto", frames([0.15] * 10, (196, 150), height=0.3)) == 200  # up to 8
-    assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.34)) == 80  # 5.1 %
+    # shorter side 0.15 (80 px by the quantile), area 0.15 · 0.15 = 2.25 % of the frame: small
+    assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.15)) == 256
+    assert input_size("auto", frames([0.15] * 10, (400, 300), height=0.15)) == 256
+    assert input_size("auto", frames([0.15] * 10, (200, 150), height=0.15)) == 200  # its side
+    assert input_size("auto", frames([0.15] * 10, (196, 150), height=0.15)) == 200  # up to 8
+    assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.17)) == 80  # 2.55 %
+    # boxes like the coins' (a median just under 5 %, evaluate's "small" slice) keep the quantile
+    assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.333)) == 80
     # the median decides: two of five boxes of 45 % do not make the others large
-    mixed = frames([0.15] * 3 + [0.9] * 2, (320, 240), height=0.3)
+    mixed = frames([0.15] * 3 + [0.9] * 2, (320, 240), height=0.15)
     assert input_size("auto", mixed) == 256
     # nor does one small box in five make them small
-    mixed = frames([0.15] + [0.9] * 4, (320, 240), height=0.3)
-    assert input_size("auto", mixed) == 64
+    mixed = frames([0.15] + [0.9] * 4, (320, 240), height=0.15)
+    assert input_size("auto", mixed) == 80  # the quantile's side (12 px on a 0.15 side)
     # the quantile's side stays when it asks more than the frames' own side
-    assert input_size("auto", frames([0.05] * 10, (100, 80), height=0.3)) == 192
+    assert input_size("auto", frames([0.05] * 10, (100, 80), height=0.15)) == 192
 
 
 def test_auto_detection_size_reads_the_training_objects_only():
