@@ -224,7 +224,7 @@ def test_auto_detection_size_gives_small_boxes_256_px_or_their_frames_longer_sid
     assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.17)) == 80  # 2.55 %
     # boxes like the coins' (a median just under 5 %, evaluate's "small" slice) keep the quantile
     assert input_size("auto", frames([0.15] * 10, (320, 240), height=0.333)) == 80
-    # the median decides: two of five boxes of 45 % do not make the others large
+    # the median decides: two of five boxes of 13.5 % do not make the others large
     mixed = frames([0.15] * 3 + [0.9] * 2, (320, 240), height=0.15)
     assert input_size("auto", mixed) == 256
     # nor does one small box in five make them small
