@@ -107,6 +107,7 @@ def run_lever(project: Path, changes: dict, seed: int | None) -> dict:
         "baseline_presence_accuracy": report["baseline"]["mean_box"]["presence_accuracy"],
         "image_size": meta["image_size"],
         "epochs_run": meta["epochs_run"],
+        "best_epoch": meta["best_epoch"],  # the saved epoch: did the run stop on a plateau?
         "minutes": round(seconds / 60, 1),
         "date": time.strftime("%Y-%m-%d"),
     }
@@ -121,6 +122,12 @@ def kept_runs(record: dict, name: str, changes: dict, seeds: int) -> tuple[list,
     return runs, [seed for seed in [None, *range(1, seeds)] if seed not in done]
 
 
+def epochs(run: dict) -> str:
+    """Epochs run, and in brackets the saved (best) one where the run recorded it."""
+    best = run.get("best_epoch")
+    return f"{run['epochs_run']}" + (f" ({best})" if best else "")
+
+
 def render(record: dict) -> str:
     lines = [
         "# The detector on small objects: levers over seeds\n",
@@ -130,7 +137,7 @@ def render(record: dict) -> str:
         " the base seed's 95 % interval. Presence: accuracy minus the constant baseline's.",
         f"Measured {record['date']} on {record['machine']}.\n",
         "| lever | params | seeds | AP50 | mean IoU | AP50-95 | presence over baseline"
-        " | input | epochs run | minutes a run |",
+        " | input | epochs run (best) | minutes a run |",
         "| --- | --- | ---: | --- | --- | --- | --- | ---: | ---: | ---: |",
     ]
     for name, found in record["levers"].items():
@@ -152,7 +159,7 @@ def render(record: dict) -> str:
             f"| {name} | {changes} | {len(runs)} | {cell('ap50')} | {cell('mean_iou')}"
             f" | {cell('ap50_95')} | {sum(over) / len(over):+.3f} ({min(over):+.3f}–"
             f"{max(over):+.3f}) | {base['image_size']} | "
-            f"{'/'.join(str(run['epochs_run']) for run in runs)} |"
+            f"{'/'.join(map(epochs, runs))} |"
             f" {sum(run['minutes'] for run in runs) / len(runs):.1f} |"
         )
     lines.append("")

@@ -322,7 +322,7 @@ def lever_run(seed, ap50, iou, presence, constant=0.8) -> dict:
 def test_recipe_levers_keep_recorded_seeds_of_the_same_params_and_average_them():
     from bench.recipe_levers import kept_runs, render
 
-    runs = [lever_run(None, 0.7, 0.6, 0.9), lever_run(1, 0.8, 0.7, 0.86)]
+    runs = [lever_run(None, 0.7, 0.6, 0.9), {**lever_run(1, 0.8, 0.7, 0.86), "best_epoch": 29}]
     record = {"date": "2026-12-02", "machine": "here", "levers": {
         "default": {"changes": {}, "runs": runs},
         "input 128 px": {"changes": {"base.image_size.detection": 96}, "runs": runs},
@@ -341,7 +341,7 @@ def test_recipe_levers_keep_recorded_seeds_of_the_same_params_and_average_them()
     assert cells[3] == "0.750 (0.700–0.800); seed 0: 0.600–0.800"  # AP50 mean, base seed's CI
     assert cells[4] == "0.650 (0.600–0.700); seed 0: 0.500–0.700"
     assert cells[6] == "+0.080 (+0.060–+0.100)"  # presence over the constant answer
-    assert cells[7:] == ["176", "40/40", "30.0"]
+    assert cells[7:] == ["176", "40/40 (29)", "30.0"]  # the best epoch where recorded
 
 
 def test_the_default_levers_runs_become_the_recipe_checks_result_judged_by_its_targets():
