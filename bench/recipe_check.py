@@ -301,6 +301,12 @@ def beyond_budget(record: dict) -> str:
                 + f" | {sum(run['minutes'] for run in runs) / len(runs):.1f} |"
             )
         lines.append(f"| target | | | {' | '.join(f'≥ {low}' for low in wanted.values())} | |")
+        missing = [lever for lever in longer if lever not in found]
+        if missing:  # named in LONGER_RUNS, no run recorded: say so, not a silent gap
+            lines.append(
+                f"\nNot measured yet: {', '.join(f'`{lever}`' for lever in missing)}"
+                " (`python -m bench.recipe_levers --only NAME`)."
+            )
         out += "\n".join(lines) + "\n"
     return out
 

@@ -279,6 +279,9 @@ def test_the_recipe_check_report_shows_other_inputs_and_longer_runs_beside_the_t
     assert cells[3:] == ["0.880 (0.880–0.880)", "0.730 (0.730–0.730)", "0.130 (0.130–0.130)",
                          "81.0"]  # fmt: skip
     assert rows[3].startswith("| target | | | ≥ 0.9 | ≥ 0.75 | ≥ 0.1 |")
+    assert "Not measured yet: `input 320 px` (" in text  # named in LONGER_RUNS, no runs
+    record["levers"]["input 320 px"] = {"changes": {}, "runs": default}
+    assert "Not measured yet" not in beyond_budget(record)
 
 
 def test_small_faces_are_small_inside_their_frames_and_named_by_their_face(tmp_path):
