@@ -16,6 +16,7 @@ from stages.shared.core.config import dataset_root
 from stages.shared.data.augmentation import _close, build_pipeline, decode_side, zoom_of
 from stages.shared.data.augmentation import augment as augment_one
 from stages.shared.data.tfdata import read_pixels
+from tests.conftest import ROOT as PROJECT
 from tests.conftest import make_classification, make_detection, refuses_choice, usage, write_params
 
 
@@ -576,3 +577,29 @@ def test_a_pasted_object_cropped_away_is_counted_lost(squares):
     assert 0 < (lost & empty).sum() < empty.sum()
     assert report["objects_pasted"] == empty.sum()
     assert report["boxes_lost"] == lost.sum()
+
+
+def test_the_committed_transforms_give_the_same_pixels_in_every_release_of_the_pins():
+    # The augmented files, and every model trained on them, hang on these bytes: the committed
+    # params' transforms on one fixed image. A change of albumentations, albucore or OpenCV
+    # that moves them (opencv-python-headless 5.1.0.95 against the pinned 5.0.0.93 did)
+    # re-deals every committed result; pin the libraries in requirements.txt, or re-run the
+    # pipeline and commit what it writes.
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())["augment"]
+    rng = np.random.default_rng(7)
+    image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
+    image[30:90, 40:110] = (200, 120, 40)
+    digests = {}
+    for task, size, box in (
+        ("classification", 32, None),
+        ("detection", 64, (0.25, 0.25, 0.7, 0.75)),
+    ):
+        spec = params[task]
+        visible = spec.get("min_visibility", 0.5)
+        pipeline = build_pipeline(spec["transforms"], size, box is not None, visible, task)
+        digest = hashlib.sha256()
+        for seed in range(8):
+            out, new_box = augment_one(pipeline, image, box, seed)
+            digest.update(out.tobytes() + repr(new_box).encode())
+        digests[task] = digest.hexdigest()[:16]
+    assert digests == {"classification": "f21cbcc373186209", "detection": "da4a128af7299db7"}
