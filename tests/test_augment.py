@@ -16,8 +16,14 @@ from stages.shared.core.config import dataset_root
 from stages.shared.data.augmentation import _close, build_pipeline, decode_side, zoom_of
 from stages.shared.data.augmentation import augment as augment_one
 from stages.shared.data.tfdata import read_pixels
-from tests.conftest import ROOT as PROJECT
-from tests.conftest import make_classification, make_detection, refuses_choice, usage, write_params
+from tests.conftest import (
+    ROOT,
+    make_classification,
+    make_detection,
+    refuses_choice,
+    usage,
+    write_params,
+)
 
 
 def set_augment(workdir, task: str, **values) -> None:
@@ -585,7 +591,7 @@ def test_the_committed_transforms_give_the_same_pixels_in_every_release_of_the_p
     # that moves them (opencv-python-headless 5.1.0.95 against the pinned 5.0.0.93 did)
     # re-deals every committed result; pin the libraries in requirements.txt, or re-run the
     # pipeline and commit what it writes.
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())["augment"]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())["augment"]
     rng = np.random.default_rng(7)
     image = (rng.random((120, 160, 3)) * 255).astype(np.uint8)
     image[30:90, 40:110] = (200, 120, 40)
