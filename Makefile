@@ -1,4 +1,4 @@
-# Entry points: `make run` (the pipeline), `make test`, `make test-fast`, `make test-docs`,
+# Entry points: `make run` (the pipeline), `make lock`, `make test`, `make test-fast`, `make test-docs`,
 # `make test-isa`, `make lint`, `make docs`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`, `make release`.
 PYTHON ?= python3
 VENV   := .venv
@@ -7,20 +7,31 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run test test-fast test-docs test-isa lint format docs docs-serve bench noise-floor compare recipe-check review review-template \
+.PHONY: run lock test test-fast test-docs test-isa lint format docs docs-serve bench noise-floor compare recipe-check review review-template \
 	review-screenshot mutation release clean
 
-$(VENV)/.runtime: requirements.txt
+# Installs come from the locks (every package at one version, with its hashes; `make lock`
+# resolves them from requirements*.txt), so what was tested is what runs.
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes
+
+$(VENV)/.runtime: requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PIP_INSTALL) -r requirements.lock
 	touch $@
 
-$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+$(VENV)/.dev: requirements-dev.lock $(VENV)/.runtime
+	$(PIP_INSTALL) -r requirements-dev.lock
 	touch $@
 
+# The venv against the lock first: a package moved by hand says so before an hour of training.
 run: $(VENV)/.runtime
+	$(BIN)/python -m stages.environment drift
 	$(BIN)/dvc repro
+
+# Re-resolve both locks after an edit of requirements*.txt; one package on purpose:
+# make lock UPGRADE=keras (docs/upgrading.md)
+lock: $(VENV)/.dev
+	$(BIN)/python -m stages.environment lock $(foreach p,$(UPGRADE),--upgrade-package $(p))
 
 # Tests run in parallel workers (pytest-xdist); a worker that runs out steals from the other.
 TEST_WORKERS ?= 2
@@ -51,9 +62,10 @@ test-isa: $(VENV)/.dev
 		env $$setting $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "$(ISA_TESTS)" || exit 1; \
 	done
 
-# Style, and the architecture: the import contracts of .importlinter (layers, independence, no
+# The locks current with requirements*.txt; style; and the architecture: the import contracts of .importlinter (layers, independence, no
 # circles; stages/shared/__init__.py draws them).
 lint: $(VENV)/.dev
+	$(BIN)/python -m stages.environment check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports

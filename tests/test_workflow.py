@@ -37,7 +37,7 @@ def test_workflow_reproduces_and_reports_the_metrics_diff():
     assert "pull_request" in triggers
     steps = workflow["jobs"]["report"]["steps"]
     runs = {step.get("name"): step.get("run", "") for step in steps}
-    assert runs["Install"] == "pip install -r requirements.txt"
+    assert runs["Install"] == "pip install --require-hashes -r requirements.lock"
     assert runs["Reproduce"] == "dvc repro"
     report = runs["Post the report"]
     # The headline first, with its intervals: the tool's report leads the comment.
