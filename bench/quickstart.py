@@ -1,5 +1,5 @@
 """The README's commands, timed as a newcomer runs them: a fresh clone of the last commit, the
-install (`make .venv/.dev`: requirements.txt and requirements-dev.txt from the package index),
+install (`make .venv/.dev`: requirements.lock and requirements-dev.lock from the package index),
 then `make run` (the whole default pipeline), `make test` and `make test-docs`, one after the
 other, nothing else of this project running. `python -m bench.quickstart` writes
 bench/QUICKSTART.md and bench/quickstart.json; the README quotes them (a test holds the two to

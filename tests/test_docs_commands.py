@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.project import ROOT, dvc, git, run_cli
+from stages.shared.core.lockfile import LOCKS
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```(\S*)\n(.*?)^```\n", re.MULTILINE | re.DOTALL)
@@ -68,7 +69,7 @@ def reader_context(project: Path) -> None:
     """What a reader has before following a page: the tools (the venv, the Makefile), a DVC
     remote, their own photos, and two datasets for transfer learning."""
     (project / ".venv").symlink_to(ROOT / ".venv")
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", *LOCKS):
         shutil.copy2(ROOT / name, project / name)  # keeps their dates: make installs nothing
     dvc("remote", "add", "-d", "shared", str(project.parent / "remote"), cwd=project)
     digits = sorted((project / "data/sample/classification").iterdir())
