@@ -112,6 +112,7 @@ PURE = {
     "stages/shared/data/augmentation.py",
     "stages/shared/data/manifest.py",
     "stages/shared/core/config.py",
+    "stages/shared/core/lockfile.py",
     "stages/shared/models/losses.py",
     "stages/shared/evaluation/metrics.py",
     "stages/shared/models/inference.py",
@@ -184,6 +185,10 @@ ALSO_COPY = [
     "reports",
     "bench",
     "Makefile",
+    "requirements.txt",  # the lock tests read the intent files and their locks
+    "requirements-dev.txt",
+    "requirements.lock",
+    "requirements-dev.lock",
     "README.md",
     "mkdocs.yml",  # the docs tests build the site
     "docs",

@@ -4,7 +4,6 @@ resolves, pins and stamps offline from a folder of wheels."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -37,9 +36,10 @@ def copy_project(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_tool(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_tool(*args: str) -> subprocess.CompletedProcess:
+    """The tool as `make` runs it, in its own process."""
     return subprocess.run([sys.executable, "-m", "stages.environment", *args], cwd=ROOT,
-                          capture_output=True, text=True, env=env)  # fmt: skip
+                          capture_output=True, text=True)  # fmt: skip
 
 
 # --- the committed locks ---
@@ -106,12 +106,17 @@ def test_an_edited_intent_file_makes_its_locks_stale_in_one_line(tmp_path):
     problems = stale_locks(root)
     # The runtime lock, and the dev lock that is resolved from requirements.txt too.
     assert [p.split(" ")[0] for p in problems] == ["requirements.lock", "requirements-dev.lock"]
+    assert problems[1] == (
+        "requirements-dev.lock is stale: requirements-dev.txt, requirements.txt, "
+        "requirements.lock changed since it was resolved — run `make lock` and commit both locks"
+    )
     stale = r"^requirements\.lock is stale: requirements\.txt changed since it was resolved"
-    with pytest.raises(UserError, match=stale + " — run `make lock`"):
+    with pytest.raises(UserError, match=stale + " — run `make lock` and commit both locks; "):
         environment.main(["check", "--root", str(root)])
+    # `make lint` runs it from the project: one line on stderr, exit 2.
     done = run_tool("check", "--root", str(root))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert "make lock" in done.stderr
+    assert done.stderr.startswith("error: requirements.lock is stale:")
 
 
 def test_an_edited_dev_intent_leaves_the_runtime_lock_current(tmp_path):
@@ -125,6 +130,19 @@ def test_a_missing_lock_is_named(tmp_path):
     root = copy_project(tmp_path)
     (root / "requirements-dev.lock").unlink()
     assert stale_locks(root) == ["requirements-dev.lock is missing — run `make lock`"]
+    (root / "requirements.lock").unlink()
+    assert stale_locks(root) == [
+        "requirements.lock is missing — run `make lock`",
+        "requirements-dev.lock is missing — run `make lock`",
+    ]
+
+
+def test_the_dev_lock_is_stale_when_the_runtime_lock_it_was_resolved_under_is_gone(tmp_path):
+    root = copy_project(tmp_path)
+    (root / "requirements.lock").unlink()
+    problems = stale_locks(root)
+    assert problems[0] == "requirements.lock is missing — run `make lock`"
+    assert problems[1].startswith("requirements-dev.lock is stale:")
 
 
 def test_a_lock_edited_by_hand_that_drops_an_intent_pin_is_named(tmp_path):
@@ -132,9 +150,10 @@ def test_a_lock_edited_by_hand_that_drops_an_intent_pin_is_named(tmp_path):
     dev = root / "requirements-dev.lock"
     dev.write_text(dev.read_text().replace("\npytest==9.2.0 ", "\npytest==9.1.0 "))
     assert stale_locks(root) == []  # its sources did not change: the stamp still matches
-    with pytest.raises(UserError, match=r"requirements-dev\.lock does not hold pytest==9\.2\.0 "
-                                        r"\(the lock has 9\.1\.0\) — run `make lock`"):  # fmt: skip
+    named = r"^requirements-dev\.lock does not hold pytest==9\.2\.0 \(the lock has 9\.1\.0\)"
+    with pytest.raises(UserError, match=named + " — run `make lock`$"):
         environment.main(["check", "--root", str(root)])
+    assert unlocked_pins({"six": "1.16.0"}, {}) == ["six==1.16.0 (the lock has no version)"]
 
 
 def test_stamping_twice_keeps_one_stamp(tmp_path):
@@ -157,17 +176,31 @@ def test_drift_names_a_moved_and_a_missing_package_and_ignores_extras():
     ]
 
 
-def test_make_run_stops_in_one_line_on_a_venv_that_left_the_lock(tmp_path):
+def test_make_run_stops_in_one_line_on_a_venv_that_left_the_lock(tmp_path, monkeypatch):
     from importlib import metadata
 
-    numpy = metadata.version("numpy")
-    yaml_version = metadata.version("pyyaml")
+    numpy, yaml_version = metadata.version("numpy"), metadata.version("pyyaml")
     (tmp_path / "requirements.lock").write_text(f"numpy==0.0.1\nPyYAML=={yaml_version}\n")
+    monkeypatch.chdir(tmp_path)  # `make run` runs it from the project
+    with pytest.raises(UserError) as err:
+        environment.main(["drift"])
+    assert str(err.value) == (
+        f"this Python's packages differ from requirements.lock (numpy: {numpy} installed, "
+        f"0.0.1 locked) — reinstall with `{Path(sys.executable).parent}/pip install "
+        "--require-hashes -r requirements.lock`"
+    )
+    environment.main(["drift", "--root", str(ROOT)])  # the committed lock: this venv holds it
     done = run_tool("drift", "--root", str(tmp_path))
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
-    assert f"(numpy: {numpy} installed, 0.0.1 locked)" in done.stderr
-    assert "pyyaml" not in done.stderr  # at its locked version
-    assert "pip install --require-hashes -r requirements.lock" in done.stderr
+
+
+def test_the_help_names_each_action_and_option(capsys):
+    with pytest.raises(SystemExit):
+        environment.main(["--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "`python -m stages.environment {lock,check,drift}`: the locked environment" in shown
+    assert "{lock,check,drift}" in shown and "--root ROOT the project (default: .)" in shown
+    assert "--upgrade-package NAME with lock: let this package move to its newest version" in shown
 
 
 # --- `make lock`, offline ---
@@ -186,7 +219,7 @@ def write_wheel(folder: Path, name: str, version: str, requires: tuple[str, ...]
 
 
 @pytest.fixture
-def index(tmp_path):
+def index(tmp_path, monkeypatch):
     """A folder of wheels uv reads instead of the package index: alpha needs beta (1.0 and
     2.0 exist), the dev tool gamma needs beta too."""
     wheels = tmp_path / "wheels"
@@ -195,50 +228,53 @@ def index(tmp_path):
     write_wheel(wheels, "beta", "1.0")
     write_wheel(wheels, "beta", "2.0")
     write_wheel(wheels, "gamma", "3.0", ("beta",))
-    env = {**os.environ, "UV_NO_INDEX": "1", "UV_FIND_LINKS": str(wheels),
-           "UV_CACHE_DIR": str(tmp_path / "uv-cache"), "UV_OFFLINE": "1"}  # fmt: skip
+    for name, value in (("UV_NO_INDEX", "1"), ("UV_OFFLINE", "1"), ("UV_FIND_LINKS", wheels),
+                        ("UV_CACHE_DIR", tmp_path / "uv-cache")):  # fmt: skip
+        monkeypatch.setenv(name, str(value))
     project = tmp_path / "project"
     project.mkdir()
     (project / "requirements.txt").write_text("alpha==1.0\n")
     (project / "requirements-dev.txt").write_text("-r requirements.txt\ngamma==3.0\n")
-    return project, env
+    return project
 
 
-def test_make_lock_pins_every_package_with_hashes_and_stamps_both_locks(index):
-    project, env = index
-    done = run_tool("lock", "--root", str(project), env=env)
-    assert done.returncode == 0, done.stderr
-    assert read_pins(project / "requirements.lock") == {"alpha": "1.0", "beta": "2.0"}
-    assert read_pins(project / "requirements-dev.lock") == {
+def lock(project: Path, *upgrade: str) -> None:
+    """`make lock [UPGRADE=...]` in `project`."""
+    environment.main(["lock", "--root", str(project), *[f"--upgrade-package={u}" for u in upgrade]])
+
+
+def test_make_lock_pins_every_package_with_hashes_and_stamps_both_locks(index, monkeypatch):
+    monkeypatch.chdir(index)  # `make lock` runs it from the project
+    environment.main(["lock"])
+    assert read_pins(index / "requirements.lock") == {"alpha": "1.0", "beta": "2.0"}
+    assert read_pins(index / "requirements-dev.lock") == {
         "alpha": "1.0", "beta": "2.0", "gamma": "3.0"
     }  # fmt: skip
-    assert (project / "requirements.lock").read_text().count("--hash=sha256:") == 2
-    assert environment.check_locks(project) == []
+    assert (index / "requirements.lock").read_text().count("--hash=sha256:") == 2
+    assert "#    make lock\n" in (index / "requirements.lock").read_text()  # how to redo it
+    assert environment.check_locks(index) == []
 
 
 def test_make_lock_keeps_the_locked_versions_unless_told_to_upgrade_one(index):
-    project, env = index
-    assert run_tool("lock", "--root", str(project), env=env).returncode == 0
-    for lock in LOCKS:  # as if beta 1.0 had been the newest when the lock was made
-        path = project / lock
+    lock(index)
+    for name in LOCKS:  # as if beta 1.0 had been the newest when the lock was made
+        path = index / name
         path.write_text(path.read_text().replace("beta==2.0", "beta==1.0"))
-    (project / "requirements-dev.txt").write_text("-r requirements.txt\ngamma==3.0\n# a note\n")
-    assert run_tool("lock", "--root", str(project), env=env).returncode == 0
-    assert read_pins(project / "requirements-dev.lock")["beta"] == "1.0"  # an edit moves nothing
+    (index / "requirements-dev.txt").write_text("-r requirements.txt\ngamma==3.0\n# a note\n")
+    lock(index)
+    assert read_pins(index / "requirements-dev.lock")["beta"] == "1.0"  # an edit moves nothing
     # The dev lock follows the runtime lock even with no preferences of its own.
-    (project / "requirements-dev.lock").unlink()
-    assert run_tool("lock", "--root", str(project), env=env).returncode == 0
-    assert read_pins(project / "requirements-dev.lock")["beta"] == "1.0"
-    upgrade = run_tool("lock", "--root", str(project), "--upgrade-package", "beta", env=env)
-    assert upgrade.returncode == 0, upgrade.stderr
-    assert read_pins(project / "requirements.lock")["beta"] == "2.0"
-    assert read_pins(project / "requirements-dev.lock")["beta"] == "2.0"
+    (index / "requirements-dev.lock").unlink()
+    lock(index)
+    assert read_pins(index / "requirements-dev.lock")["beta"] == "1.0"
+    lock(index, "beta")
+    assert read_pins(index / "requirements.lock")["beta"] == "2.0"
+    assert read_pins(index / "requirements-dev.lock")["beta"] == "2.0"
 
 
-def test_make_lock_names_a_pin_it_cannot_resolve(index):
-    project, env = index
-    (project / "requirements.txt").write_text("alpha==9.9\n")
-    done = run_tool("lock", "--root", str(project), env=env)
-    assert done.returncode == 2 and done.stderr.startswith(
-        "error: requirements.lock: uv could not resolve requirements.txt:"
-    ), done.stderr
+def test_make_lock_names_a_pin_it_cannot_resolve_in_one_line(index):
+    (index / "requirements.txt").write_text("alpha==9.9\n")
+    with pytest.raises(UserError, match=r"^requirements\.lock: uv could not resolve "
+                                        r"requirements\.txt: \S.*alpha==9\.9") as err:  # fmt: skip
+        lock(index)
+    assert "\n" not in str(err.value)

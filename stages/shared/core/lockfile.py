@@ -42,10 +42,13 @@ def read_pins(path: Path) -> dict[str, str]:
 
 
 def intent_digest(root: Path, sources: tuple[str, ...]) -> str:
-    """sha256 over the bytes of the files a lock is resolved from, in order."""
+    """sha256 over the bytes of the files a lock is resolved from, in order (a missing one
+    counts as absent, so the lock resolved under it is stale)."""
     digest = hashlib.sha256()
     for source in sources:
-        digest.update(source.encode() + b"\0" + (root / source).read_bytes() + b"\0")
+        path = root / source
+        content = path.read_bytes() if path.exists() else b"absent"
+        digest.update(source.encode() + b"\0" + content + b"\0")
     return digest.hexdigest()
 
 
