@@ -177,12 +177,21 @@ def test_predict_gives_the_same_answers_with_an_export(exported, capsys, name):
         assert (reference[["x1", "y1", "x2", "y2"]].iloc[0] == [4.8, 5.4, 19.2, 12.6]).all()
 
 
-def test_export_stops_when_an_export_disagrees(models):
-    # TFLite's kernels differ from TensorFlow's in the last float bits: no tolerance of ~0 holds.
-    write_params(models, export={"max_images": 3, "tolerance": 1e-30})
-    with pytest.raises(
-        UserError, match=r"^classifier: tflite export differs from the Keras model by .*tolerance"
-    ):
+@pytest.mark.parametrize("fmt, runner", [("saved_model", "SavedModelRunner"),
+                                         ("tflite", "TFLiteRunner")])  # fmt: skip
+def test_export_stops_when_an_export_disagrees(models, monkeypatch, fmt, runner):
+    # The disagreement is built, not hoped for from a runtime's last float bits: this format's
+    # first output moved by 0.5, twice the tolerance; the other format still agrees.
+    write_params(models, export={"max_images": 3, "tolerance": 0.25})
+    original = getattr(exporting, runner).predict_on_batch
+
+    def shifted(self, pixels):
+        outputs = original(self, pixels)
+        return [outputs[0] + 0.5, *outputs[1:]]
+
+    monkeypatch.setattr(getattr(exporting, runner), "predict_on_batch", shifted)
+    stops = rf"^classifier: {fmt} export differs from the Keras model by 5\.00e-01, "
+    with pytest.raises(UserError, match=stops + r"more than export\.tolerance=0\.25 — "):
         export.main(["classifier"])
 
 
