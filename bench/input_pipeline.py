@@ -34,21 +34,19 @@ def classifier_case(params: dict):
 
 
 def detector_case(params: dict):
-    """(model, train rows, targets, batch) for the default detector."""
-    import keras
-
+    """(model, train rows, targets, batch) for the default detector, built and compiled as
+    its stage builds it."""
+    from stages.shared.core.config import parse_section
     from stages.shared.data import shards
     from stages.shared.data.manifest import read_manifest
-    from stages.shared.params.sections import parse_section
-    from stages.train_detector import build_model, detection_targets
+    from stages.train_detector import Detector
 
     frame = read_manifest(Path("data/augmented/detection/manifest.csv"), "detection")
     frame = frame[frame["split"] == "train"]
-    cfg = parse_section("train_detector", params["train_detector"])
-    size = shards.read_spec("data/augmented/detection")["image_size"]
-    model = build_model(cfg, size, float(frame["present"].mean()))
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), localization=cfg.localization_loss)
-    return "detection", model, frame, detection_targets(frame), cfg.batch_size
+    task = Detector(parse_section(Detector.params, params["train_detector"]), frame)
+    model = task.build(shards.read_spec("data/augmented/detection")["image_size"])
+    task.compile(model, task.cfg.learning_rate, jit_compile=False)
+    return "detection", model, frame, task.targets(frame), task.cfg.batch_size
 
 
 def as_files(task: str, frame) -> list[str]:

@@ -58,6 +58,7 @@ TESTS: dict[str, list[str]] = {
     "stages/shared/evaluation/baselines.py": ["baselines", "evaluate"],
     "stages/shared/evaluation/behaviour.py": ["behaviour", "evaluate"],
     "stages/shared/training/checks.py": ["checks"],
+    "stages/shared/training/execution.py": ["execution", "checks"],
     "stages/shared/models/classifiers.py": ["classifiers"],
     "stages/shared/core/cli.py": ["cli"],
     "stages/shared/models/cost.py": ["cost"],

@@ -138,16 +138,30 @@ def test_overfit_mode_learns_one_batch_unless_training_is_broken(imbalanced, rat
 
 
 class Poison(keras.callbacks.Callback):
-    """Turns a weight into NaN in the middle of the first epoch."""
+    """Turns a weight into NaN at the end of the first call past the first batch."""
+
+    done = False
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch == 2:
+        if batch >= 1 and not self.done:
             kernel = self.model.layers[-1].kernel
             kernel.assign(kernel * float("nan"))
+            self.done = True
 
 
-def test_a_non_finite_loss_stops_training_with_one_line_and_no_model(imbalanced, capsys):
-    cfg, base = classifier_cfg(epochs=3), load_params("base")
+@pytest.mark.parametrize("whole_epoch", [False, True])
+def test_a_non_finite_loss_stops_training_with_one_line_and_no_model(
+    imbalanced, capsys, whole_epoch
+):
+    # One step a call: poisoned after batch 2, batch 3's loss is NaN. The whole epoch in one
+    # call: poisoned after epoch 1's call, epoch 2's one call is NaN.
+    rows = pd.read_csv(imbalanced / "data/augmented/classification/manifest.csv")
+    batches = math.ceil((rows["split"] == "train").sum() / TRAIN["batch_size"])
+    steps, where = (
+        (batches, f"epoch 2, batches 1–{batches}") if whole_epoch else (1, "epoch 1, batch 3")
+    )
+    cfg = classifier_cfg(epochs=3)
+    base = load_params("base").model_copy(update={"steps_per_execution": steps})
     run = {**run_paths("classification", "clf"), "extra_callbacks": [Poison()]}
     with pytest.raises(SystemExit) as stop:
         run_stage(lambda argv: loop.train(train_classifier.Classifier, cfg, base, run), [])
@@ -155,7 +169,7 @@ def test_a_non_finite_loss_stops_training_with_one_line_and_no_model(imbalanced,
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in err
-    assert errors[0].startswith("error: training loss became nan at epoch 1, batch 4 — lower")
+    assert errors[0].startswith(f"error: training loss became nan at {where} — lower")
     assert "train_classifier.learning_rate (now 0.001)" in errors[0]
     assert not (imbalanced / "models/clf.keras").exists()
     logging.basicConfig(force=True)  # run_stage logged to the captured stream; let it go
@@ -287,12 +301,25 @@ def test_the_guard_names_the_epoch_batch_rate_and_mixed_precision():
     guard.on_train_batch_end(0, {"loss": 1.0})
     guard.on_train_batch_end(1, None)
     with pytest.raises(UserError) as stop:
-        guard.on_train_batch_end(6, {"loss": float("inf")})
+        guard.on_train_batch_end(2, {"loss": float("inf")})
     assert str(stop.value) == (
-        "training loss became inf at epoch 5, batch 7 — lower train_detector.learning_rate"
+        "training loss became inf at epoch 5, batch 3 — lower train_detector.learning_rate"
         " (now 0.0025) or set base.mixed_precision: float32, then `dvc repro`; no model was"
         " written"
     )
+
+
+def test_with_several_steps_a_call_the_guard_names_the_batches_of_the_call():
+    # Calls of 4 steps: Keras reports each call's last batch (0-based 3, 7, 11).
+    guard = checks.NonFiniteGuard("train_classifier", 0.001, mixed_precision=False)
+    guard.on_epoch_begin(0)
+    guard.on_train_batch_end(3, {"loss": 2.0})
+    guard.on_train_batch_end(7, {"loss": 1.5})
+    with pytest.raises(UserError, match=r"became nan at epoch 1, batches 9–12 — lower "):
+        guard.on_train_batch_end(11, {"loss": float("nan")})
+    guard.on_epoch_begin(1)  # a new epoch counts from its first batch
+    with pytest.raises(UserError, match=r"became nan at epoch 2, batches 1–4 — lower "):
+        guard.on_train_batch_end(3, {"loss": float("nan")})
 
 
 def test_saved_arrays_load_back_and_repeat_byte_for_byte(tmp_path):

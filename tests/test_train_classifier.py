@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 
 import keras
 import numpy as np
@@ -138,7 +139,9 @@ def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classificat
             ),
         }
     )
-    base = load_params("base")
+    # The whole epoch in one call of the compiled step (1000 is lowered to the epoch's steps):
+    # a resume must not depend on what runs per call either.
+    base = load_params("base").model_copy(update={"steps_per_execution": 1000})
     straight = run_paths("classification", "straight")
     loop.train(
         train_classifier.Classifier,
@@ -167,9 +170,13 @@ def test_an_interrupted_run_resumes_and_ends_as_an_uninterrupted_one(classificat
     live = classification_data / "reports/train"
     assert histories(live / "run") == histories(live / "straight")
     speeds = classification_data / "reports/throughput"
+    rows = pd.read_csv(classification_data / "data/augmented/classification/manifest.csv")
+    batches = math.ceil((rows["split"] == "train").sum() / TINY["batch_size"])
     for run_name in ("run", "straight"):  # one speed per epoch, none logged twice
         tsv = speeds / run_name / "plots/metrics/train/images_per_second.tsv"
         assert pd.read_csv(tsv, sep="\t")["step"].tolist() == [0, 1, 2], run_name
+        calls = json.loads((speeds / run_name / "metrics.json").read_text())
+        assert calls["steps_per_execution"] == {"steps": batches} and batches >= 2
     rates = pd.read_csv(live / "run/plots/metrics/train/learning_rate.tsv", sep="\t")
     # Logged at each epoch's end, after ReduceLROnPlateau: epoch 3 trained at 0.005.
     assert rates["learning_rate"].tolist() == pytest.approx([0.01, 0.005, 0.0025])

@@ -463,6 +463,40 @@ def test_an_epochs_speed_is_its_training_batches_time_and_the_median_spans_a_res
     )
 
 
+def test_with_several_steps_a_call_a_speed_still_counts_the_training_batches_only(tmp_path):
+    import tensorflow as tf
+    from dvclive import Live
+
+    from stages.shared.training.execution import set_steps
+
+    # The clock moves only when a batch is read: 1 s for each of the 6 training batches, 100 s
+    # for each validation batch. Calls of 3 steps: the speed is 48 images / 6 s.
+    clock = {"now": 0.0}
+
+    def costing(seconds: float, batches: int):
+        def tick(x):
+            clock["now"] += seconds
+            return x
+
+        def read(x, y):
+            return tf.ensure_shape(tf.py_function(tick, [x], tf.float32), (8, 4)), y
+
+        x = np.zeros((batches * 8, 4), "float32")
+        y = np.zeros((batches * 8, 1), "float32")
+        return tf.data.Dataset.from_tensor_slices((x, y)).batch(8).map(read)
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    set_steps(model, 3)
+    live = Live(str(tmp_path / "speed"), dvcyaml=False, save_dvc_exp=False)
+    speed = fit_callbacks.Throughput(live, 48, 1_000_000, "a CPU", lambda: clock["now"])
+    model.fit(costing(1.0, 6), validation_data=costing(100.0, 2), epochs=1, verbose=0,
+              callbacks=[speed], shuffle=False)  # fmt: skip
+    assert clock["now"] == 206.0  # validation ran, after the training batches
+    summary = json.loads((tmp_path / "speed/metrics.json").read_text())
+    assert summary["train"]["images_per_second"] == 8.0
+
+
 def test_xla_is_named_off_exactly_when_keras_turns_it_off_under_op_determinism():
     from tensorflow.python.framework.config import is_op_determinism_enabled
 

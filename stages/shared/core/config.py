@@ -59,6 +59,8 @@ ClassificationSide = Annotated[
 ]
 DetectionSide = Annotated[Any, AfterValidator(functools.partial(whole_or_auto, 32, 1024, "pixels"))]
 Copies = Annotated[Any, AfterValidator(functools.partial(whole_or_auto, 0, 1000, "copies"))]
+# Training steps per call of the compiled step (`auto`: training.execution.choose_steps).
+StepsPerCall = Annotated[Any, AfterValidator(functools.partial(whole_or_auto, 1, 100_000, "steps"))]
 
 
 class ImageSizes(Section):
@@ -83,6 +85,7 @@ class BaseParams(Section):
     distribute: DistributeParams
     mixed_precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"]
     jit_compile: bool
+    steps_per_execution: StepsPerCall
 
 
 class ParamsLoader(yaml.SafeLoader):

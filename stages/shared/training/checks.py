@@ -163,25 +163,29 @@ def overfit_one_batch(model, batch, steps: int, threshold: float) -> dict:
 
 class NonFiniteGuard(keras.callbacks.Callback):
     """Stops training with one line when the loss becomes NaN or infinite, naming the epoch,
-    the batch and the params most likely at fault; no model is written after it."""
+    the batch (or, with several steps per call, the batches of the call it showed in) and the
+    params most likely at fault; no model is written after it."""
 
     def __init__(self, section: str, learning_rate: float, mixed_precision: bool):
         super().__init__()
         self.section, self.rate, self.mixed = section, learning_rate, mixed_precision
-        self.epoch = 0
+        self.epoch, self.last = 0, -1  # the last batch (0-based) a call of this epoch ended on
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
+        self.epoch, self.last = epoch, -1
 
     def on_train_batch_end(self, batch, logs=None):
+        # Keras calls this once per call, with the index of the call's last batch.
+        first, self.last = self.last + 2, batch
         loss = (logs or {}).get("loss")
         if loss is None or math.isfinite(float(loss)):
             return
         fix = f"lower {self.section}.learning_rate (now {self.rate:g})"
         if self.mixed:
             fix += " or set base.mixed_precision: float32"
+        where = f"batch {batch + 1}" if first == batch + 1 else f"batches {first}–{batch + 1}"
         raise UserError(
-            f"training loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}"
+            f"training loss became {float(loss)} at epoch {self.epoch + 1}, {where}"
             f" — {fix}, then `dvc repro`; no model was written"
         )
 

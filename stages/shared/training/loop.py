@@ -32,7 +32,7 @@ from stages.shared.data.images import file_md5
 from stages.shared.data.manifest import input_size, read_manifest
 from stages.shared.models import store
 from stages.shared.models.backbones import unfreeze_top
-from stages.shared.training import checks, distribute, inputs, optim
+from stages.shared.training import checks, distribute, execution, inputs, optim
 from stages.shared.training.callbacks import Throughput, make_callbacks
 from stages.shared.training.state import (
     FINE_TUNE,
@@ -185,9 +185,11 @@ def run_phases(task: Task, model, data: dict, state: Path, live, paths: dict, re
             (state / "phase1.tmp").replace(phase1)
     if layers:
         start = last_snapshot(state)["epochs_run"]
+        steps = model.steps_per_execution  # phase 1's, for phase 2's recompiled model
         model = keras.models.load_model(phase1)
         unfreeze_top(model.get_layer("backbone"), layers)
         recompile(model, tune.learning_rate)
+        execution.set_steps(model, steps)
         fit_phase(model, data, cfg, state / FINE_TUNE, live, paths, start + tune.epochs, start)
 
 
@@ -272,6 +274,8 @@ def train(task_class: type[Task], cfg, base, paths: dict) -> dict:
     images, targets = inputs.first_batch(data)
     report, arrays = task.first_batch(model, images, targets)
     checks.save_arrays(Path(paths["batch"]), **arrays)
+    calls = execution.choose_steps(base.steps_per_execution, model, images, targets, data["steps"])
+    execution.set_steps(model, calls["steps"])
     metadata = {
         "task": kind,
         **task.metadata(),
@@ -292,6 +296,7 @@ def train(task_class: type[Task], cfg, base, paths: dict) -> dict:
         metadata["debug"] = {"mode": "fast", "batches_per_epoch": data["steps"]}
     per_epoch = min(data["steps"] * batch, len(train_rows))
     paths["throughput"] = throughput(model, size, per_epoch, speed)
+    speed.summary["steps_per_execution"] = calls  # how fast, not what: beside the speeds
     run_phases(task, model, data, state, live, paths, recompile)
     return finish_run(state, data, live, path, metadata, task.keys)
 
