@@ -140,10 +140,10 @@ def machine() -> str:
     )
 
 
-def stage_epoch(model_name: str, **overrides) -> tuple:
+def stage_setup(model_name: str, **overrides) -> tuple:
     """(In a probe's process, cwd: a project after augment.) The training stage's own data
-    and model for `model_name`, with `overrides` over its params section, and one timed
-    epoch of it after a traced warm-up: (model, task, cfg, size, training rows, seconds)."""
+    and compiled model for `model_name`, with `overrides` over its params section:
+    (model, task, cfg, size, training rows, data as `inputs.train_val_data` gives it)."""
     from stages.shared.data.manifest import input_size, read_manifest
     from stages.shared.params.sections import load_params
     from stages.shared.training import inputs, loop
@@ -165,10 +165,24 @@ def stage_epoch(model_name: str, **overrides) -> tuple:
     )
     model = task.build(size)
     task.compile(model, cfg.learning_rate, False)
-    model.fit(data["train"](range(1)), steps_per_epoch=2, epochs=1, verbose=0)  # trace once
+    return model, task, cfg, size, rows, data
+
+
+def timed_epoch(model, data: dict) -> float:
+    """Seconds of one epoch of `data`'s training stream, after a traced warm-up of 2 calls."""
+    calls = getattr(model, "steps_per_execution", 1)
+    warm = min(2 * calls, data["steps"])  # whole calls: `calls` divides the epoch
+    model.fit(data["train"](range(1)), steps_per_epoch=warm, epochs=1, verbose=0)
     timer = EpochTimer()  # the epoch alone, without fit's own set-up
     model.fit(data["train"](range(1)), epochs=1, verbose=0, callbacks=[timer])
-    return model, task, cfg, size, rows, timer.seconds[0]
+    return timer.seconds[0]
+
+
+def stage_epoch(model_name: str, **overrides) -> tuple:
+    """The training stage's model for `model_name` (`stage_setup`) and one timed epoch of it
+    after a traced warm-up: (model, task, cfg, size, training rows, seconds)."""
+    model, task, cfg, size, rows, data = stage_setup(model_name, **overrides)
+    return model, task, cfg, size, rows, timed_epoch(model, data)
 
 
 class EpochTimer:

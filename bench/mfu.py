@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +36,9 @@ from bench.project import dvc, new_pipeline_repo
 MATMUL_SIDE = 4096
 BATCHES = (8, 32, 128, 512)
 TARGET_MFU = 0.5
+TARGET_CLASSIFIER_AUTO = 0.55  # the classifier's training MFU with several steps a call
+# "Not slower": auto's epoch against 1 step a call, two alternated epochs each, within 2 %.
+TARGET_NOT_SLOWER = 0.98
 
 
 def peak(dtype: str = "float32", device: str = "/CPU:0", repeats: int = 5) -> float:
@@ -56,15 +60,76 @@ def peak(dtype: str = "float32", device: str = "/CPU:0", repeats: int = 5) -> fl
     return 2 * n**3 / best
 
 
+def per_step(model, iterator, steps: int, repeats: int = 7) -> float:
+    """Median seconds a step of the compiled training function, at `steps` steps a call."""
+    from stages.shared.training.execution import set_steps
+
+    set_steps(model, steps)
+    function = model.make_train_function()
+    function(iterator)  # trace
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function(iterator)
+        times.append(time.perf_counter() - start)
+    return sorted(times)[repeats // 2] / steps
+
+
+def step_parts(model, images, targets) -> dict:
+    """Where a training step's time goes at the stage's batch, on one batch held in memory:
+    seconds of the compiled step at 1 and at PARTS_STEPS steps a call (their difference per
+    step is the dispatch from Python), of the step without the optimizer's update (apply made a
+    no-op while traced), and of the forward pass alone in training mode."""
+    import tensorflow as tf
+
+    iterator = iter(tf.data.Dataset.from_tensors((images, targets)).repeat())
+    parts = {"step": per_step(model, iterator, 1), "step_in_call": per_step(model, iterator, 8)}
+    model.optimizer.apply = lambda grads, variables=None: None  # shadows the method, traced
+    try:
+        parts["step_without_update"] = per_step(model, iterator, 1)
+    finally:
+        del model.optimizer.apply
+    forward = tf.function(lambda x: model(x, training=True))
+    forward(images)
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        tf.nest.map_structure(lambda t: t.numpy(), forward(images))
+        times.append(time.perf_counter() - start)
+    parts["forward"] = sorted(times)[3]
+    return parts
+
+
+def granularity(model, data: dict) -> dict:
+    """One epoch at 1 step a call and at `auto`'s choice, alternated twice (median of each),
+    and the parts of a step (`step_parts`)."""
+    from bench.common import timed_epoch
+    from stages.shared.training import execution, inputs
+
+    images, targets = inputs.first_batch(data)
+    chosen = execution.choose_steps("auto", model, images, targets, data["steps"])
+    epochs: dict[int, list[float]] = {1: [], chosen["steps"]: []}
+    for _ in range(2):
+        for steps in epochs:
+            execution.set_steps(model, steps)
+            epochs[steps].append(timed_epoch(model, data))
+    medians = {str(steps): statistics.median(times) for steps, times in epochs.items()}
+    parts = step_parts(model, images, targets)
+    execution.set_steps(model, 1)
+    return {"auto": chosen, "epoch_s": medians, "steps": data["steps"], "parts": parts}
+
+
 def train_and_infer(model_name: str) -> dict:
     """(In the probe's process, cwd: a project after augment.) One timed epoch of the
-    default training and batched inference of `model_name`, with its FLOPs per image."""
+    default training and batched inference of `model_name`, with its FLOPs per image; the
+    epoch again at `base.steps_per_execution: auto` (`granularity`)."""
     import numpy as np
 
-    from bench.common import stage_epoch
+    from bench.common import stage_setup, timed_epoch
     from stages.shared.models.cost import count_flops
 
-    model, task, cfg, size, train_rows, epoch_s = stage_epoch(model_name)
+    model, task, cfg, size, train_rows, data = stage_setup(model_name)
+    epoch_s = timed_epoch(model, data)
     flops = count_flops(model, size)
     result = {
         "size": size,
@@ -72,6 +137,7 @@ def train_and_infer(model_name: str) -> dict:
         "flops_per_image": flops,
         "train_images": len(train_rows),
         "epoch_s": epoch_s,
+        "calls": granularity(model, data),
     }
     import tensorflow as tf
 
@@ -107,6 +173,64 @@ def probe(project: Path, model_name: str) -> dict:
     command = [sys.executable, "-m", "bench.mfu", "--probe", str(project), model_name, str(out)]
     run_measured(command, project)
     return json.loads(out.read_text())
+
+
+def granularity_rows(model_name: str, result: dict, top: float) -> list[dict]:
+    """MFU and images/s at 1 step a call and at auto's, their ratio, and the parts of a step."""
+    from stages.shared.training.callbacks import BACKWARD_FACTOR
+
+    calls, flops, images = result["calls"], result["flops_per_image"], result["train_images"]
+    auto = calls["auto"]["steps"]
+    one_s, auto_s = calls["epoch_s"]["1"], calls["epoch_s"][str(auto)]
+    rows = []
+    for label, seconds in (
+        ("1", one_s),
+        (f"auto ({auto} of the epoch's {calls['steps']})", auto_s),
+    ):
+        rate = images / seconds
+        mfu = BACKWARD_FACTOR * flops * rate / top
+        target = model_name == "classifier" and label != "1"
+        rows.append(
+            row(
+                f"{model_name}: training MFU, steps per call {label} ({rate:.0f} images/s)",
+                f"{100 * mfu:.2f} %",
+                f">= {100 * TARGET_CLASSIFIER_AUTO:.0f} %" if target else "-",
+                mfu >= TARGET_CLASSIFIER_AUTO if target else None,
+            )
+        )
+    ratio = one_s / auto_s
+    rows.append(
+        row(
+            f"{model_name}: speed with auto against 1 step a call (epoch time ratio, same run)",
+            f"{ratio:.2f}×",
+            f">= {TARGET_NOT_SLOWER:.2f}×",
+            ratio >= TARGET_NOT_SLOWER,
+        )
+    )
+    parts = calls["parts"]
+    dispatch = parts["step"] - parts["step_in_call"]
+    update = parts["step"] - parts["step_without_update"]
+    backward = parts["step_without_update"] - parts["forward"]
+    loop = one_s / calls["steps"] - parts["step"]
+    seconds = {
+        "step": parts["step"],
+        "forward": parts["forward"] - dispatch,
+        "backward": backward,
+        "update": update,
+        "dispatch": dispatch,
+        "loop": loop,
+    }
+    ms = {name: f"{1000 * value:.1f} ms" for name, value in seconds.items()}
+    rows.append(
+        row(
+            f"{model_name}: where a step at batch {result['batch_size']} goes (one batch in"
+            f" memory, each part a difference of two timings): forward {ms['forward']}, backward"
+            f" {ms['backward']}, optimizer update {ms['update']}, dispatch from Python"
+            f" {ms['dispatch']}; fit's loop and input pipeline {ms['loop']} more",
+            ms["step"],
+        )
+    )
+    return rows
 
 
 def run() -> list[dict]:
@@ -152,6 +276,7 @@ def run() -> list[dict]:
                 mfu >= TARGET_MFU,
             )
         )
+        rows.extend(granularity_rows(model_name, result, top))
         sweep = result["sweep"]
         best_batch = max(sweep, key=lambda b: int(b) / sweep[b]["infer_batch_s"])
         infer = int(best_batch) / sweep[best_batch]["infer_batch_s"]

@@ -231,6 +231,46 @@ def test_a_lever_pays_when_faster_and_inside_the_defaults_interval_and_mfu_follo
     assert (mfu["value"], mfu["holds"]) == ("60.0 %", "yes")
 
 
+def test_steps_per_call_rows_give_each_speed_its_mfu_their_ratio_and_a_steps_parts():
+    from bench.mfu import granularity_rows
+
+    result = {
+        "flops_per_image": 1e6,
+        "train_images": 1000,
+        "batch_size": 32,
+        "calls": {
+            "auto": {"steps": 5},
+            "steps": 100,
+            "epoch_s": {"1": 2.0, "5": 1.6},
+            "parts": {
+                "step": 0.010,
+                "step_in_call": 0.008,
+                "step_without_update": 0.007,
+                "forward": 0.004,
+            },
+        },
+    }
+    rows = granularity_rows("classifier", result, top=1e10)
+    # 1000 images in 2.0 s: 500 images/s × 3 × 1 MFLOP = 1.5 GFLOP/s of 10: 15 %; auto 18.75 %.
+    assert [(r["value"], r["target"], r["holds"]) for r in rows[:3]] == [
+        ("15.00 %", "-", "-"),
+        ("18.75 %", ">= 55 %", "no"),
+        ("1.25×", ">= 0.98×", "yes"),
+    ]
+    assert (
+        "auto (5 of the epoch's 100)" in rows[1]["figure"] and "(625 images/s)" in rows[1]["figure"]
+    )
+    # dispatch 10 − 8 = 2 ms; update 10 − 7 = 3; backward 7 − 4 = 3; forward 4 − 2 = 2;
+    # fit's loop 2.0 s / 100 − 10 ms = 10 ms.
+    parts = rows[3]["figure"]
+    for part in ("forward 2.0 ms", "backward 3.0 ms", "optimizer update 3.0 ms",
+                 "dispatch from Python 2.0 ms", "input pipeline 10.0 ms more"):  # fmt: skip
+        assert part in parts, part
+    assert rows[3]["value"] == "10.0 ms"
+    detector = granularity_rows("detector", result, top=1e10)
+    assert detector[1]["target"] == "-" and detector[2]["holds"] == "yes"
+
+
 def test_small_faces_targets_hold_on_tight_boxes_and_presence_over_the_constant_answer():
     from bench.recipe_check import scored
 
