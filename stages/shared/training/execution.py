@@ -21,6 +21,7 @@ epoch of at most PROBE_STEPS steps is one call: there is nothing to measure.
 
 from __future__ import annotations
 
+import logging
 import math
 import statistics
 import time
@@ -31,6 +32,8 @@ import numpy as np
 FIXED_SHARE = 0.10  # the fixed cost's largest share of a call
 PROBE_STEPS = 8  # steps per call in the probe's second half
 PROBE_CALLS = 5  # timed calls of each kind (after the first, which traces)
+
+log = logging.getLogger(__name__)
 
 
 def steps_for_share(fixed: float, per_step: float, limit: int, share: float = FIXED_SHARE) -> int:
@@ -90,7 +93,8 @@ def probe(model: keras.Model, images, targets) -> tuple[float, float]:
     its optimizer and its random states are left as they were."""
     import tensorflow as tf
 
-    model.optimizer.build(model.trainable_variables)  # as fit would: its slots exist to restore
+    with model.distribute_strategy.scope():  # as fit builds it: mirrored slots under a strategy
+        model.optimizer.build(model.trainable_variables)  # its slots exist, to be restored
     state = [*model.variables, *model.optimizer.variables]
     saved = [keras.ops.convert_to_numpy(v) for v in state]
     dataset = tf.data.Dataset.from_tensors((images, targets)).repeat()
@@ -103,10 +107,22 @@ def probe(model: keras.Model, images, targets) -> tuple[float, float]:
     return split_cost(one, many, PROBE_STEPS)
 
 
+def replicated(model: keras.Model) -> bool:
+    """Whether `model` trains on several replicas (mirrored, or across workers)."""
+    strategy = getattr(model, "distribute_strategy", None)
+    return strategy is not None and strategy.num_replicas_in_sync > 1
+
+
 def choose_steps(setting: int | str, model: keras.Model, images, targets, limit: int) -> dict:
     """{steps, fixed_ms, per_step_ms}: the steps per call for a run whose epoch has `limit`
     steps, a divisor of it — a number from params (lowered to one), or `auto` (the probe's
-    choice, raised to one)."""
+    choice, raised to one). On several replicas, one: Keras 3's loop of several steps a call
+    fails under tf.distribute (InvalidArgumentError, seen with MirroredStrategy on two
+    logical CPUs and with two local workers)."""
+    if replicated(model):
+        if setting not in ("auto", 1):
+            log.warning("base.steps_per_execution: %s runs as 1 on several replicas", setting)
+        return {"steps": 1}
     if setting != "auto":
         return {"steps": whole_calls(min(int(setting), limit), limit, up=False)}
     if limit <= PROBE_STEPS:
