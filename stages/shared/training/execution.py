@@ -16,7 +16,8 @@ from a short probe of the model on its first batch: calls of 1 and of PROBE_STEP
 between the ends of consecutive calls inside `fit` (so Keras' own loop counts as fixed cost),
 give the fixed cost per call and the cost per step. The probe trains, so every variable it
 changes (weights, optimizer slots, random states) is put back before the run starts. An
-epoch of at most PROBE_STEPS steps is one call: there is nothing to measure.
+epoch of at most PROBE_STEPS steps is one call: there is nothing to measure. On several
+replicas a call runs one step (`choose_steps` says why).
 """
 
 from __future__ import annotations
