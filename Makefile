@@ -62,8 +62,8 @@ test-isa: $(VENV)/.dev
 		env $$setting $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "$(ISA_TESTS)" || exit 1; \
 	done
 
-# The locks current with requirements*.txt; style; and the architecture: the import contracts of .importlinter (layers, independence, no
-# circles; stages/shared/__init__.py draws them).
+# The locks current with requirements*.txt; style; and the architecture: the import contracts
+# of .importlinter (layers, independence, no circles; stages/shared/__init__.py draws them).
 lint: $(VENV)/.dev
 	$(BIN)/python -m stages.environment check
 	$(BIN)/ruff check .

@@ -60,20 +60,25 @@ def peak(dtype: str = "float32", device: str = "/CPU:0", repeats: int = 5) -> fl
     return 2 * n**3 / best
 
 
-def per_step(model, iterator, steps: int, repeats: int = 7) -> float:
+def median_seconds(run, repeats: int = 7) -> float:
+    """Median wall time of `run()` over `repeats` calls (after one that traces)."""
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def per_step(model, iterator, steps: int) -> float:
     """Median seconds a step of the compiled training function, at `steps` steps a call."""
     from stages.shared.training.execution import set_steps
 
     set_steps(model, steps)
     model.make_train_function()  # returns the function only when it existed already
     function = model.train_function
-    function(iterator)  # trace
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function(iterator)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[repeats // 2] / steps
+    return median_seconds(lambda: function(iterator)) / steps
 
 
 def step_parts(model, images, targets) -> dict:
@@ -98,13 +103,9 @@ def step_parts(model, images, targets) -> dict:
     finally:
         del model.optimizer.apply
     forward = tf.function(lambda x: model(x, training=True))
-    forward(images)
-    times = []
-    for _ in range(7):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), forward(images))
-        times.append(time.perf_counter() - start)
-    parts["forward"] = sorted(times)[3]
+    parts["forward"] = median_seconds(
+        lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(images))
+    )
     return parts
 
 
