@@ -386,15 +386,56 @@ def trains(module) -> bool:
     return bool(TRAINS.search(Path(module.__file__).read_text()))
 
 
+# ISAs of oneDNN (ONEDNN_MAX_CPU_ISA) that compute in float16, and the CPU flags TensorFlow reads
+# to hand a float16 op to oneDNN rather than to its own kernels.
+FLOAT16_ISAS = {
+    "AVX2_VNNI_2",
+    "AVX512_CORE_FP16",
+    "AVX512_CORE_AMX",
+    "AVX512_CORE_AMX_FP16",
+    "AVX10_1_512",
+    "AVX10_1_512_AMX",
+    "AVX10_1_512_AMX_FP16",
+}
+FLOAT16_FLAGS = {"avx512_fp16", "amx_fp16", "avx_ne_convert"}
+
+
+def float16_hidden(env=os.environ, cpuinfo: str | None = None) -> str | None:
+    """Why this process cannot stand in for its CPU kind in float16, or None when it can.
+
+    TensorFlow hands a float16 convolution to oneDNN when the real CPU has float16 units
+    (AVX512-FP16, AMX-FP16); ONEDNN_MAX_CPU_ISA caps oneDNN below them without telling
+    TensorFlow, and oneDNN then has no kernel ("could not create a primitive descriptor"). A real
+    CPU of the capped kind has no such flags, so TensorFlow runs float16 in its own kernels, which
+    `TF_ENABLE_ONEDNN_OPTS=0` (the other setting of `make test-isa`) covers."""
+    cap = env.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    if not cap or cap == "ALL" or cap in FLOAT16_ISAS or env.get("TF_ENABLE_ONEDNN_OPTS") == "0":
+        return None
+    if cpuinfo is None:
+        cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    flags = set(cpuinfo.split()) & FLOAT16_FLAGS
+    if not flags:
+        return None
+    return (
+        f"ONEDNN_MAX_CPU_ISA={cap} hides this CPU's float16 units ({', '.join(sorted(flags))}) "
+        "from oneDNN but not from TensorFlow; float16 without them runs under "
+        "TF_ENABLE_ONEDNN_OPTS=0"
+    )
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark the tests of modules that train (`-m trains`); give each test a time limit that
-    scales with how busy this machine is; and run the tests on the shared reproduced project
-    first, together: with `--dist worksteal` they fall to one worker, which builds the project
-    while the other runs the rest, so no worker sits waiting for it."""
+    """Mark the tests of modules that train (`-m trains`); skip the float16 ones where the
+    emulated CPU cannot run them as a real one would (float16_hidden); give each test a time
+    limit that scales with how busy this machine is; and run the tests on the shared reproduced
+    project first, together: with `--dist worksteal` they fall to one worker, which builds the
+    project while the other runs the rest, so no worker sits waiting for it."""
     factor = slowdown()
+    hidden = float16_hidden()
     for item in items:
         if trains(item.module):
             item.add_marker(pytest.mark.trains)
+        if hidden and item.get_closest_marker("float16"):
+            item.add_marker(pytest.mark.skip(reason=hidden))
         if item.get_closest_marker("timeout") is None:
             limit = SLOW_LIMIT if item.get_closest_marker("slow") else FAST_LIMIT
             item.add_marker(pytest.mark.timeout(round(limit * factor)))

@@ -176,6 +176,7 @@ def test_the_inception_blocks_save_and_load_inside_any_model(tmp_path):
     assert np.allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
 
 
+@pytest.mark.float16
 @pytest.mark.parametrize("architecture", ["simple_cnn", "mini_inception", "plain_cnn"])
 def test_under_mixed_precision_the_probabilities_stay_float32(architecture):
     keras.mixed_precision.set_global_policy("mixed_float16")

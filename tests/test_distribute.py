@@ -265,6 +265,7 @@ def test_an_old_true_or_false_precision_names_the_choices(workdir):
         load_params(BaseParams)
 
 
+@pytest.mark.float16
 def test_detector_trains_under_mixed_float16_with_loss_scaling():
     """What a GPU run does (float16 compute, float32 outputs, scaled loss), run on the CPU."""
     import keras
