@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import yaml
@@ -58,7 +59,11 @@ TINY_PARAMS = {
 
 
 def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    """Run a CLI command with the test interpreter's environment; failures show stderr."""
+    """Run a CLI command with the test interpreter's environment; failures show stderr.
+
+    Its output goes through files, not pipes: the call ends when the command does, even when
+    it leaves a process behind that still holds its output open (`dvc exp run --run-all`
+    starts a queue worker that may outlive it)."""
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -69,7 +74,10 @@ def run_cli(args: list[str], cwd: Path, check: bool = True) -> subprocess.Comple
         "GIT_COMMITTER_NAME": "test",
         "GIT_COMMITTER_EMAIL": "test@example.com",
     }
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        code = subprocess.run(args, cwd=cwd, env=env, stdout=out, stderr=err).returncode
+        out.seek(0), err.seek(0)
+        result = subprocess.CompletedProcess(args, code, out.read(), err.read())
     if check and result.returncode != 0:
         raise AssertionError(
             f"{' '.join(args)} exited {result.returncode}\n"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+from pathlib import Path
 
 import pytest
 
 from bench.common import vector_isa
+from bench.project import run_cli
 from bench.recipe_check import holds, over_seeds, table
 
 
@@ -439,3 +443,21 @@ def test_the_default_levers_runs_become_the_recipe_checks_result_judged_by_its_t
         del run["images"]
     with pytest.raises(SystemExit, match="no default run records its dataset"):
         recipe_check_entry(record)
+
+
+@pytest.mark.timeout(120)
+def test_a_command_ends_when_it_exits_though_a_process_it_left_still_holds_its_output(tmp_path):
+    # `dvc exp run --run-all` leaves a queue worker behind with the command's output open: a
+    # call that waited for the output to close would wait for that worker.
+    pid_file = tmp_path / "pid"
+    script = f"echo said; echo warned >&2; sleep 900 & echo $! > {pid_file}; exit 3"
+    result = run_cli(["bash", "-c", script], tmp_path, check=False)
+    left = int(pid_file.read_text())
+    try:
+        state = Path(f"/proc/{left}/stat").read_text().split(")")[-1].split()[0]
+        assert state != "Z"  # still running: the call did not wait for it
+        assert (result.returncode, result.stdout, result.stderr) == (3, "said\n", "warned\n")
+        with pytest.raises(AssertionError, match=r"(?s)exited 3.*said.*warned"):
+            run_cli(["bash", "-c", "echo said; echo warned >&2; exit 3"], tmp_path)
+    finally:
+        os.kill(left, signal.SIGKILL)
