@@ -1,5 +1,6 @@
-# Entry points: `make run` (the pipeline), `make lock`, `make test`, `make test-fast`, `make test-docs`,
-# `make test-isa`, `make lint`, `make docs`, `make bench`, `make noise-floor`, `make recipe-check`, `make review`, `make release`.
+# Entry points: `make run` (the pipeline), `make lock`, `make test`, `make test-fast`,
+# `make test-docs`, `make test-isa`, `make lint`, `make docs`, `make bench`, `make bench-smoke`,
+# `make noise-floor`, `make recipe-check`, `make review`, `make release`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
@@ -7,7 +8,7 @@ BIN    := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export NO_ALBUMENTATIONS_UPDATE := 1
 
-.PHONY: run lock test test-fast test-docs test-isa lint format docs docs-serve bench noise-floor compare recipe-check review review-template \
+.PHONY: run lock test test-fast test-docs test-isa lint format docs docs-serve bench bench-smoke noise-floor compare recipe-check review review-template \
 	review-screenshot mutation release clean
 
 # Installs come from the locks (every package at one version, with its hashes; `make lock`
@@ -86,6 +87,11 @@ docs-serve: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python -m bench
+
+# Every benchmark and recipe entry point once at toy size, in a copy of the tree (CI runs it:
+# an entry point that broke fails here, not in the next measurement). bench/smoke.py
+bench-smoke: $(VENV)/.dev
+	$(BIN)/python -m bench.smoke
 
 # Is B better than A beyond seed noise? make compare A=main B=my-branch SEEDS=5 [MODEL=detector]
 compare: $(VENV)/.runtime

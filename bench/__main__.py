@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 from bench import (
@@ -35,17 +36,24 @@ BENCHMARKS = {
 }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    """Every benchmark, or those named: python -m bench mfu levers"""
+    names = list(sys.argv[1:] if argv is None else argv) or list(BENCHMARKS)
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        raise SystemExit(f"bench: unknown {', '.join(unknown)}; choices: {', '.join(BENCHMARKS)}")
     started = time.perf_counter()
     results = {}
-    for name, run in BENCHMARKS.items():
+    for name in names:
+        run = BENCHMARKS[name]
         print(f"== {name}", flush=True)
         results[name] = run()
     rows = [r for rows in results.values() for r in rows]
     minutes = (time.perf_counter() - started) / 60
     meta = {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "minutes": round(minutes, 1)}
     print("\n" + table(rows))
-    write_results(rows, meta)
+    if names == list(BENCHMARKS):  # a part does not replace the whole table
+        write_results(rows, meta)
 
 
 if __name__ == "__main__":

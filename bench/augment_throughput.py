@@ -6,6 +6,7 @@ from pathlib import Path
 
 from bench.common import project_params, row, temp_project, timed
 from stages import sample, split
+from stages.shared.core.config import dataset_root
 from stages.shared.data.augmentation import augment_rows
 from stages.shared.data.manifest import input_size, read_manifest
 
@@ -26,6 +27,9 @@ def run() -> list[dict]:
             "copies": 4,
             "seed": 0,
             "decode_side": None,
+            "root": dataset_root("detection").as_posix(),  # where the manifest's paths start
+            "paste": 0.0,
+            "bank": [],
         }
         list(augment_rows(jobs[:20], config, 1))  # warm caches and imports
         written = 4 * len(jobs)

@@ -19,9 +19,22 @@ from stages.shared.core.machine import cpu_info
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `make bench-smoke` (bench/smoke.py): each entry point once at toy size, in a copy of the
+# tree: it runs, its figures mean nothing, and nothing committed is written.
+SMOKE = os.environ.get("BENCH_SMOKE") == "1"
+
+
+def toy(full, small):
+    """`full` in a measurement, `small` in a smoke run."""
+    return small if SMOKE else full
+
 
 def project_params() -> dict:
-    """The project's params.yaml as a dict."""
+    """The project's params.yaml as a dict (in a smoke run, with the tests' tiny settings)."""
+    if SMOKE:
+        from bench.project import tiny_params
+
+        return tiny_params()
     return yaml.safe_load((ROOT / "params.yaml").read_text())
 
 

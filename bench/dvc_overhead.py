@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import edit_params, row, timed
+from bench.common import edit_params, row, timed, toy
 from bench.project import dvc, new_pipeline_repo, run_cli
 
 
@@ -18,9 +18,9 @@ def run() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         project = new_pipeline_repo(Path(tmp) / "project")
         full = timed(lambda: dvc("repro", cwd=project))
-        noop = min(timed(lambda: dvc("repro", cwd=project)) for _ in range(3))
+        noop = min(timed(lambda: dvc("repro", cwd=project)) for _ in range(toy(3, 1)))
         import_dvc = [sys.executable, "-c", "import dvc"]
-        bare = min(timed(lambda: run_cli(import_dvc, project)) for _ in range(3))
+        bare = min(timed(lambda: run_cli(import_dvc, project)) for _ in range(toy(3, 1)))
         edit_params(project, lambda params: params["plot"].update(dpi=params["plot"]["dpi"] + 1))
         plot_only = timed(lambda: dvc("repro", cwd=project))
     print(f"dvc: full {full:.1f}s, no-op {noop:.2f}s (import dvc {bare:.2f}s)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from bench.common import EpochTimer, project_params, row, temp_project, timed
+from bench.common import EpochTimer, project_params, row, temp_project, timed, toy
 from stages import augment, sample, split
 
 TARGET_EPOCH = 1.10  # streamed or cached epoch / in-memory epoch
@@ -91,8 +91,8 @@ def file_reader(paths: list[str], targets, size: int, batch: int, epochs: int):
     return data.batch(batch).repeat(epochs).prefetch(tf.data.AUTOTUNE)
 
 
-EPOCHS = 5  # per fit: the first is timed apart (it traces, and fills the cache)
-ROUNDS = 3  # fits of each reader, interleaved
+EPOCHS = toy(5, 2)  # per fit: the first is timed apart (it traces, and fills the cache)
+ROUNDS = toy(3, 1)  # fits of each reader, interleaved
 
 
 def headroom(task: str, model, frame, targets, batch: int) -> dict[str, float]:

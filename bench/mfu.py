@@ -30,11 +30,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import ROOT, cpu_info, machine, project_params, row, run_measured, table
+from bench.common import ROOT, cpu_info, machine, project_params, row, run_measured, table, toy
 from bench.project import dvc, new_pipeline_repo
 
-MATMUL_SIDE = 4096
-BATCHES = (8, 32, 128, 512)
+MATMUL_SIDE = toy(4096, 256)
+BATCHES = toy((8, 32, 128, 512), (8,))
 TARGET_MFU = 0.5
 TARGET_CLASSIFIER_AUTO = 0.55  # the classifier's training MFU with several steps a call
 # "Not slower": auto's epoch against 1 step a call, two alternated epochs each, within 2 %.

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -30,10 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.__main__ import machine
-from bench.common import ROOT, edit_params
+import yaml
 
-SEEDS = 5
+from bench.__main__ import machine
+from bench.common import ROOT, edit_params, project_params, toy
+
+SEEDS = toy(5, 2)
 METRICS = {
     "classifier": ("accuracy", "macro_f1"),
     "detector": ("ap50", "ap50_95", "mean_iou", "presence_accuracy"),
@@ -158,7 +159,7 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+        (root / "params.yaml").write_text(yaml.safe_dump(project_params(), sort_keys=False))
         for task in ("classification", "detection"):
             for module in ("sample", "split", "augment"):
                 stage(root, module, task)

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import project_params, row, run_measured, stage_command, temp_project
+from bench.common import project_params, row, run_measured, stage_command, temp_project, toy
 
 CLASSES = ("astronaut", "coffee", "chelsea", "rocket")
-PER_CLASS = 60
-BIG, SMALL = (4000, 3000), (400, 300)
+PER_CLASS = toy(60, 6)
+BIG, SMALL = toy((4000, 3000), (800, 600)), (400, 300)
 
 
 def make_photos(root: Path) -> None:
@@ -76,6 +76,7 @@ def first_epoch_seconds() -> float:
         "manifest": "data/augmented/classification/manifest.csv",
         "model": "models/timed.keras",
         "live_dir": "reports/train/timed",
+        "throughput_dir": "reports/throughput/timed",
         "tensorboard": "reports/tensorboard/timed",
         "batch": "models/timed_batch.npz",
         "extra_callbacks": [timer],

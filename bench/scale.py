@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import ROOT, project_params, row, run_measured, stage_command, timed
+from bench.common import ROOT, project_params, row, run_measured, stage_command, timed, toy
 from bench.project import dvc as run_dvc
 from bench.project import git, new_pipeline_repo
 
@@ -215,7 +215,7 @@ def measure(scale: int, work: Path, sample: Path) -> dict:
 
 
 def run() -> list[dict]:
-    scale = int(os.environ.get("SCALE", "50"))
+    scale = int(os.environ.get("SCALE", toy("50", "2")))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         sample = work / "sample"

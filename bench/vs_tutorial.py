@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.common import EpochTimer, project_params, row, temp_project
+from bench.common import EpochTimer, project_params, row, temp_project, toy
 from stages import augment, sample, split
 
-EPOCHS = 6
+EPOCHS = toy(6, 2)
 
 
 def tutorial_folder(rows, root: Path) -> Path:
