@@ -35,18 +35,20 @@ lock: $(VENV)/.dev
 	$(BIN)/python -m stages.environment lock $(foreach p,$(UPGRADE),--upgrade-package $(p))
 
 # Tests run in parallel workers (pytest-xdist); a worker that runs out steals from the other.
+# PYTEST_ARGS: more of pytest's options (bench/quickstart.py asks for a JUnit XML report).
 TEST_WORKERS ?= 2
+PYTEST_ARGS ?=
 
 test: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not docs"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not docs" $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 # Every shell block of the README and docs/, run as written on a small project, a page at a time
 # (tests/test_docs_commands.py); longer than the rest of the suite, so apart from `make test`.
 test-docs: $(VENV)/.dev
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m docs
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m docs $(PYTEST_ARGS)
 
 # Other CPUs, as far as this one can stand in for them: the tests that train, once per setting
 # that bench/ISA.md measured to move a training trajectory here (an AVX2 CPU, TensorFlow's own

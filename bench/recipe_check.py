@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from bench.__main__ import machine
-from bench.common import ROOT, edit_params, eval_report, project_params
+from bench.common import ROOT, SMOKE, edit_params, eval_report, project_params
 from bench.project import new_pipeline_repo
 from bench.recipe_data import GROUP_PATTERNS, MAKERS, TASKS
 
@@ -344,7 +344,7 @@ def main() -> None:
     results = {name: results[name] for name in order if name in results}
     record.write_text(json.dumps({"results": results}, indent=2) + "\n")
     write_report(results)
-    if any(verdict(found) == "no" for found in ran):
+    if not SMOKE and any(verdict(found) == "no" for found in ran):  # toy size: no verdict
         raise SystemExit("recipe check: a target does not hold, nor a CPU floor (table above)")
 
 

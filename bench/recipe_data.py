@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
+from bench.common import toy
+
 TEXTURES = ("brick", "grass", "gravel", "moon", "hubble_deep_field", "immunohistochemistry")
 SCENES = ("astronaut", "chelsea", "coffee", "rocket", "china", "flower")
 GROUP_PATTERNS = {  # split.group_pattern for each dataset: capture group 1 = the source
@@ -44,10 +46,10 @@ GROUP_PATTERNS = {  # split.group_pattern for each dataset: capture group 1 = th
     "coins": r"_coin(\d+)",
     "small-faces": r"_face(\d+)",
 }
-PATCHES_PER_CLASS = 120
+PATCHES_PER_CLASS = toy(120, 8)
 SHOTS, PER_SHOT = 24, 5
-FRAMES = 360
-SMALL_FRAMES = 600
+FRAMES = toy(360, 24)
+SMALL_FRAMES = toy(600, 24)
 
 
 def photo(name: str) -> Image.Image:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.common import ROOT, machine, project_params
+from bench.common import ROOT, SMOKE, machine, project_params
 from bench.levers import set_dotted
 from bench.recipe_check import (
     WORK,
@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
         help=f"write the default lever's runs as the recipe check's {DATASET} result, run nothing",
     )
     args = parser.parse_args(argv)
-    record = json.loads(RECORD.read_text()) if RECORD.exists() else {"levers": {}}
+    fresh = SMOKE or not RECORD.exists()  # a smoke run measures its lever anew
+    record = {"levers": {}} if fresh else json.loads(RECORD.read_text())
     if args.to_recipe_check:
         checked = ROOT / "bench/recipe_check.json"
         results = json.loads(checked.read_text())["results"]

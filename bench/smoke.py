@@ -28,7 +28,10 @@ ENTRY_POINTS: dict[str, tuple[list[str], dict[str, str]]] = {
     "bench": (["-m", "bench"], {}),
     "noise-floor": (["-m", "bench.noise_floor"], {}),
     "recipe-check": (["-m", "bench.recipe_check"], {"ONLY": "textures,coins", "SEEDS": "2"}),
-    "recipe-levers": (["-m", "bench.recipe_levers", "--only", "input 176 px"], {}),
+    "recipe-levers": (
+        ["-m", "bench.recipe_levers", "--only", "copy-paste", "--seeds", "1"],
+        {},
+    ),
     "mutation": (
         ["-m", "bench.mutation", "--sample", "2", "stages/shared/core/lockfile.py"],
         {},

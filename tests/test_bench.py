@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench.common import vector_isa
-from bench.project import run_cli
+from bench.project import ROOT, run_cli
 from bench.recipe_check import holds, over_seeds, table
 
 
@@ -461,3 +461,37 @@ def test_a_command_ends_when_it_exits_though_a_process_it_left_still_holds_its_o
             run_cli(["bash", "-c", "echo said; echo warned >&2; exit 3"], tmp_path)
     finally:
         os.kill(left, signal.SIGKILL)
+
+
+def test_the_time_budget_reads_ci_s_steps_sums_them_and_ranks_the_slowest_tests(tmp_path):
+    from bench import quickstart
+
+    script = "set -e\nmake lint\nif x; then\n  make test \\\n    PYTEST_ARGS=-q\nfi\nmake docs\n"
+    ci = {quickstart.step_name(c): c for c in quickstart.ci_steps(script)}
+    assert ci == {"make lint": "make lint", "make test": "make test PYTEST_ARGS=-q",
+                  "make docs": "make docs"}  # fmt: skip
+    steps = {"install": {"seconds": 100.0}, "make run": {"seconds": 999.0},
+             "make lint": {"seconds": 50.0}, "make test": {"seconds": 601.0},
+             "make docs": {"seconds": 30.0}}  # fmt: skip
+    budget = {v["what"]: (v["seconds"], v["holds"]) for v in quickstart.verdicts(steps, list(ci))}
+    # CI: the install and its own steps (not `make run`, which CI does not run).
+    assert budget == {"make test": (601.0, False), ".ci/run": (781.0, True)}
+    cases = {"a": [("tests.test_x", "test_one", 3.25), ("tests.test_x", "test_two", 0.5)],
+             "b": [("tests.test_y", "test_three", 7.0)]}  # fmt: skip
+    reports = {}
+    for step, rows in cases.items():
+        body = "".join(f'<testcase classname="{c}" name="{n}" time="{t}"/>' for c, n, t in rows)
+        reports[step] = tmp_path / f"{step}.xml"
+        reports[step].write_text(f"<testsuites><testsuite>{body}</testsuite></testsuites>")
+    assert quickstart.slowest({**reports, "c": tmp_path / "missing.xml"}, count=2) == [
+        {"step": "b", "test": "test_y::test_three", "seconds": 7.0},
+        {"step": "a", "test": "test_x::test_one", "seconds": 3.2},
+    ]
+
+
+def test_the_time_budget_runs_ci_s_own_steps():
+    from bench import quickstart
+
+    ci = [quickstart.step_name(c) for c in quickstart.ci_steps((ROOT / ".ci/run").read_text())]
+    assert {"make lint", "make test", "make test-docs", "make bench-smoke"} <= set(ci)
+    assert set(quickstart.TARGETS) - {".ci/run"} <= set(ci) | set(quickstart.README_STEPS)
