@@ -43,6 +43,7 @@ from bench.common import (
     run_measured,
     stage_command,
     table,
+    toy,
 )
 from bench.project import dvc, new_pipeline_repo
 
@@ -132,6 +133,7 @@ def run(only: str | None = None) -> list[dict]:
     bench/levers.json), then bench/LEVERS.md."""
     from bench.mfu import peak
 
+    only = only or toy(None, "steps_per_execution")  # a smoke run: the default and one more
     flags = set(cpu_info().get("flags", "").split())
     bf16 = bool(flags & {"avx512_bf16", "amx_bf16"})
     peaks = {"float32": peak("float32")}

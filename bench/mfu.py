@@ -34,7 +34,7 @@ from bench.common import ROOT, cpu_info, machine, project_params, row, run_measu
 from bench.project import dvc, new_pipeline_repo
 
 MATMUL_SIDE = toy(4096, 256)
-BATCHES = toy((8, 32, 128, 512), (8,))
+BATCHES = toy((8, 32, 128, 512), (4, 8))
 TARGET_MFU = 0.5
 TARGET_CLASSIFIER_AUTO = 0.55  # the classifier's training MFU with several steps a call
 # "Not slower": auto's epoch against 1 step a call, two alternated epochs each, within 2 %.

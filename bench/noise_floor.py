@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from bench.__main__ import machine
-from bench.common import ROOT, edit_params, project_params, toy
+from bench.common import ROOT, SMOKE, edit_params, project_params, toy
 
 SEEDS = toy(5, 2)
 METRICS = {
@@ -57,6 +57,8 @@ VARIANTS = {  # name: (environment, models)
         CLASSIFIER,
     ),
 }
+if SMOKE:  # one setting: the same code path as the others
+    VARIANTS = {"onednn_off": VARIANTS["onednn_off"]}
 
 
 def stage(root: Path, module: str, *args: str, env: dict | None = None) -> float:

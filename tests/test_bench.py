@@ -495,3 +495,43 @@ def test_the_time_budget_runs_ci_s_own_steps():
     ci = [quickstart.step_name(c) for c in quickstart.ci_steps((ROOT / ".ci/run").read_text())]
     assert {"make lint", "make test", "make test-docs", "make bench-smoke"} <= set(ci)
     assert set(quickstart.TARGETS) - {".ci/run"} <= set(ci) | set(quickstart.README_STEPS)
+
+
+def test_the_smoke_run_runs_each_entry_point_in_a_copy_and_names_every_one_that_fails(
+    monkeypatch,
+):
+    from bench import smoke
+
+    where = (
+        "import os, sys; from pathlib import Path; "
+        f"ok = os.environ['BENCH_SMOKE'] == '1' and Path.cwd() != Path({str(ROOT)!r}) "
+        "and Path('Makefile').exists() and os.environ['PYTHONPATH'] == str(Path.cwd()); "
+        "Path('bench/RESULTS.md').write_text('written in the copy'); sys.exit(0 if ok else 9)"
+    )
+    fails = "import sys; print('{} broke'); sys.exit({})"
+    monkeypatch.setattr(smoke, "ENTRY_POINTS", {
+        "copy": (["-c", where], {}),
+        "bad": (["-c", fails.format("bad", 3)], {}),
+        "worse": (["-c", fails.format("worse", 4)], {"SEEDS": "2"}),
+    })  # fmt: skip
+    before = (ROOT / "bench/RESULTS.md").read_text()
+    ran = smoke.run(["copy"])
+    assert [name for name, _ in ran] == ["copy"]
+    assert (ROOT / "bench/RESULTS.md").read_text() == before  # the committed one untouched
+    with pytest.raises(SystemExit, match=r"(?s)bad failed \(exit 3\).*bad broke.*worse failed "
+                       r"\(exit 4\).*worse broke"):  # fmt: skip
+        smoke.run(["bad", "copy", "worse"])
+    with pytest.raises(SystemExit, match=r"unknown nothing; choices: copy, bad, worse"):
+        smoke.run(["nothing"])
+
+
+def test_the_smoke_run_covers_every_benchmark_and_recipe_tool():
+    from bench import smoke
+    from bench.__main__ import BENCHMARKS
+
+    modules = {args[1] for args, _ in smoke.ENTRY_POINTS.values()}
+    assert {"bench.noise_floor", "bench.recipe_check", "bench.recipe_levers",
+            "bench.mutation"} <= modules  # fmt: skip
+    assert {args[2] for args, _ in smoke.ENTRY_POINTS.values() if args[1] == "bench"} == set(
+        BENCHMARKS
+    )
