@@ -96,8 +96,10 @@ bench-smoke: $(VENV)/.dev
 	$(BIN)/python -m bench.smoke
 
 # Is B better than A beyond seed noise? make compare A=main B=my-branch SEEDS=5 [MODEL=detector]
+# GATE=1: exit 1 when B is worse (a CI gate; stages/compare.py --fail-if-worse)
 compare: $(VENV)/.runtime
-	$(BIN)/python -m stages.compare $(A) $(B) --seeds $(or $(SEEDS),5) --model $(or $(MODEL),classifier)
+	$(BIN)/python -m stages.compare $(A) $(B) --seeds $(or $(SEEDS),5) --model $(or $(MODEL),classifier) \
+		$(if $(GATE),--fail-if-worse)
 
 # How much the test metrics move across seeds, oneDNN, CPU instruction sets (~80 min).
 noise-floor: $(VENV)/.dev

@@ -6,8 +6,9 @@ test-docs`, `make bench-smoke`, the fast part of `make test-isa`). The tests' ow
 come from JUnit reports (PYTEST_ARGS), so the table also lists the slowest tests.
 
 `python -m bench.quickstart` writes bench/QUICKSTART.md and bench/quickstart.json (the README
-quotes them; a test holds the two to agree). It takes over an hour here, so no check runs it
-whole; `--only STEP,...` times some steps (after the install).
+quotes them; a test holds the two to agree), and tests/durations.json, each test's seconds, from
+which the test runs deal the longest tests first to both workers. It takes over an hour
+here, so no check runs it whole; `--only STEP,...` times some steps (after the install).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench.common import ROOT, machine
 
 RESULTS = ROOT / "bench/quickstart.json"
 REPORT = ROOT / "bench/QUICKSTART.md"
+DURATIONS = ROOT / "tests/durations.json"  # each test's seconds: the order of the next runs
 INSTALL = "install"
 README_STEPS = {
     INSTALL: "make .venv/.dev",
@@ -72,6 +74,18 @@ def slowest(reports: dict[str, Path], count: int = SLOWEST) -> list[dict]:
             found.append({"step": step, "test": f"{module}::{case.get('name')}",
                           "seconds": round(float(case.get("time", 0)), 1)})  # fmt: skip
     return sorted(found, key=lambda t: -t["seconds"])[:count]
+
+
+def durations(reports: dict[str, Path]) -> dict[str, float]:
+    """{test id: seconds} of the tests of `make test` and `make test-docs` (every test once),
+    set-up included: the order of the next runs (tests/conftest.py: longest_first)."""
+    found = {}
+    for step in ("make test", "make test-docs"):
+        if step in reports and reports[step].exists():
+            for case in ET.parse(reports[step]).iter("testcase"):
+                module = case.get("classname", "").replace(".", "/")
+                found[f"{module}.py::{case.get('name')}"] = round(float(case.get("time", 0)), 2)
+    return dict(sorted(found.items()))
 
 
 def verdicts(steps: dict[str, dict], ci: list[str]) -> list[dict]:
@@ -173,6 +187,7 @@ def main(argv: list[str] | None = None) -> None:
     if only:  # a part: shown, not written over the whole
         return
     RESULTS.write_text(json.dumps(data, indent=1) + "\n")
+    DURATIONS.write_text(json.dumps(durations(reports), indent=0) + "\n")
     REPORT.write_text(report(data))
     print(f"wrote {REPORT}")
 

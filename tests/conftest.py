@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -212,26 +214,69 @@ def dvc_project(tmp_path) -> Path:
     return new_pipeline_repo(tmp_path / "project")
 
 
-@pytest.fixture(scope="session")
-def reproduced(tmp_path_factory) -> dict:
-    """One tiny project through a whole `dvc repro`, once per test run (a full run costs
-    ~2.5 minutes here): {"project": its folder, "stdout": what that first repro printed}.
+# What a tiny project's first `dvc repro` depends on, beside the files it copies: the settings
+# that move a training trajectory on this machine (`make test-isa`'s) and the CPU itself.
+TRAJECTORY_ENV = ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS",
+                  "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")  # fmt: skip
 
-    The parallel workers share it: the first to need it builds it under a lock in the run's
-    common temporary folder, the others wait for it and read it (tests only copy it).
+
+def reproduced_key(root: Path = ROOT, env=os.environ) -> str:
+    """The hash of everything a tiny project's first `dvc repro` depends on: the files
+    `new_pipeline_repo` copies (code, dvc.yaml, params, pretrained weights, the DVC setup), the
+    tiny params and the code that writes them, the locked packages, the Python version, the
+    trajectory settings of the environment and this CPU (its model name and flags)."""
+    digest = hashlib.sha256()
+    names = ("dvc.yaml", "paths.yaml", ".gitignore", "params.yaml", "requirements.lock",
+             ".dvc/config", "bench/project.py")  # fmt: skip
+    files = [root / name for name in names]
+    for folder in ("stages", "pretrained", ".dvc/plots", "review"):
+        files += sorted(p for p in (root / folder).rglob("*")
+                        if p.is_file() and "__pycache__" not in p.parts)  # fmt: skip
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    cpu = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    model = re.search(r"^model name\s*:(.*)$", cpu, re.MULTILINE)
+    flags = re.search(r"^flags\s*:(.*)$", cpu, re.MULTILINE)
+    for text in (
+        json.dumps(tiny_params(), sort_keys=True),
+        sys.version,
+        *(f"{name}={env.get(name, '')}" for name in TRAJECTORY_ENV),
+        model.group(1) if model else "",
+        flags.group(1) if flags else "",
+    ):
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def reproduced(request, tmp_path_factory) -> dict:
+    """One tiny project through a whole `dvc repro`: {"project": its folder, "stdout": what that
+    first repro printed}. A full run costs ~1.5 minutes here (~2.5 beside another job), so it is
+    built once and kept in pytest's cache under the hash of what built it (`reproduced_key`):
+    the next run (`make test-docs` after `make test`, a test run again) copies it instead.
+
+    The parallel workers share it: the first to need it builds it under a lock, the others
+    wait for it and read it (tests only copy it). Without pytest's cache (`-p no:cacheprovider`)
+    it is built in the run's common temporary folder.
     """
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):  # a worker's folder; the run's is its parent
         shared = shared.parent
-    with open(shared / "reproduced.lock", "w") as lock:
+    cache = getattr(request.config, "cache", None)
+    home = cache.mkdir("reproduced") if cache is not None else shared
+    key = reproduced_key()
+    with open(home / "reproduced.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        done = shared / "reproduced" / "stdout.txt"
-        project = shared / "reproduced" / "project"
-        if not done.exists():
-            shutil.rmtree(project.parent, ignore_errors=True)
-            first = dvc("repro", cwd=new_pipeline_repo(project))
-            done.write_text(first.stdout)
-    return {"project": project, "stdout": done.read_text()}
+        kept = home / key
+        if not (kept / "stdout.txt").exists():
+            for old in home.iterdir():  # projects of older code: one is kept
+                if old.is_dir():
+                    shutil.rmtree(old, ignore_errors=True)
+            building = home / f"{key}.building"
+            first = dvc("repro", cwd=new_pipeline_repo(building / "project"))
+            (building / "stdout.txt").write_text(first.stdout)
+            building.rename(kept)
+    return {"project": kept / "project", "stdout": (kept / "stdout.txt").read_text()}
 
 
 @pytest.fixture
@@ -426,9 +471,7 @@ def float16_hidden(env=os.environ, cpuinfo: str | None = None) -> str | None:
 def pytest_collection_modifyitems(config, items):
     """Mark the tests of modules that train (`-m trains`); skip the float16 ones where the
     emulated CPU cannot run them as a real one would (float16_hidden); give each test a time
-    limit that scales with how busy this machine is; and run the tests on the shared reproduced
-    project first, together: with `--dist worksteal` they fall to one worker, which builds the
-    project while the other runs the rest, so no worker sits waiting for it."""
+    limit that scales with how busy this machine is (the order: `Schedule`, below)."""
     factor = slowdown()
     hidden = float16_hidden()
     for item in items:
@@ -439,7 +482,58 @@ def pytest_collection_modifyitems(config, items):
         if item.get_closest_marker("timeout") is None:
             limit = SLOW_LIMIT if item.get_closest_marker("slow") else FAST_LIMIT
             item.add_marker(pytest.mark.timeout(round(limit * factor)))
-    items.sort(key=lambda item: "reproduced" not in item.fixturenames)
+
+
+# --- the longest tests first, on both workers ---
+
+DURATIONS = Path(__file__).with_name("durations.json")  # bench/quickstart.py writes it
+
+
+def longest_first(items: list, seconds: dict[str, float]) -> list:
+    """The order that makes two `--dist worksteal` workers end together: xdist hands the first
+    half of the list to one worker and the second half to the other, and a worker that runs out
+    steals from the end of the other's queue. So the tests go longest first, dealt in turn to the
+    two halves (each half then runs longest first; what is stolen is short). A test without a
+    recorded time counts as its module's mean (a new module's: the median of all).
+
+    The tests on the shared reproduced project go first in the first half and last in the
+    second: the first worker builds it (when no earlier run kept it) while the other runs the
+    rest, so no worker sits waiting for it."""
+    known = sorted(seconds.values())
+    median = known[len(known) // 2] if known else 1.0
+    by_module: dict[str, list[float]] = {}
+    for nodeid, time_taken in seconds.items():
+        by_module.setdefault(nodeid.split("::")[0], []).append(time_taken)
+
+    def expected(item) -> float:
+        if item.nodeid in seconds:
+            return seconds[item.nodeid]
+        module = by_module.get(item.nodeid.split("::")[0])
+        return sum(module) / len(module) if module else median
+
+    first, second, loads = [], [], [0.0, 0.0]
+    for item in sorted(items, key=expected, reverse=True):
+        half = 0 if loads[0] <= loads[1] else 1  # the half with less to run takes it ...
+        if len(first) == len(items) // 2 or len(second) == len(items) - len(items) // 2:
+            half = int(len(first) == len(items) // 2)  # ... unless it is full
+        (first, second)[half].append(item)
+        loads[half] += expected(item)
+    first.sort(key=lambda item: "reproduced" not in item.fixturenames)
+    second.sort(key=lambda item: "reproduced" in item.fixturenames)
+    return first + second
+
+
+class Schedule:
+    """Orders the tests after every other plugin has selected them (`-m`, `-k`)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+        items[:] = longest_first(items, seconds)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(Schedule(), "longest-first")
 
 
 # --- a browser with no way off the machine ---

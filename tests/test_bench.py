@@ -487,6 +487,11 @@ def test_the_time_budget_reads_ci_s_steps_sums_them_and_ranks_the_slowest_tests(
         {"step": "b", "test": "test_y::test_three", "seconds": 7.0},
         {"step": "a", "test": "test_x::test_one", "seconds": 3.2},
     ]
+    # The order of the next runs: every test of `make test` and `make test-docs` by its id.
+    reports = {"make test": reports["a"], "make test-docs": reports["b"], "x": reports["a"]}
+    assert quickstart.durations(reports) == {"tests/test_x.py::test_one": 3.25,
+                                             "tests/test_x.py::test_two": 0.5,
+                                             "tests/test_y.py::test_three": 7.0}  # fmt: skip
 
 
 def test_the_time_budget_runs_ci_s_own_steps():
