@@ -45,7 +45,7 @@ test: $(VENV)/.dev
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
-# Every shell block of the README and docs/, run as written on a small project, a page at a time
+# Every shell block of the README and docs/, run as written on a small project, a section at a time
 # (tests/test_docs_commands.py); longer than the rest of the suite, so apart from `make test`.
 test-docs: $(VENV)/.dev
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m docs $(PYTEST_ARGS)

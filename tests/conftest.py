@@ -489,12 +489,24 @@ def pytest_collection_modifyitems(config, items):
 DURATIONS = Path(__file__).with_name("durations.json")  # bench/quickstart.py writes it
 
 
-def longest_first(items: list, seconds: dict[str, float]) -> list:
+def shared_scope(item) -> str:
+    """What `item` must run beside: its module when it uses a module- (or class-, package-)
+    scoped fixture, which pytest sets up again each time the order leaves and comes back;
+    else itself."""
+    for defs in item._fixtureinfo.name2fixturedefs.values():
+        if defs and defs[-1].scope in ("module", "class", "package"):
+            return item.nodeid.split("::")[0]
+    return item.nodeid
+
+
+def longest_first(items: list, seconds: dict[str, float], unit_of=shared_scope) -> list:
     """The order that makes two `--dist worksteal` workers end together: xdist hands the first
-    half of the list to one worker and the second half to the other, and a worker that runs out
-    steals from the end of the other's queue. So the tests go longest first, dealt in turn to the
-    two halves (each half then runs longest first; what is stolen is short). A test without a
-    recorded time counts as its module's mean (a new module's: the median of all).
+    half of the list (by count) to one worker and the rest to the other, and a worker that runs
+    out steals from the end of the other's queue. So the tests are dealt longest first, each to
+    the half with less to run so far, then the shortest tests move across until the halves hold
+    as many as xdist counts; each half runs longest first, and what is stolen is short. The tests
+    that share a module-scoped fixture go together, as one. A test without a recorded time
+    counts as its module's mean (a new module's: the median of all).
 
     The tests on the shared reproduced project go first in the first half and last in the
     second: the first worker builds it (when no earlier run kept it) while the other runs the
@@ -511,16 +523,33 @@ def longest_first(items: list, seconds: dict[str, float]) -> list:
         module = by_module.get(item.nodeid.split("::")[0])
         return sum(module) / len(module) if module else median
 
-    first, second, loads = [], [], [0.0, 0.0]
-    for item in sorted(items, key=expected, reverse=True):
-        half = 0 if loads[0] <= loads[1] else 1  # the half with less to run takes it ...
-        if len(first) == len(items) // 2 or len(second) == len(items) - len(items) // 2:
-            half = int(len(first) == len(items) // 2)  # ... unless it is full
-        (first, second)[half].append(item)
-        loads[half] += expected(item)
-    first.sort(key=lambda item: "reproduced" not in item.fixturenames)
-    second.sort(key=lambda item: "reproduced" in item.fixturenames)
-    return first + second
+    units: dict[str, list] = {}
+    for item in items:
+        units.setdefault(unit_of(item), []).append(item)
+    cost = {key: sum(expected(item) for item in unit) for key, unit in units.items()}
+    halves: tuple[list, list] = ([], [])
+    loads = [0.0, 0.0]
+    for key in sorted(units, key=lambda k: -cost[k]):
+        half = 0 if loads[0] <= loads[1] else 1
+        halves[half].append(key)
+        loads[half] += cost[key]
+    size = [sum(len(units[key]) for key in half) for half in halves]
+    while size[0] != len(items) // 2:  # the shortest single tests cross to even the counts
+        giver = 0 if size[0] > len(items) // 2 else 1
+        singles = [key for key in halves[giver] if len(units[key]) == 1]
+        if not singles:
+            break
+        moved = min(singles, key=lambda k: cost[k])
+        halves[giver].remove(moved)
+        halves[1 - giver].append(moved)
+        size[giver], size[1 - giver] = size[giver] - 1, size[1 - giver] + 1
+
+    def shared(key) -> bool:
+        return any("reproduced" in item.fixturenames for item in units[key])
+
+    first = sorted(halves[0], key=lambda k: (not shared(k), -cost[k]))
+    second = sorted(halves[1], key=lambda k: (shared(k), -cost[k]))
+    return [item for key in first + second for item in units[key]]
 
 
 class Schedule:

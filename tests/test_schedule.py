@@ -48,6 +48,15 @@ def test_the_kept_project_changes_with_what_built_it_and_nothing_else(tmp_path):
 class Item:
     nodeid: str
     fixturenames: list = field(default_factory=list)
+    module_fixture: bool = False  # shares a module-scoped fixture with its module's others
+
+
+def unit(item: Item) -> str:
+    return item.nodeid.split("::")[0] if item.module_fixture else item.nodeid
+
+
+def order(items: list, seconds: dict) -> list:
+    return longest_first(items, seconds, unit_of=unit)
 
 
 def two_workers(items: list, seconds: dict) -> float:
@@ -69,7 +78,7 @@ def two_workers(items: list, seconds: dict) -> float:
 def test_the_longest_tests_are_dealt_to_both_workers_first():
     seconds = {f"tests/test_a.py::t{i}": s for i, s in enumerate([5, 5, 5, 5, 20, 20, 20, 20])}
     items = [Item(nodeid) for nodeid in seconds]
-    ordered = longest_first(items, seconds)
+    ordered = order(items, seconds)
     assert [seconds[i.nodeid] for i in ordered] == [20, 20, 5, 5, 20, 20, 5, 5]
     assert sorted(i.nodeid for i in ordered) == sorted(seconds)  # every test, once
     # In collection order one worker gets all four 20 s tests: the other steals one of them late.
@@ -82,16 +91,30 @@ def test_an_unknown_test_counts_as_its_modules_mean_and_the_shared_project_comes
     seconds |= {"tests/test_b.py::x": 1.0, "tests/test_b.py::y": 2.0, "tests/test_b.py::z": 3.0}
     new = Item("tests/test_a.py::new")  # 20 s expected: between the two
     stranger = Item("tests/test_c.py::s")  # its module unknown: the median, 3 s
-    ordered = longest_first([*(Item(n) for n in seconds), new, stranger], seconds)
+    ordered = order([*(Item(n) for n in seconds), new, stranger], seconds)
     # Dealt 30 | 20 + 10 | 3 | 3 (the stranger) | 2 | 1: the new test leads the second half.
     assert [i.nodeid for i in ordered] == [
         "tests/test_a.py::older", "tests/test_b.py::z", "tests/test_b.py::y",
         "tests/test_a.py::new", "tests/test_a.py::old", "tests/test_c.py::s", "tests/test_b.py::x",
     ]  # fmt: skip
     shared = [Item(n, ["reproduced"]) for n in ("tests/test_b.py::x", "tests/test_b.py::y")]
-    ordered = longest_first([Item("tests/test_a.py::older"), *shared, Item("tests/test_a.py::old")],
-                            seconds)  # fmt: skip
+    ordered = order(
+        [Item("tests/test_a.py::older"), *shared, Item("tests/test_a.py::old")], seconds
+    )
     # First half: the shared project's tests first; second half: theirs last.
     assert [i.nodeid for i in ordered] == [
         "tests/test_b.py::x", "tests/test_a.py::older", "tests/test_a.py::old", "tests/test_b.py::y"
     ]  # fmt: skip
+
+
+def test_the_tests_of_a_module_scoped_fixture_stay_together_and_the_counts_stay_even():
+    seconds = {f"tests/test_m.py::t{i}": 10.0 for i in range(4)}  # one fixture: 40 s together
+    seconds |= {f"tests/test_f.py::t{i}": float(i + 1) for i in range(8)}  # 1 to 8 s, free
+    items = [Item(n, module_fixture=n.startswith("tests/test_m")) for n in seconds]
+    ordered = [i.nodeid for i in order(items, seconds)]
+    half = [ordered[:6], ordered[6:]]  # xdist's split: 6 and 6
+    module = [n for n in ordered if n.startswith("tests/test_m")]
+    assert any(module == h[: len(module)] for h in half), ordered  # together, in one half
+    # The module's 40 s against 36 s of free tests, six a half: the two shortest join the
+    # module (43 against 33 s is the closest six and six can be); stealing evens the rest.
+    assert sorted(sum(seconds[n] for n in h) for h in half) == [33.0, 43.0], ordered
