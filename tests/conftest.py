@@ -553,12 +553,23 @@ def longest_first(items: list, seconds: dict[str, float], unit_of=shared_scope) 
 
 
 class Schedule:
-    """Orders the tests after every other plugin has selected them (`-m`, `-k`)."""
+    """Orders the tests after every other plugin has selected them (`-m`, `-k`): the docs'
+    walk-through (`make test-docs`: each test a project of its own, driven through the CLIs)
+    longest first; any other selection in collection order, with the tests on the shared
+    reproduced project first (one worker builds it while the other runs the rest).
+
+    Not yet the in-process tests: dealt by time, a test of test_registry.py that calls DVC and
+    GTO in-process after another module's test in the same worker ends on "I/O operation on
+    closed file" (colorama keeps a stream of an earlier test's capture); in collection order
+    none does."""
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items):
-        seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
-        items[:] = longest_first(items, seconds)
+        if items and all(item.get_closest_marker("docs") for item in items):
+            seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+            items[:] = longest_first(items, seconds)
+        else:
+            items.sort(key=lambda item: "reproduced" not in item.fixturenames)
 
 
 def pytest_configure(config):
