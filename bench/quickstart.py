@@ -7,7 +7,7 @@ come from JUnit reports (PYTEST_ARGS), so the table also lists the slowest tests
 
 `python -m bench.quickstart` writes bench/QUICKSTART.md and bench/quickstart.json (the README
 quotes them; a test holds the two to agree), and tests/durations.json, each test's seconds, from
-which the test runs deal the longest tests first to both workers. It takes over an hour
+which `make test-docs` deals the longest sections first to both workers. It takes over an hour
 here, so no check runs it whole; `--only STEP,...` times some steps (after the install).
 """
 
@@ -63,28 +63,33 @@ def step_name(command: str) -> str:
     return " ".join(word for word in shlex.split(command) if "=" not in word)
 
 
+def junit_cases(path: Path) -> list[tuple[str, str, float]]:
+    """(module path, test name, seconds) of each test of a JUnit report; none if it is missing."""
+    if not path.exists():
+        return []
+    return [(case.get("classname", "").replace(".", "/"), case.get("name", ""),
+             float(case.get("time", 0))) for case in ET.parse(path).iter("testcase")]  # fmt: skip
+
+
 def slowest(reports: dict[str, Path], count: int = SLOWEST) -> list[dict]:
     """The `count` slowest tests of the JUnit reports {step: file}: step, test, seconds."""
-    found = []
-    for step, path in reports.items():
-        if not path.exists():
-            continue
-        for case in ET.parse(path).iter("testcase"):
-            module = case.get("classname", "").rsplit(".", 1)[-1]
-            found.append({"step": step, "test": f"{module}::{case.get('name')}",
-                          "seconds": round(float(case.get("time", 0)), 1)})  # fmt: skip
+    found = [
+        {"step": step, "test": f"{module.rsplit('/', 1)[-1]}::{name}", "seconds": round(time, 1)}
+        for step, path in reports.items()
+        for module, name, time in junit_cases(path)
+    ]
     return sorted(found, key=lambda t: -t["seconds"])[:count]
 
 
 def durations(reports: dict[str, Path]) -> dict[str, float]:
     """{test id: seconds} of the tests of `make test` and `make test-docs` (every test once),
-    set-up included: the order of the next runs (tests/conftest.py: longest_first)."""
-    found = {}
-    for step in ("make test", "make test-docs"):
-        if step in reports and reports[step].exists():
-            for case in ET.parse(reports[step]).iter("testcase"):
-                module = case.get("classname", "").replace(".", "/")
-                found[f"{module}.py::{case.get('name')}"] = round(float(case.get("time", 0)), 2)
+    set-up included: the order of the next docs runs (tests/conftest.py: Schedule)."""
+    found = {
+        f"{module}.py::{name}": round(time, 2)
+        for step in ("make test", "make test-docs")
+        if step in reports
+        for module, name, time in junit_cases(reports[step])
+    }
     return dict(sorted(found.items()))
 
 

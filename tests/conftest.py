@@ -220,16 +220,20 @@ TRAJECTORY_ENV = ("ONEDNN_MAX_CPU_ISA", "TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP
                   "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")  # fmt: skip
 
 
+# The files and folders a tiny project is built from (`new_pipeline_repo`, `tiny_params`).
+KEPT_FILES = ("dvc.yaml", "paths.yaml", ".gitignore", "params.yaml", "requirements.lock",
+              ".dvc/config", "bench/project.py")  # fmt: skip
+KEPT_FOLDERS = ("stages", "pretrained", ".dvc/plots", "review")
+
+
 def reproduced_key(root: Path = ROOT, env=os.environ) -> str:
     """The hash of everything a tiny project's first `dvc repro` depends on: the files
     `new_pipeline_repo` copies (code, dvc.yaml, params, pretrained weights, the DVC setup), the
     tiny params and the code that writes them, the locked packages, the Python version, the
     trajectory settings of the environment and this CPU (its model name and flags)."""
     digest = hashlib.sha256()
-    names = ("dvc.yaml", "paths.yaml", ".gitignore", "params.yaml", "requirements.lock",
-             ".dvc/config", "bench/project.py")  # fmt: skip
-    files = [root / name for name in names]
-    for folder in ("stages", "pretrained", ".dvc/plots", "review"):
+    files = [root / name for name in KEPT_FILES]
+    for folder in KEPT_FOLDERS:
         files += sorted(p for p in (root / folder).rglob("*")
                         if p.is_file() and "__pycache__" not in p.parts)  # fmt: skip
     for path in files:

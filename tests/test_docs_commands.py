@@ -62,11 +62,11 @@ def page_parts(page: Path) -> list[tuple[str, list[tuple[int, str]]]]:
         for m in SECTION.finditer(text)
     ]
     ends = [start for start, _, _ in starts[1:]] + [len(text)]
+    runs = [(line, commands) for line, commands, reason in shell_blocks(page) if reason is None]
     parts: list[tuple[str, list[tuple[int, str]]]] = []
     for (start, name, after), end in zip(starts, ends, strict=True):
         first, last = text[:start].count("\n") + 1, text[:end].count("\n") + 1
-        blocks = [(line, commands) for line, commands, reason in shell_blocks(page)
-                  if reason is None and first <= line < last]  # fmt: skip
+        blocks = [(line, commands) for line, commands in runs if first <= line < last]
         if after and parts:
             parts[-1] = (parts[-1][0], parts[-1][1] + blocks)
         elif blocks:
@@ -143,7 +143,7 @@ def test_a_page_is_cut_at_its_sections_and_every_block_that_runs_is_in_one_part(
     assert runs == {block for _, blocks in page_parts(page) for block in blocks}
     for page in PAGES:  # the real pages: no block that runs is left out of the parts
         runs = [(line, c) for line, c, reason in shell_blocks(page) if reason is None]
-        parts = [block for _, name, blocks in PARTS if _ == page for block in blocks]
+        parts = [block for part, _, blocks in PARTS if part == page for block in blocks]
         assert sorted(parts) == sorted(runs), page.name
 
 

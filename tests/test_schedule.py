@@ -6,16 +6,15 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 
-from tests.conftest import ROOT, longest_first, reproduced_key
+from tests.conftest import KEPT_FILES, KEPT_FOLDERS, ROOT, longest_first, reproduced_key
 
 
 def tree(tmp_path):
     """The files a tiny project's first `dvc repro` is built from, in a root of their own."""
     root = tmp_path / "root"
-    for folder in ("stages", "pretrained", ".dvc/plots", "review"):
+    for folder in KEPT_FOLDERS:
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", "paths.yaml", ".gitignore", "params.yaml", "requirements.lock",
-                 ".dvc/config", "bench/project.py"):  # fmt: skip
+    for name in KEPT_FILES:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, root / name)
     return root
